@@ -1,0 +1,30 @@
+/**
+ * The outside contract: every event leaves the server in this envelope (see README "Events").
+ * `seq` is gapless per call from 0; `id` is fixed when the event is created and never changes
+ * across retries, so receivers can deduplicate on it (it is also the `webhook-id` header).
+ */
+export type EventType =
+  | 'call.started'
+  | 'transcript.partial'
+  | 'transcript.final'
+  | 'call.dtmf'
+  | 'call.ended'
+
+export interface EventEnvelope<D extends object = Record<string, unknown>> {
+  readonly id: string
+  readonly type: EventType
+  readonly call_id: string
+  readonly seq: number
+  /** ISO-8601 wall-clock time at which the server created the event. */
+  readonly time: string
+  readonly data: D
+}
+
+/**
+ * Where events go. `publish` never throws and never blocks the caller: delivery, retries and
+ * ordering are the sink's job. `close` waits (bounded) for what is in flight.
+ */
+export interface EventSink {
+  publish(event: EventEnvelope): void
+  close(timeoutMs: number): Promise<void>
+}
