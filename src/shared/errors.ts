@@ -14,6 +14,7 @@ export const ErrorCodes = {
   ERR_AUDIOSOCKET_FIRST_FRAME_TIMEOUT: 'no UUID frame arrived in time',
   ERR_AUDIOSOCKET_DUPLICATE_UUID: 'a second UUID frame arrived on the same connection',
   ERR_AUDIOSOCKET_RATE_CHANGED: 'the audio kind (sample rate) changed in the middle of a call',
+  ERR_AUDIOSOCKET_STALLED: 'part of a frame arrived and the rest did not follow in time',
   ERR_AUDIOSOCKET_SOCKET: 'the AudioSocket connection failed',
   // Soniox real-time session
   ERR_SONIOX_CONNECT: 'could not open the Soniox WebSocket',

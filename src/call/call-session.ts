@@ -1,0 +1,473 @@
+/**
+ * One Asterisk call = one TCP connection = one CallSession. It owns the call's state machine,
+ * wires the frame parser to the Soniox session and the transcript assembler, publishes the call's
+ * events, and logs the call's outcome once.
+ *
+ *   awaiting-uuid --UUID frame--> streaming --EOF / reset / hangup / violation / shutdown--> ending --> closed
+ *        \--first-frame timeout, wrong first bytes, socket error--------------------------> ending --> closed
+ *
+ * Invariants:
+ * - The Asterisk socket is read at all times, whatever Soniox or the webhook do: Asterisk writes
+ *   without blocking and drops the call when its write would block. Nothing here pauses it.
+ * - Asterisk never sends hangup; EOF or ECONNRESET is the normal end of a call.
+ * - When the server ends a call itself it sends `00 00 00` first (old Asterisk ignores a bare
+ *   FIN and leaves the caller in a silent call), then half-closes and waits for Asterisk's close.
+ * - A protocol violation ends this call only; nothing here throws into the event loop.
+ * - Timestamps in events are call audio time (samples received), not wall-clock time.
+ */
+import type { Socket } from 'node:net'
+import { FrameParser, Kind, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
+import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
+import type { Logger } from '../logger.js'
+import type { EventSink } from '../webhook/envelope.js'
+import type { SonioxResult } from '../soniox/messages.js'
+import type { SonioxError, SonioxSessionHandlers } from '../soniox/soniox-session.js'
+import { TranscriptAssembler, type Utterance } from '../soniox/transcript-assembler.js'
+import { CallEventFactory } from './call-events.js'
+
+export type CallState = 'awaiting-uuid' | 'streaming' | 'ending' | 'closed'
+
+export type CallEndReason = 'hangup' | 'server_hangup' | 'error' | 'shutdown' | 'timeout'
+
+/** What the call needs from a transcriber; SonioxSession is the real one. */
+export interface Transcriber {
+  start(format: { sampleRate: number }): void
+  sendAudio(chunk: Buffer): void
+  finish(): Promise<void>
+  close(): void
+  readonly bytesDropped: number
+}
+
+export type TranscriberFactory = (callId: string, handlers: SonioxSessionHandlers) => Transcriber
+
+export interface CallSettings {
+  firstFrameTimeoutMs: number
+  /** Sample rate of kind 0x10 frames (8000, or 16000 for old Asterisk labelling slin16 as 0x10). */
+  slinSampleRate: number
+  maxPayloadBytes: number
+  /** A partial frame left waiting this long ends the call (a peer that sends half a frame and stalls). */
+  stallTimeoutMs: number
+  hangupGraceMs: number
+  partialEvents: boolean
+  partialIntervalMs: number
+}
+
+export interface CallSessionDeps {
+  socket: Socket
+  logger: Logger
+  sink: EventSink
+  createTranscriber: TranscriberFactory
+  settings: CallSettings
+  now?: () => number
+  /** Called once, when the call has fully ended and its last event is published. */
+  onClosed?: (call: CallSession) => void
+}
+
+/** The UUID frame header: kind 0x01, length 16. Asterisk always sends it first. */
+const UUID_HEADER = [Kind.Uuid, 0x00, 0x10] as const
+
+export class CallSession {
+  private stateValue: CallState = 'awaiting-uuid'
+  private readonly socket: Socket
+  private readonly parser: FrameParser
+  private readonly settings: CallSettings
+  private readonly now: () => number
+  private log: Logger
+  private readonly startedAt: number
+  private headerBytesChecked = 0
+  private firstFrameTimer: NodeJS.Timeout | undefined
+  private stallTimer: NodeJS.Timeout | undefined
+  private graceTimer: NodeJS.Timeout | undefined
+
+  private callIdValue: string | undefined
+  private events: CallEventFactory | undefined
+  private transcriber: Transcriber | undefined
+  private transcriptionError: AppError | undefined
+  private readonly assembler = new TranscriptAssembler()
+  private sampleRate: number | undefined
+  private audioBytes = 0
+  /** Keeps 16-bit sample alignment when a payload has an odd length (it happens: CNG, codecs). */
+  private oddByte: Buffer | undefined
+  private readonly frameCounts = { audio: 0, dtmf: 0, unknown: 0, error: 0 }
+  private lastPartialAt = -Infinity
+  private lastPartialText = ''
+  private endPromise: Promise<void> | undefined
+  private readonly onceClosed: Array<() => void> = []
+
+  constructor(private readonly deps: CallSessionDeps) {
+    this.socket = deps.socket
+    this.settings = deps.settings
+    this.now = deps.now ?? Date.now
+    this.startedAt = this.now()
+    this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
+    this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes })
+
+    this.socket.setNoDelay(true)
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    this.socket.on('end', () => this.onEnd())
+    this.socket.on('error', (err) => this.onSocketError(err))
+    this.socket.on('close', () => this.onSocketClose())
+    this.firstFrameTimer = setTimeout(() => {
+      this.end(
+        'timeout',
+        new AppError('ERR_AUDIOSOCKET_FIRST_FRAME_TIMEOUT', `no UUID frame within ${this.settings.firstFrameTimeoutMs} ms`),
+      )
+    }, this.settings.firstFrameTimeoutMs)
+  }
+
+  get state(): CallState {
+    return this.stateValue
+  }
+
+  get callId(): string | undefined {
+    return this.callIdValue
+  }
+
+  /** Ends the call from the server side (process shutdown); resolves when it is closed. */
+  shutdown(): Promise<void> {
+    return this.end('shutdown')
+  }
+
+  /** Resolves when the call has closed (immediately if it already has). */
+  closed(): Promise<void> {
+    return this.endPromise ?? new Promise((resolve) => this.onceClosed.push(resolve))
+  }
+
+  // ---- inbound bytes --------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    // Once the call is ending the bytes are read and dropped: never stop reading Asterisk.
+    if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
+    if (this.headerBytesChecked < UUID_HEADER.length && !this.checkFirstBytes(chunk)) return
+
+    let frames: Frame[]
+    try {
+      frames = this.parser.push(chunk)
+    } catch (err) {
+      void this.end('error', asAppError(err))
+      return
+    }
+    for (const frame of frames) {
+      this.onFrame(frame)
+      if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
+    }
+    this.watchForStall()
+  }
+
+  /**
+   * Asterisk's first bytes are always `01 00 10`. Checking them as they arrive turns garbage (an
+   * HTTP request, a port scanner, a misrouted SIP stream) into an immediate, named error instead
+   * of a parser waiting for a 17 KB "payload" until the first-frame timeout.
+   */
+  private checkFirstBytes(chunk: Buffer): boolean {
+    for (let i = 0; i < chunk.length && this.headerBytesChecked < UUID_HEADER.length; i++) {
+      const expected = UUID_HEADER[this.headerBytesChecked] as number
+      const actual = chunk[i] as number
+      if (actual !== expected) {
+        void this.end(
+          'error',
+          new AppError(
+            'ERR_AUDIOSOCKET_FIRST_FRAME',
+            `expected the UUID frame header 01 00 10, byte ${this.headerBytesChecked} is 0x${hex(actual)}`,
+          ),
+        )
+        return false
+      }
+      this.headerBytesChecked++
+    }
+    return true
+  }
+
+  /** A partial frame that is not completed in time means a broken peer, not a slow one. */
+  private watchForStall(): void {
+    if (this.parser.bufferedBytes === 0) {
+      if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
+      this.stallTimer = undefined
+      return
+    }
+    if (this.stallTimer !== undefined) return
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined
+      void this.end(
+        'error',
+        new AppError(
+          'ERR_AUDIOSOCKET_STALLED',
+          `${this.parser.bufferedBytes} bytes of an incomplete frame waited ${this.settings.stallTimeoutMs} ms for the rest`,
+        ),
+      )
+    }, this.settings.stallTimeoutMs)
+  }
+
+  private onFrame(frame: Frame): void {
+    if (this.stateValue === 'awaiting-uuid' && frame.type !== 'uuid') {
+      void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame is ${frame.type}, not the UUID`))
+      return
+    }
+    switch (frame.type) {
+      case 'uuid':
+        if (this.stateValue !== 'awaiting-uuid') {
+          void this.end('error', new AppError('ERR_AUDIOSOCKET_DUPLICATE_UUID', `a second UUID frame (${frame.uuid}) arrived`))
+          return
+        }
+        this.beginCall(frame.uuid)
+        return
+      case 'audio':
+        this.onAudio(frame.kind, frame.payload)
+        return
+      case 'dtmf':
+        this.frameCounts.dtmf++
+        this.publish('call.dtmf', { digit: frame.digit, at_ms: this.audioMs() })
+        this.log.debug({ digit: frame.digit }, 'dtmf')
+        return
+      case 'hangup':
+        // Asterisk never sends this; a peer that does is ending the call.
+        void this.end('hangup')
+        return
+      case 'error':
+        this.frameCounts.error++
+        this.log.warn({ errorCode: frame.code }, 'AudioSocket error frame received (Asterisk never sends one: check what is connecting)')
+        return
+      case 'unknown':
+        this.frameCounts.unknown++
+        if (this.frameCounts.unknown === 1) {
+          this.log.warn({ kind: `0x${hex(frame.kind)}`, bytes: frame.payload.length }, 'unknown AudioSocket frame kind skipped')
+        }
+        return
+    }
+  }
+
+  private beginCall(uuid: string): void {
+    this.stateValue = 'streaming'
+    this.callIdValue = uuid
+    this.log = this.deps.logger.child({ callId: uuid })
+    if (this.firstFrameTimer !== undefined) clearTimeout(this.firstFrameTimer)
+    this.firstFrameTimer = undefined
+    this.events = new CallEventFactory(uuid, this.now)
+    this.publish('call.started', {
+      remote_address: this.socket.remoteAddress ?? null,
+      remote_port: this.socket.remotePort ?? null,
+      local_port: this.socket.localPort ?? null,
+    })
+    this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` }, 'call started')
+    this.transcriber = this.deps.createTranscriber(uuid, {
+      onResult: (result) => this.onTranscriptResult(result),
+      onError: (err) => this.onTranscriptionError(err),
+      onFinished: () => {},
+    })
+  }
+
+  private onAudio(kind: number, payload: Buffer): void {
+    this.frameCounts.audio++
+    if (payload.length === 0) return
+    // 0x10 is 8 kHz on current Asterisk, but older versions label slin16 as 0x10 too: a setting decides.
+    const rate = kind === Kind.Slin8 ? this.settings.slinSampleRate : (sampleRateOfKind(kind) ?? this.settings.slinSampleRate)
+    if (this.sampleRate === undefined) {
+      this.sampleRate = rate
+      this.log.info({ kind: `0x${hex(kind)}`, sampleRate: rate }, 'audio format')
+      this.transcriber?.start({ sampleRate: rate })
+    } else if (rate !== this.sampleRate) {
+      void this.end(
+        'error',
+        new AppError('ERR_AUDIOSOCKET_RATE_CHANGED', `audio kind 0x${hex(kind)} (${rate} Hz) after ${this.sampleRate} Hz audio`),
+      )
+      return
+    }
+    this.audioBytes += payload.length
+
+    let pcm = payload
+    if (this.oddByte !== undefined) {
+      pcm = Buffer.concat([this.oddByte, payload])
+      this.oddByte = undefined
+    }
+    if (pcm.length % 2 === 1) {
+      this.oddByte = Buffer.from(pcm.subarray(pcm.length - 1))
+      pcm = pcm.subarray(0, pcm.length - 1)
+    }
+    if (this.transcriptionError === undefined) this.transcriber?.sendAudio(pcm)
+  }
+
+  private audioMs(): number {
+    if (this.sampleRate === undefined) return 0
+    return Math.round((this.audioBytes / 2 / this.sampleRate) * 1000)
+  }
+
+  // ---- transcripts -----------------------------------------------------------------------------
+
+  private onTranscriptResult(result: SonioxResult): void {
+    for (const utterance of this.assembler.push(result)) this.publishUtterance(utterance)
+    if (this.settings.partialEvents) this.maybePublishPartial()
+  }
+
+  private maybePublishPartial(): void {
+    const partial = this.assembler.partial()
+    if (partial === undefined || partial.text === this.lastPartialText) return
+    const now = this.now()
+    if (now - this.lastPartialAt < this.settings.partialIntervalMs) return
+    this.lastPartialAt = now
+    this.lastPartialText = partial.text
+    this.publish('transcript.partial', { index: this.assembler.utteranceCount, text: partial.text, start_ms: partial.start_ms })
+  }
+
+  private publishUtterance(u: Utterance): void {
+    this.lastPartialText = ''
+    this.publish('transcript.final', { ...u })
+    this.log.debug({ index: u.index, text: u.text }, 'utterance')
+  }
+
+  private onTranscriptionError(err: AppError): void {
+    if (this.transcriptionError !== undefined) return
+    this.transcriptionError = err
+    // The caller is still on the line: keep reading (and counting) their audio, keep the call up,
+    // and report the lost transcription in call.ended. Hanging up a caller because speech-to-text
+    // failed would be worse than an incomplete transcript.
+    this.log.error({ err }, 'transcription failed; the call continues untranscribed')
+    const last = this.assembler.flush('call_end')
+    if (last) this.publishUtterance(last)
+  }
+
+  // ---- ending ----------------------------------------------------------------------------------
+
+  private onEnd(): void {
+    if (this.stateValue === 'ending' || this.stateValue === 'closed') return
+    try {
+      this.parser.end()
+    } catch (err) {
+      // Asterisk closed mid-frame: the call is over either way; name the violation once.
+      this.log.warn({ err }, 'connection ended inside a frame')
+    }
+    void this.end('hangup')
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.stateValue === 'ending' || this.stateValue === 'closed') return
+    // Asterisk close()s with unread data at hangup, which arrives as a reset: a normal end.
+    if (isErrnoException(err) && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+      void this.end('hangup')
+      return
+    }
+    void this.end('error', new AppError('ERR_AUDIOSOCKET_SOCKET', `socket error: ${err.message}`, { cause: err }))
+  }
+
+  private onSocketClose(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
+    this.graceTimer = undefined
+    if (this.stateValue === 'awaiting-uuid' || this.stateValue === 'streaming') void this.end('hangup')
+  }
+
+  /** Idempotent: the first reason wins; later calls return the same promise. */
+  private end(reason: CallEndReason, error?: AppError): Promise<void> {
+    if (this.endPromise) return this.endPromise
+    const serverSide = reason !== 'hangup'
+    this.stateValue = 'ending'
+    this.clearTimers()
+    if (serverSide) this.hangUpAsterisk()
+    else this.socket.destroy()
+    this.endPromise = this.finishCall(reason, error)
+    return this.endPromise
+  }
+
+  private hangUpAsterisk(): void {
+    if (this.socket.destroyed || !this.socket.writable) return
+    // One write of 00 00 00, then FIN; Asterisk closes its side when it reads the hangup.
+    this.socket.end(encodeHangup())
+    this.graceTimer = setTimeout(() => this.socket.destroy(), this.settings.hangupGraceMs)
+    this.graceTimer.unref()
+  }
+
+  private async finishCall(reason: CallEndReason, error?: AppError): Promise<void> {
+    if (this.callIdValue === undefined) {
+      // No UUID, so no call to report: one log line naming why, and the connection goes.
+      if (error) this.log.warn({ err: error, reason }, `connection closed before a call started: ${error.message}`)
+      if (reason === 'hangup') this.log.info('connection closed before sending a UUID frame')
+      this.close()
+      return
+    }
+    if (error) this.log.warn({ err: error }, `ending call: ${error.message}`)
+
+    if (this.transcriber !== undefined && this.transcriptionError === undefined) {
+      // The last words are still in flight at Soniox: end the audio and wait (bounded) for them.
+      await this.transcriber.finish()
+    }
+    this.transcriber?.close()
+    const last = this.assembler.flush('call_end')
+    if (last) this.publishUtterance(last)
+
+    const endError = error ?? this.transcriptionError
+    const endReason: CallEndReason = error === undefined && this.transcriptionError !== undefined && reason === 'hangup' ? 'error' : reason
+    const transcript = this.assembler.transcript
+    const durationMs = this.now() - this.startedAt
+    const droppedBytes = this.transcriber?.bytesDropped ?? 0
+    this.publish('call.ended', {
+      reason: endReason,
+      duration_ms: durationMs,
+      audio_ms: this.audioMs(),
+      sample_rate: this.sampleRate ?? null,
+      transcript,
+      utterances: this.assembler.utteranceCount,
+      soniox: {
+        sessions: this.transcriber === undefined || this.sampleRate === undefined ? 0 : 1,
+        reconnects: 0,
+        audio_dropped_ms: this.sampleRate ? Math.round((droppedBytes / 2 / this.sampleRate) * 1000) : 0,
+      },
+      frames: { ...this.frameCounts },
+      error: endError ? describeError(endError) : null,
+    })
+    this.log.info(
+      {
+        reason: endReason,
+        durationMs,
+        audioMs: this.audioMs(),
+        sampleRate: this.sampleRate,
+        frames: this.frameCounts.audio,
+        dtmf: this.frameCounts.dtmf,
+        utterances: this.assembler.utteranceCount,
+        words: countWords(transcript),
+        errorCode: endError?.code,
+      },
+      'call ended',
+    )
+    this.close()
+  }
+
+  private close(): void {
+    this.stateValue = 'closed'
+    this.clearTimers()
+    for (const resolve of this.onceClosed.splice(0)) resolve()
+    this.deps.onClosed?.(this)
+  }
+
+  private clearTimers(): void {
+    if (this.firstFrameTimer !== undefined) clearTimeout(this.firstFrameTimer)
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
+    this.firstFrameTimer = undefined
+    this.stallTimer = undefined
+  }
+
+  private publish(type: Parameters<CallEventFactory['create']>[0], data: Record<string, unknown>): void {
+    if (this.events === undefined) return
+    this.deps.sink.publish(this.events.create(type, data))
+  }
+}
+
+function asAppError(err: unknown): AppError {
+  if (isAppError(err)) return err
+  return new AppError('ERR_AUDIOSOCKET_SOCKET', err instanceof Error ? err.message : String(err), { cause: err })
+}
+
+function describeError(err: AppError): Record<string, unknown> {
+  const out: Record<string, unknown> = { code: err.code, message: err.message }
+  const soniox = err as SonioxError
+  if (soniox.sonioxCode !== undefined) out.soniox_code = soniox.sonioxCode
+  if (soniox.sonioxType !== undefined) out.soniox_type = soniox.sonioxType
+  if (soniox.requestId !== undefined) out.request_id = soniox.requestId
+  return out
+}
+
+function countWords(text: string): number {
+  const trimmed = text.trim()
+  return trimmed === '' ? 0 : trimmed.split(/\s+/).length
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, '0')
+}

@@ -1,0 +1,55 @@
+/**
+ * `audiosocket-soniox serve`: load the configuration, start the server, run until SIGTERM/SIGINT,
+ * then end every live call properly (last words from Soniox, call.ended, hangup to Asterisk) and
+ * deliver pending events within SHUTDOWN_TIMEOUT_MS. A second signal exits at once.
+ */
+import { createApp } from '../app.js'
+import { loadConfig, type Config } from '../config.js'
+import { createLogger } from '../logger.js'
+import { isAppError } from '../shared/errors.js'
+import { VERSION } from '../version.js'
+
+/** sysexits.h EX_CONFIG: lets systemd's RestartPreventExitStatus stop a restart loop on bad settings. */
+export const EXIT_CONFIG = 78
+
+export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: string | undefined; stderr: NodeJS.WritableStream }): Promise<number> {
+  let config: Config
+  try {
+    config = loadConfig({ env: options.env, configFile: options.configFile })
+  } catch (err) {
+    if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
+      options.stderr.write(`audiosocket-soniox: ${err.message}\nSee README.md, "Settings", for every setting and its form.\n`)
+      return EXIT_CONFIG
+    }
+    throw err
+  }
+
+  const logger = createLogger({ level: config.logLevel })
+  const app = createApp(config, logger)
+  try {
+    await app.start()
+  } catch (err) {
+    logger.fatal({ err, host: config.audiosocket.host, port: config.audiosocket.port }, 'cannot listen for AudioSocket connections (AUDIOSOCKET_HOST / AUDIOSOCKET_PORT)')
+    logger.flush()
+    return 1
+  }
+  logger.info({ version: VERSION, node: process.version }, 'audiosocket-soniox started')
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  logger.info({ signal, activeCalls: app.server.activeCalls }, 'shutting down: ending live calls')
+  const exitNow = (): void => {
+    logger.warn('second signal: exiting without waiting')
+    logger.flush()
+    process.exit(1)
+  }
+  process.once('SIGTERM', exitNow)
+  process.once('SIGINT', exitNow)
+
+  await app.stop(config.shutdownTimeoutMs)
+  logger.info('stopped')
+  await new Promise<void>((resolve) => logger.flush(() => resolve()))
+  return 0
+}

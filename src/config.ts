@@ -1,0 +1,452 @@
+/**
+ * Configuration: one convict schema, read from environment variables and an optional JSON file,
+ * validated once at start with every problem reported together, then frozen into a typed object.
+ *
+ * Only this module and `cli/` read `process.env`; everything else receives the `Config` (or a
+ * slice of it) as an argument.
+ */
+import { readFileSync } from 'node:fs'
+import convict from 'convict'
+import { AppError } from './shared/errors.js'
+
+export interface TranslationConfig {
+  type: 'one_way' | 'two_way'
+  target_language?: string
+  language_a?: string
+  language_b?: string
+}
+
+export interface Config {
+  audiosocket: {
+    host: string
+    port: number
+    firstFrameTimeoutMs: number
+    /** Sample rate of 0x10 frames: 8000, or 16000 for Asterisk < 20.17 with `c(slin16)`. */
+    slinSampleRate: number
+    maxPayloadBytes: number
+    hangupGraceMs: number
+  }
+  soniox: {
+    apiKey: string
+    websocketUrl: string
+    model: string
+    languageHints: string[]
+    languageHintsStrict: boolean
+    context: Record<string, unknown> | string | null
+    endpointDetection: boolean
+    maxEndpointDelayMs: number | null
+    endpointSensitivity: number | null
+    endpointLatencyAdjustmentLevel: number | null
+    speakerDiarization: boolean
+    languageIdentification: boolean
+    translation: TranslationConfig | null
+    connectTimeoutMs: number
+    finishTimeoutMs: number
+    audioBatchMs: number
+    maxBufferedAudioMs: number
+  }
+  webhook: {
+    url: string | null
+    secret: string | null
+    timeoutMs: number
+    maxAttempts: number
+    retryInitialMs: number
+    retryMaxMs: number
+  }
+  transcript: {
+    partialEvents: boolean
+    partialIntervalMs: number
+  }
+  logLevel: string
+  shutdownTimeoutMs: number
+}
+
+/** ISO 639 code with optional subtags: what Soniox's language_hints take. */
+const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
+
+// ---------------------------------------------------------------------------------------------
+// Formats. Convict's built-ins coerce loosely ("yes" -> true, "abc" -> NaN); these keep the raw
+// string when it does not parse, so the error shows what the operator actually wrote.
+
+function integerFormat(name: string, min: number, max: number) {
+  return {
+    name,
+    coerce: (v: unknown) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v),
+    validate(v: unknown) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+        throw new Error(`must be a whole number from ${min} to ${max}`)
+      }
+    },
+  }
+}
+
+convict.addFormats({
+  'strict-boolean': {
+    coerce(v: unknown) {
+      if (typeof v !== 'string') return v
+      const s = v.trim().toLowerCase()
+      if (['true', '1', 'yes', 'on'].includes(s)) return true
+      if (['false', '0', 'no', 'off', ''].includes(s)) return false
+      return v
+    },
+    validate(v: unknown) {
+      if (typeof v !== 'boolean') throw new Error('must be true or false')
+    },
+  },
+  'tcp-port': integerFormat('tcp-port', 0, 65535),
+  'positive-ms': integerFormat('positive-ms', 1, 24 * 3600 * 1000),
+  'non-negative-ms': integerFormat('non-negative-ms', 0, 24 * 3600 * 1000),
+  'attempts': integerFormat('attempts', 1, 100),
+  'payload-bytes': integerFormat('payload-bytes', 16, 65535),
+  'slin-rate': {
+    coerce: (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+    validate(v: unknown) {
+      if (v !== 8000 && v !== 16000) throw new Error('must be 8000 or 16000')
+    },
+  },
+  'nullable-int': {
+    coerce: (v: unknown) => (typeof v === 'string' ? (v.trim() === '' ? null : /^-?\d+$/.test(v.trim()) ? Number(v) : v) : v),
+    validate() {
+      /* range checked per setting in checkRanges(), where the limits are known */
+    },
+  },
+  'nullable-number': {
+    coerce: (v: unknown) => (typeof v === 'string' ? (v.trim() === '' ? null : Number.isFinite(Number(v)) ? Number(v) : v) : v),
+    validate() {
+      /* range checked per setting in checkRanges() */
+    },
+  },
+  'language-list': {
+    coerce: (v: unknown) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((s) => s.trim())
+            .filter((s) => s !== '')
+        : v,
+    validate(v: unknown) {
+      if (!Array.isArray(v)) throw new Error('must be a comma-separated list of language codes, e.g. "en,es"')
+      for (const code of v) {
+        if (typeof code !== 'string' || !LANGUAGE_CODE.test(code)) {
+          throw new Error(`"${String(code)}" is not a language code; use ISO codes such as en, es, de, separated by commas`)
+        }
+      }
+      if (new Set(v).size !== v.length) throw new Error('lists a language more than once')
+    },
+  },
+  'optional-url': {
+    coerce: (v: unknown) => (typeof v === 'string' && v.trim() === '' ? null : v),
+    validate(v: unknown) {
+      if (v === null) return
+      const protocols = ['http:', 'https:']
+      let url: URL
+      try {
+        url = new URL(String(v))
+      } catch {
+        throw new Error(`must be an absolute URL (${protocols.join(' or ')})`)
+      }
+      if (!protocols.includes(url.protocol)) throw new Error(`must use ${protocols.join(' or ')}`)
+    },
+  },
+  'ws-url': {
+    validate(v: unknown) {
+      let url: URL
+      try {
+        url = new URL(String(v))
+      } catch {
+        throw new Error('must be an absolute wss:// or ws:// URL')
+      }
+      if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw new Error('must be a wss:// (or ws://) URL')
+    },
+  },
+  'required-secret': {
+    coerce: (v: unknown) => (typeof v === 'string' ? v.trim() : v),
+    validate(v: unknown) {
+      if (typeof v !== 'string' || v === '') throw new Error('must be set')
+    },
+  },
+  'optional-secret': {
+    coerce: (v: unknown) => (typeof v === 'string' && v.trim() === '' ? null : v),
+    validate(v: unknown) {
+      if (v !== null && typeof v !== 'string') throw new Error('must be a string')
+    },
+  },
+  'optional-path': {
+    coerce: (v: unknown) => (typeof v === 'string' && v.trim() === '' ? null : v),
+    validate(v: unknown) {
+      if (v !== null && typeof v !== 'string') throw new Error('must be a file path')
+    },
+  },
+  'translation': {
+    coerce(v: unknown) {
+      if (typeof v !== 'string') return v
+      const s = v.trim()
+      if (s === '') return null
+      const parts = s.split(':')
+      if (parts[0] === 'one_way' && parts.length === 2) return { type: 'one_way', target_language: parts[1] }
+      if (parts[0] === 'two_way' && parts.length === 3) return { type: 'two_way', language_a: parts[1], language_b: parts[2] }
+      return v
+    },
+    validate(v: unknown) {
+      if (v === null) return
+      const t = v as Partial<TranslationConfig>
+      const ok =
+        typeof v === 'object' &&
+        ((t.type === 'one_way' && LANGUAGE_CODE.test(String(t.target_language))) ||
+          (t.type === 'two_way' && LANGUAGE_CODE.test(String(t.language_a)) && LANGUAGE_CODE.test(String(t.language_b))))
+      if (!ok) throw new Error('must be "one_way:<language>" (e.g. one_way:de) or "two_way:<language>:<language>" (e.g. two_way:en:es)')
+    },
+  },
+  'log-level': {
+    validate(v: unknown) {
+      if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(String(v))) {
+        throw new Error('must be one of fatal, error, warn, info, debug, trace, silent')
+      }
+    },
+  },
+})
+
+// ---------------------------------------------------------------------------------------------
+
+const schema = {
+  audiosocket: {
+    host: { doc: 'Address the AudioSocket TCP server listens on.', format: String, default: '127.0.0.1', env: 'AUDIOSOCKET_HOST' },
+    port: { doc: 'TCP port for AudioSocket connections from Asterisk.', format: 'tcp-port', default: 9092, env: 'AUDIOSOCKET_PORT' },
+    firstFrameTimeoutMs: {
+      doc: 'Close a connection whose UUID frame has not arrived after this many milliseconds.',
+      format: 'positive-ms',
+      default: 2000,
+      env: 'AUDIOSOCKET_FIRST_FRAME_TIMEOUT_MS',
+    },
+    slinSampleRate: {
+      doc: 'Sample rate of kind 0x10 audio. 8000, or 16000 for Asterisk before 20.17/21.12/22.7/23.1 dialled with c(slin16), which labels 16 kHz audio 0x10.',
+      format: 'slin-rate',
+      default: 8000,
+      env: 'AUDIOSOCKET_SLIN_SAMPLE_RATE',
+    },
+    maxPayloadBytes: {
+      doc: 'Largest frame payload accepted; a frame announcing more ends that call. 65535 is the protocol maximum.',
+      format: 'payload-bytes',
+      default: 65535,
+      env: 'AUDIOSOCKET_MAX_PAYLOAD_BYTES',
+    },
+    hangupGraceMs: {
+      doc: 'After sending hangup, how long to wait for Asterisk to close before the socket is destroyed.',
+      format: 'positive-ms',
+      default: 2000,
+      env: 'AUDIOSOCKET_HANGUP_GRACE_MS',
+    },
+  },
+  soniox: {
+    apiKey: { doc: 'Soniox API key (sent in the Authorization header).', format: 'required-secret', default: '', env: 'SONIOX_API_KEY', sensitive: true },
+    websocketUrl: {
+      doc: 'Soniox real-time WebSocket URL (EU: wss://stt-rt.eu.soniox.com/transcribe-websocket, JP: wss://stt-rt.jp.soniox.com/transcribe-websocket).',
+      format: 'ws-url',
+      default: 'wss://stt-rt.soniox.com/transcribe-websocket',
+      env: 'SONIOX_WEBSOCKET_URL',
+    },
+    model: { doc: 'Soniox real-time model.', format: String, default: 'stt-rt-v5', env: 'SONIOX_MODEL' },
+    languageHints: { doc: 'Comma-separated language hints, e.g. "en,es".', format: 'language-list', default: [] as string[], env: 'SONIOX_LANGUAGE_HINTS' },
+    languageHintsStrict: { doc: 'Strongly bias recognition to the hinted languages.', format: 'strict-boolean', default: false, env: 'SONIOX_LANGUAGE_HINTS_STRICT' },
+    contextFile: { doc: 'JSON file with a Soniox context object (general, text, terms, translation_terms).', format: 'optional-path', default: null as string | null, env: 'SONIOX_CONTEXT_FILE' },
+    endpointDetection: { doc: 'Let Soniox detect the end of each utterance (<end> tokens).', format: 'strict-boolean', default: true, env: 'SONIOX_ENDPOINT_DETECTION' },
+    maxEndpointDelayMs: { doc: 'Upper bound between end of speech and endpoint, 500-3000 ms (Soniox default 2000).', format: 'nullable-int', default: null as number | null, env: 'SONIOX_MAX_ENDPOINT_DELAY_MS' },
+    endpointSensitivity: { doc: 'stt-rt-v5 only: -1.0 to 1.0, higher ends utterances sooner.', format: 'nullable-number', default: null as number | null, env: 'SONIOX_ENDPOINT_SENSITIVITY' },
+    endpointLatencyAdjustmentLevel: { doc: 'stt-rt-v5 only: 0-3, higher lowers endpoint latency.', format: 'nullable-int', default: null as number | null, env: 'SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL' },
+    speakerDiarization: { doc: 'Label tokens with speakers.', format: 'strict-boolean', default: false, env: 'SONIOX_SPEAKER_DIARIZATION' },
+    languageIdentification: { doc: 'Label tokens with their language.', format: 'strict-boolean', default: false, env: 'SONIOX_LANGUAGE_IDENTIFICATION' },
+    translation: { doc: 'Translation: "one_way:<lang>" or "two_way:<lang>:<lang>".', format: 'translation', default: null as TranslationConfig | null, env: 'SONIOX_TRANSLATION' },
+    connectTimeoutMs: { doc: 'Bound on opening the Soniox WebSocket.', format: 'positive-ms', default: 10000, env: 'SONIOX_CONNECT_TIMEOUT_MS' },
+    finishTimeoutMs: { doc: 'Bound on waiting for Soniox to send its last words after the call ends.', format: 'positive-ms', default: 10000, env: 'SONIOX_FINISH_TIMEOUT_MS' },
+    audioBatchMs: { doc: 'Batch audio into messages of at least this many ms (0 = forward each frame as it arrives).', format: 'non-negative-ms', default: 0, env: 'SONIOX_AUDIO_BATCH_MS' },
+    maxBufferedAudioMs: {
+      doc: 'Audio allowed to queue towards Soniox (connecting or a slow link) before newer audio is dropped and counted.',
+      format: 'positive-ms',
+      default: 30000,
+      env: 'SONIOX_MAX_BUFFERED_AUDIO_MS',
+    },
+  },
+  webhook: {
+    url: { doc: 'Where events are POSTed; unset = JSON lines on stdout.', format: 'optional-url', default: null as string | null, env: 'WEBHOOK_URL' },
+    secret: { doc: 'Standard Webhooks signing secret (whsec_<base64> or any string).', format: 'optional-secret', default: null as string | null, env: 'WEBHOOK_SECRET', sensitive: true },
+    timeoutMs: { doc: 'Per-request timeout.', format: 'positive-ms', default: 5000, env: 'WEBHOOK_TIMEOUT_MS' },
+    maxAttempts: { doc: 'Attempts per event before it is given up (logged at error).', format: 'attempts', default: 8, env: 'WEBHOOK_MAX_ATTEMPTS' },
+    retryInitialMs: { doc: 'First retry delay; doubles per attempt with jitter.', format: 'positive-ms', default: 500, env: 'WEBHOOK_RETRY_INITIAL_MS' },
+    retryMaxMs: { doc: 'Cap on the retry delay.', format: 'positive-ms', default: 30000, env: 'WEBHOOK_RETRY_MAX_MS' },
+  },
+  transcript: {
+    partialEvents: { doc: 'Publish throttled transcript.partial events.', format: 'strict-boolean', default: false, env: 'TRANSCRIPT_PARTIAL_EVENTS' },
+    partialIntervalMs: { doc: 'Minimum interval between transcript.partial events of one call.', format: 'positive-ms', default: 500, env: 'TRANSCRIPT_PARTIAL_INTERVAL_MS' },
+  },
+  logLevel: { doc: 'pino log level.', format: 'log-level', default: 'info', env: 'LOG_LEVEL' },
+  shutdownTimeoutMs: {
+    doc: 'On SIGTERM/SIGINT, bound on finishing live calls and delivering their events before exit.',
+    format: 'positive-ms',
+    default: 15000,
+    env: 'SHUTDOWN_TIMEOUT_MS',
+  },
+}
+
+/** AVR's variable names, accepted so an AVR user can switch by changing one dialplan line. */
+const ENV_ALIASES: Record<string, string> = {
+  SONIOX_SPEECH_RECOGNITION_MODEL: 'soniox.model',
+  SONIOX_SPEECH_RECOGNITION_LANGUAGE: 'soniox.languageHints',
+}
+
+/** Every setting: its dotted key, environment variable, default and doc (for the README and `--help`). */
+export function describeSettings(): { key: string; env: string; default: unknown; doc: string; sensitive: boolean }[] {
+  const out: { key: string; env: string; default: unknown; doc: string; sensitive: boolean }[] = []
+  const walk = (node: Record<string, unknown>, prefix: string): void => {
+    for (const [name, value] of Object.entries(node)) {
+      const item = value as { env?: string; default?: unknown; doc?: string; sensitive?: boolean }
+      if (typeof item.env === 'string') {
+        out.push({ key: prefix + name, env: item.env, default: item.default, doc: item.doc ?? '', sensitive: item.sensitive === true })
+      } else {
+        walk(value as Record<string, unknown>, `${prefix}${name}.`)
+      }
+    }
+  }
+  walk(schema, '')
+  return out
+}
+
+export interface LoadOptions {
+  env: NodeJS.ProcessEnv
+  /** Path of a JSON config file (CONFIG_FILE or --config); its keys follow the dotted keys in the README. */
+  configFile?: string | undefined
+}
+
+/**
+ * Builds the configuration or throws an AppError(ERR_CONFIG_INVALID) whose message lists every
+ * problem, each naming the environment variable (and file key) and the expected form.
+ */
+export function loadConfig(options: LoadOptions): Config {
+  const c = convict(schema, { env: options.env, args: [] })
+  const problems: string[] = []
+
+  const configFile = options.configFile ?? options.env.CONFIG_FILE
+  if (configFile) {
+    try {
+      c.load(JSON.parse(readFileSync(configFile, 'utf8')))
+    } catch (err) {
+      problems.push(`CONFIG_FILE (${configFile}): cannot be read as JSON: ${(err as Error).message}`)
+    }
+  }
+  // Aliases sit above the file and below the canonical variable, which convict re-applies on load.
+  const aliasValues: Record<string, unknown> = {}
+  for (const [alias, key] of Object.entries(ENV_ALIASES)) {
+    const raw = options.env[alias]
+    const canonical = describeSettings().find((s) => s.key === key)?.env
+    if (raw !== undefined && (canonical === undefined || options.env[canonical] === undefined)) {
+      setPath(aliasValues, key, raw)
+    }
+  }
+  if (Object.keys(aliasValues).length > 0) c.load(aliasValues)
+
+  try {
+    c.validate({ allowed: 'strict' })
+  } catch (err) {
+    problems.push(...explainValidation((err as Error).message))
+  }
+  const raw = c.getProperties() as unknown as RawConfig
+  problems.push(...checkRanges(raw))
+  const context = readContext(raw.soniox.contextFile, problems)
+
+  if (problems.length > 0) {
+    throw new AppError('ERR_CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`)
+  }
+  return deepFreeze(toConfig(raw, context))
+}
+
+type RawConfig = Omit<Config, 'soniox'> & { soniox: Omit<Config['soniox'], 'context'> & { contextFile: string | null } }
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.')
+  let node = target
+  for (const part of parts.slice(0, -1)) {
+    node = (node[part] ??= {}) as Record<string, unknown>
+  }
+  node[parts[parts.length - 1] as string] = value
+}
+
+/** Rewrites convict's `key: message: value was X` lines so each names the environment variable. */
+function explainValidation(message: string): string[] {
+  const envByKey = new Map(describeSettings().map((s) => [s.key, s.env]))
+  return message
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const m = /^([\w.]+): (.*)$/.exec(line)
+      const undeclared = /configuration param '([\w.]+)' not declared/.exec(line)
+      if (undeclared) return `config file key "${undeclared[1]}" is not a known setting (see README, "Settings")`
+      if (!m) return line
+      const [, key = '', rest = ''] = m
+      const env = envByKey.get(key)
+      return env ? `${env} (${key}): ${rest}` : line
+    })
+}
+
+function checkRanges(raw: RawConfig): string[] {
+  const problems: string[] = []
+  const s = raw.soniox
+  const range = (env: string, key: string, v: number | null, min: number, max: number, integer: boolean): void => {
+    if (v === null) return
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+      problems.push(`${env} (${key}): must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} or unset: value was ${JSON.stringify(v)}`)
+    }
+  }
+  range('SONIOX_MAX_ENDPOINT_DELAY_MS', 'soniox.maxEndpointDelayMs', s.maxEndpointDelayMs, 500, 3000, true)
+  range('SONIOX_ENDPOINT_SENSITIVITY', 'soniox.endpointSensitivity', s.endpointSensitivity, -1, 1, false)
+  range('SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL', 'soniox.endpointLatencyAdjustmentLevel', s.endpointLatencyAdjustmentLevel, 0, 3, true)
+  const v5Only = s.endpointSensitivity !== null || s.endpointLatencyAdjustmentLevel !== null
+  if (v5Only && typeof s.model === 'string' && s.model !== 'stt-rt-v5') {
+    problems.push(
+      `SONIOX_ENDPOINT_SENSITIVITY / SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL: only stt-rt-v5 accepts them (SONIOX_MODEL is ${s.model}); unset them or use stt-rt-v5`,
+    )
+  }
+  if (typeof s.model === 'string' && !/^stt-rt-[\w.-]+$/.test(s.model)) {
+    problems.push(`SONIOX_MODEL (soniox.model): must be a real-time model name such as stt-rt-v5: value was ${JSON.stringify(s.model)}`)
+  }
+  return problems
+}
+
+function readContext(path: string | null, problems: string[]): Config['soniox']['context'] {
+  if (path === null) return null
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): cannot read ${path}: ${(err as Error).message}`)
+    return null
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} is not valid JSON: ${(err as Error).message}`)
+    return null
+  }
+  if (typeof value !== 'string' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} must hold a JSON object ({"general": [...], "text": "...", "terms": [...]}) or a string`)
+    return null
+  }
+  // Soniox refuses contexts over 10,000 characters; say so at start rather than on every call.
+  if (JSON.stringify(value).length > 10000) {
+    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} is longer than Soniox's limit of 10000 characters`)
+    return null
+  }
+  return value as Config['soniox']['context']
+}
+
+function toConfig(raw: RawConfig, context: Config['soniox']['context']): Config {
+  const { contextFile: _unused, ...soniox } = raw.soniox
+  return { ...raw, soniox: { ...soniox, context } }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v)
+    Object.freeze(value)
+  }
+  return value
+}

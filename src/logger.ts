@@ -1,0 +1,35 @@
+/**
+ * pino logger factory. Logs go to stderr (fd 2): stdout is reserved for JSON-lines events when no
+ * webhook is configured, and journald/docker capture both streams anyway.
+ *
+ * Rules (see README "Logs"): stable camelCase fields (`callId`, `kind`, `bytes`, `attempt`,
+ * `delayMs`), errors under `err`, no audio and no transcript text above debug, secrets redacted.
+ */
+import pino, { type DestinationStream, type Logger } from 'pino'
+
+export type { Logger } from 'pino'
+
+/** Paths pino blanks out wherever they appear in a log record. */
+const REDACT_PATHS = [
+  'apiKey',
+  'secret',
+  'headers.authorization',
+  'headers.Authorization',
+  '*.apiKey',
+  '*.secret',
+  '*.api_key',
+  'config.soniox.apiKey',
+  'config.webhook.secret',
+]
+
+export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    options.destination ?? pino.destination({ fd: 2, sync: false }),
+  )
+}

@@ -1,0 +1,314 @@
+/**
+ * One Soniox real-time session over one WebSocket: connect, start message, audio, end of audio,
+ * results. Knows nothing of AudioSocket or webhooks.
+ *
+ * Lifecycle (one `state` field):
+ *
+ *   connecting --open--> open --start(format)--> streaming --finish()--> finishing --finished--> finished
+ *        \                 \                        \                       \
+ *         +-----------------+------------------------+-----------------------+--> failed (error, once)
+ *   close() from any state --> closed (no further callbacks)
+ *
+ * The socket is opened as soon as the call is known (UUID) so the TLS handshake overlaps the
+ * first ~500 ms before Asterisk sends audio; the start message waits for the first audio frame,
+ * which fixes the sample rate. Audio that arrives before the start message is sent is queued as
+ * copies (the caller's buffers may be views of socket chunks).
+ */
+import WebSocket from 'ws'
+import { AppError } from '../shared/errors.js'
+import { buildStartMessage, type AudioFormat, type RecognitionOptions } from './start-message.js'
+import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
+
+export type SonioxSessionState = 'connecting' | 'open' | 'streaming' | 'finishing' | 'finished' | 'failed' | 'closed'
+
+export interface SonioxSessionOptions {
+  url: string
+  apiKey: string
+  recognition: RecognitionOptions
+  /** Sent as client_reference_id: the call UUID, so Soniox usage logs can be matched to calls. */
+  clientReferenceId: string
+  connectTimeoutMs: number
+  finishTimeoutMs: number
+  /** 0 forwards each chunk as one message; otherwise chunks are joined until this much audio. */
+  audioBatchMs: number
+  /** Audio allowed to wait (before the start message, or in the WebSocket send buffer). */
+  maxBufferedAudioMs: number
+  /** Replaced in tests; the default opens a real `ws` client. */
+  createSocket?: (url: string, headers: Record<string, string>, handshakeTimeoutMs: number) => WebSocket
+  setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
+  clearTimer?: (timer: NodeJS.Timeout) => void
+}
+
+export interface SonioxSessionHandlers {
+  onResult(result: SonioxResult): void
+  /** Called at most once; the session is dead afterwards. */
+  onError(error: AppError): void
+  /** Soniox sent `finished`: every final token has been delivered through onResult. */
+  onFinished(): void
+}
+
+/** Details of a Soniox error message, kept on the AppError for logs and call.ended. */
+export interface SonioxErrorDetails {
+  sonioxCode?: number
+  sonioxType?: string
+  requestId?: string
+}
+
+export type SonioxError = AppError & SonioxErrorDetails
+
+const BYTES_PER_SAMPLE = 2
+
+function defaultCreateSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number): WebSocket {
+  return new WebSocket(url, { headers, handshakeTimeout: handshakeTimeoutMs, perMessageDeflate: false })
+}
+
+export class SonioxSession {
+  private stateValue: SonioxSessionState = 'connecting'
+  private readonly socket: WebSocket
+  private format: AudioFormat | undefined
+  private startSent = false
+  private endRequested = false
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private batch: Buffer[] = []
+  private batchBytes = 0
+  private finishTimer: NodeJS.Timeout | undefined
+  private finishWaiters: Array<() => void> = []
+  private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
+  private readonly clearTimer: (timer: NodeJS.Timeout) => void
+
+  /** Audio bytes handed to the WebSocket (excluding what was dropped). */
+  bytesSent = 0
+  /** Audio bytes dropped because a buffer bound was reached. */
+  bytesDropped = 0
+
+  constructor(
+    private readonly options: SonioxSessionOptions,
+    private readonly handlers: SonioxSessionHandlers,
+  ) {
+    this.setTimer = options.setTimer ?? setTimeout
+    this.clearTimer = options.clearTimer ?? clearTimeout
+    const create = options.createSocket ?? defaultCreateSocket
+    this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
+    this.socket.binaryType = 'nodebuffer'
+    this.socket.on('open', () => this.onOpen())
+    this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
+    this.socket.on('close', (code, reason) => this.onClose(code, reason.toString()))
+    this.socket.on('error', (err) => this.onSocketError(err))
+  }
+
+  get state(): SonioxSessionState {
+    return this.stateValue
+  }
+
+  /** Fixes the audio format; the start message goes out as soon as the socket is open. */
+  start(format: AudioFormat): void {
+    if (this.format !== undefined) return
+    this.format = format
+    if (this.stateValue === 'open') this.sendStart()
+  }
+
+  /** Forwards call audio. Never throws; audio is dropped (and counted) only when a bound is hit. */
+  sendAudio(chunk: Buffer): void {
+    if (chunk.length === 0) return
+    if (!this.isAccepting()) {
+      this.bytesDropped += chunk.length
+      return
+    }
+    if (!this.startSent) {
+      if (this.pendingBytes + chunk.length > this.maxBufferedBytes()) {
+        this.bytesDropped += chunk.length
+        return
+      }
+      // Copy: the chunk may be a view of a socket buffer that is gone by the time we send.
+      this.pending.push(Buffer.from(chunk))
+      this.pendingBytes += chunk.length
+      return
+    }
+    if (this.options.audioBatchMs > 0) {
+      this.batch.push(Buffer.from(chunk))
+      this.batchBytes += chunk.length
+      if (this.batchBytes >= this.bytesForMs(this.options.audioBatchMs)) this.flushBatch()
+      return
+    }
+    this.sendBinary(chunk)
+  }
+
+  /**
+   * Ends the audio (empty frame) and resolves once Soniox has sent `finished` and so every last
+   * final word, or when the session fails or the finish timeout passes (onError then reports it).
+   */
+  finish(): Promise<void> {
+    if (this.stateValue === 'finished' || this.stateValue === 'failed' || this.stateValue === 'closed') {
+      return Promise.resolve()
+    }
+    const done = new Promise<void>((resolve) => this.finishWaiters.push(resolve))
+    if (this.endRequested) return done
+    this.endRequested = true
+    if (this.format === undefined) {
+      // No audio ever arrived, so no session was started: there is nothing to finish.
+      this.close()
+      return done
+    }
+    this.finishTimer = this.setTimer(() => {
+      this.fail(new AppError('ERR_SONIOX_FINISH_TIMEOUT', `Soniox sent no "finished" within ${this.options.finishTimeoutMs} ms`))
+    }, this.options.finishTimeoutMs)
+    if (this.startSent) this.sendEnd()
+    return done
+  }
+
+  /** Immediate teardown without waiting for Soniox; idempotent. No callbacks follow. */
+  close(): void {
+    if (this.stateValue === 'closed') return
+    this.stateValue = 'closed'
+    this.cleanup()
+    this.socket.removeAllListeners('open')
+    this.socket.removeAllListeners('message')
+    // Keep an error listener: a late socket error must not become an unhandled 'error' event.
+    this.socket.on('error', () => {})
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000)
+    else this.socket.terminate()
+    this.resolveFinishWaiters()
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private isAccepting(): boolean {
+    return (this.stateValue === 'connecting' || this.stateValue === 'open' || this.stateValue === 'streaming') && !this.endRequested
+  }
+
+  private bytesForMs(ms: number): number {
+    const rate = this.format?.sampleRate ?? 8000
+    return Math.ceil((rate * ms) / 1000) * BYTES_PER_SAMPLE
+  }
+
+  private maxBufferedBytes(): number {
+    return this.bytesForMs(this.options.maxBufferedAudioMs)
+  }
+
+  private onOpen(): void {
+    if (this.stateValue !== 'connecting') return
+    this.stateValue = 'open'
+    if (this.format !== undefined) this.sendStart()
+  }
+
+  private sendStart(): void {
+    if (this.format === undefined || this.startSent) return
+    const message = buildStartMessage(this.options.recognition, this.format, this.options.clientReferenceId)
+    this.socket.send(JSON.stringify(message))
+    this.startSent = true
+    this.stateValue = 'streaming'
+    const queued = this.pending
+    this.pending = []
+    this.pendingBytes = 0
+    for (const chunk of queued) {
+      if (this.options.audioBatchMs > 0) {
+        this.batch.push(chunk)
+        this.batchBytes += chunk.length
+      } else {
+        this.sendBinary(chunk)
+      }
+    }
+    if (this.endRequested) this.sendEnd()
+  }
+
+  private sendBinary(chunk: Buffer): void {
+    // Backpressure is a decision: real-time audio cannot wait, and the Asterisk socket must never
+    // be paused, so past the bound newer audio is dropped and counted instead of queueing forever.
+    if (this.socket.bufferedAmount + chunk.length > this.maxBufferedBytes()) {
+      this.bytesDropped += chunk.length
+      return
+    }
+    this.socket.send(chunk, { binary: true })
+    this.bytesSent += chunk.length
+  }
+
+  private flushBatch(): void {
+    if (this.batchBytes === 0) return
+    const joined = this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes)
+    this.batch = []
+    this.batchBytes = 0
+    this.sendBinary(joined)
+  }
+
+  private sendEnd(): void {
+    this.flushBatch()
+    // An empty binary frame is Soniox's end-of-audio signal; it answers with the remaining final
+    // tokens, then {"finished": true}, then closes. Closing before that loses the last words.
+    this.socket.send(Buffer.alloc(0), { binary: true })
+    this.stateValue = 'finishing'
+  }
+
+  private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.stateValue === 'failed' || this.stateValue === 'closed') return
+    if (isBinary) {
+      this.fail(new AppError('ERR_SONIOX_BAD_MESSAGE', 'Soniox sent a binary frame; only JSON text is expected'))
+      return
+    }
+    const parsed = parseSonioxMessage(data.toString())
+    if (parsed instanceof Error) {
+      this.fail(new AppError('ERR_SONIOX_BAD_MESSAGE', `Soniox sent an unexpected message: ${parsed.message}`))
+      return
+    }
+    if (parsed.kind === 'error') {
+      this.fail(sonioxServerError(parsed))
+      return
+    }
+    this.handlers.onResult(parsed)
+    if (parsed.finished) {
+      this.stateValue = 'finished'
+      this.cleanup()
+      this.handlers.onFinished()
+      this.resolveFinishWaiters()
+    }
+  }
+
+  private onClose(code: number, reason: string): void {
+    if (this.stateValue === 'finished' || this.stateValue === 'failed' || this.stateValue === 'closed') return
+    this.fail(new AppError('ERR_SONIOX_CLOSED', `Soniox closed the WebSocket before "finished" (code ${code}${reason ? `, ${reason}` : ''})`))
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.stateValue === 'finished' || this.stateValue === 'failed' || this.stateValue === 'closed') return
+    const code = this.stateValue === 'connecting' ? 'ERR_SONIOX_CONNECT' : 'ERR_SONIOX_CLOSED'
+    this.fail(new AppError(code, `${code === 'ERR_SONIOX_CONNECT' ? 'cannot connect to' : 'lost the connection to'} Soniox: ${err.message}`, { cause: err }))
+  }
+
+  private fail(error: AppError): void {
+    if (this.stateValue === 'failed' || this.stateValue === 'closed' || this.stateValue === 'finished') return
+    this.stateValue = 'failed'
+    this.cleanup()
+    this.socket.removeAllListeners('message')
+    this.socket.on('error', () => {})
+    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000)
+    else if (this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate()
+    this.handlers.onError(error)
+    this.resolveFinishWaiters()
+  }
+
+  private cleanup(): void {
+    if (this.finishTimer !== undefined) this.clearTimer(this.finishTimer)
+    this.finishTimer = undefined
+    this.pending = []
+    this.pendingBytes = 0
+    this.batch = []
+    this.batchBytes = 0
+  }
+
+  private resolveFinishWaiters(): void {
+    const waiters = this.finishWaiters
+    this.finishWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+}
+
+function sonioxServerError(message: SonioxServerError): SonioxError {
+  const error: SonioxError = new AppError(
+    'ERR_SONIOX_SERVER_ERROR',
+    `Soniox error ${message.code}${message.type ? ` ${message.type}` : ''}: ${message.message}`,
+  )
+  error.sonioxCode = message.code
+  if (message.type !== undefined) error.sonioxType = message.type
+  if (message.requestId !== undefined) error.requestId = message.requestId
+  return error
+}
