@@ -1,0 +1,69 @@
+/**
+ * Starts the real server in process (real TCP listener on port 0) wired to the Soniox stand-in
+ * and the webhook receiver, with logs captured as parsed pino records.
+ */
+import { Writable } from 'node:stream'
+import { createApp, type App } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { createLogger } from '../../src/logger.js'
+import { startFakeSoniox, type FakeSoniox, type FakeSonioxOptions } from './fake-soniox.js'
+import { startWebhookReceiver, type WebhookReceiver, type WebhookReceiverOptions } from './webhook-receiver.js'
+
+export const WEBHOOK_SECRET = 'whsec_dGVzdC1zZWNyZXQtZm9yLWludGVncmF0aW9uLXRlc3Rz'
+
+export interface Harness {
+  app: App
+  config: Config
+  port: number
+  soniox: FakeSoniox
+  receiver: WebhookReceiver
+  /** Every log record the server wrote, parsed. */
+  logs: Array<Record<string, unknown>>
+  stop(): Promise<void>
+}
+
+export async function startHarness(
+  options: { env?: Record<string, string>; soniox?: FakeSonioxOptions; receiver?: WebhookReceiverOptions } = {},
+): Promise<Harness> {
+  const soniox = await startFakeSoniox(options.soniox)
+  const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, ...options.receiver })
+  const config = loadConfig({
+    env: {
+      AUDIOSOCKET_PORT: '0',
+      SONIOX_API_KEY: 'test-key',
+      SONIOX_WEBSOCKET_URL: soniox.url,
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET,
+      WEBHOOK_RETRY_INITIAL_MS: '20',
+      LOG_LEVEL: 'debug',
+      ...options.env,
+    },
+  })
+  const logs: Array<Record<string, unknown>> = []
+  let pendingText = ''
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      pendingText += chunk.toString()
+      const lines = pendingText.split('\n')
+      pendingText = lines.pop() ?? ''
+      for (const line of lines) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  const logger = createLogger({ level: config.logLevel, destination })
+  const app = createApp(config, logger)
+  const { port } = await app.start()
+  return {
+    app,
+    config,
+    port,
+    soniox,
+    receiver,
+    logs,
+    async stop() {
+      await app.stop(5000)
+      await receiver.close()
+      await soniox.close()
+    },
+  }
+}
