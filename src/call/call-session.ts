@@ -16,8 +16,8 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { FrameParser, Kind, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
-import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
+import { FrameParser, HEADER_LENGTH, Kind, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
+import { AppError, isErrnoException } from '../shared/errors.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
 import type { SonioxResult } from '../soniox/messages.js'
@@ -63,9 +63,6 @@ export interface CallSessionDeps {
   onClosed?: (call: CallSession) => void
 }
 
-/** The UUID frame header: kind 0x01, length 16. Asterisk always sends it first. */
-const UUID_HEADER = [Kind.Uuid, 0x00, 0x10] as const
-
 export class CallSession {
   private stateValue: CallState = 'awaiting-uuid'
   private readonly socket: Socket
@@ -74,7 +71,8 @@ export class CallSession {
   private readonly now: () => number
   private log: Logger
   private readonly startedAt: number
-  private headerBytesChecked = 0
+  /** The first three bytes, until they have been checked against the UUID frame header. */
+  private readonly firstHeader: number[] = []
   private firstFrameTimer: NodeJS.Timeout | undefined
   private stallTimer: NodeJS.Timeout | undefined
   private graceTimer: NodeJS.Timeout | undefined
@@ -138,18 +136,16 @@ export class CallSession {
   private onData(chunk: Buffer): void {
     // Once the call is ending the bytes are read and dropped: never stop reading Asterisk.
     if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
-    if (this.headerBytesChecked < UUID_HEADER.length && !this.checkFirstBytes(chunk)) return
+    if (this.firstHeader.length < HEADER_LENGTH && !this.checkFirstBytes(chunk)) return
 
-    let frames: Frame[]
-    try {
-      frames = this.parser.push(chunk)
-    } catch (err) {
-      void this.end('error', asAppError(err))
-      return
-    }
-    for (const frame of frames) {
+    // Frames before a violation in the same chunk still count (the UUID often shares a chunk).
+    for (const frame of this.parser.push(chunk)) {
       this.onFrame(frame)
       if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
+    }
+    if (this.parser.error !== null) {
+      void this.end('error', this.parser.error)
+      return
     }
     this.watchForStall()
   }
@@ -160,22 +156,18 @@ export class CallSession {
    * of a parser waiting for a 17 KB "payload" until the first-frame timeout.
    */
   private checkFirstBytes(chunk: Buffer): boolean {
-    for (let i = 0; i < chunk.length && this.headerBytesChecked < UUID_HEADER.length; i++) {
-      const expected = UUID_HEADER[this.headerBytesChecked] as number
-      const actual = chunk[i] as number
-      if (actual !== expected) {
-        void this.end(
-          'error',
-          new AppError(
-            'ERR_AUDIOSOCKET_FIRST_FRAME',
-            `expected the UUID frame header 01 00 10, byte ${this.headerBytesChecked} is 0x${hex(actual)}`,
-          ),
-        )
-        return false
-      }
-      this.headerBytesChecked++
+    for (let i = 0; i < chunk.length && this.firstHeader.length < HEADER_LENGTH; i++) {
+      this.firstHeader.push(chunk[i] as number)
     }
-    return true
+    const [kind, lengthHigh, lengthLow] = this.firstHeader
+    let error: AppError | undefined
+    if (kind !== undefined && kind !== Kind.Uuid) {
+      error = new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame has kind 0x${hex(kind)}, not the UUID frame 0x01 (is this an AudioSocket peer?)`)
+    } else if (lengthHigh !== undefined && lengthLow !== undefined && (lengthHigh << 8) + lengthLow !== 16) {
+      error = new AppError('ERR_AUDIOSOCKET_BAD_UUID', `the UUID frame announces ${(lengthHigh << 8) + lengthLow} bytes; a UUID is 16`)
+    }
+    if (error) void this.end('error', error)
+    return error === undefined
   }
 
   /** A partial frame that is not completed in time means a broken peer, not a slow one. */
@@ -447,11 +439,6 @@ export class CallSession {
     if (this.events === undefined) return
     this.deps.sink.publish(this.events.create(type, data))
   }
-}
-
-function asAppError(err: unknown): AppError {
-  if (isAppError(err)) return err
-  return new AppError('ERR_AUDIOSOCKET_SOCKET', err instanceof Error ? err.message : String(err), { cause: err })
 }
 
 function describeError(err: AppError): Record<string, unknown> {

@@ -1,0 +1,194 @@
+import { AppError } from '../shared/errors.js'
+import { HEADER_LENGTH, MAX_PAYLOAD_LENGTH } from './constants.js'
+import { decodeFrame, type Frame } from './frame.js'
+
+export interface FrameParserOptions {
+  /**
+   * Largest payload accepted, in bytes (0-65535, default 65535). A header announcing more fails
+   * the parser at once, before any of that payload is buffered, so a peer cannot make one
+   * connection hold more than HEADER_LENGTH + maxPayloadLength bytes.
+   */
+  maxPayloadLength?: number
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function hexByte(byte: number): string {
+  return `0x${byte.toString(16).padStart(2, '0')}`
+}
+
+/**
+ * Incremental AudioSocket decoder: feed it socket chunks, get whole frames back. TCP splits and
+ * coalesces messages anywhere, so a chunk may hold many frames, part of one, or both.
+ *
+ * Memory contract:
+ * - A frame that lies entirely inside one chunk is decoded in place: its payload is a
+ *   `subarray` view of that chunk. If the consumer keeps a payload past the current tick while
+ *   whoever owns the chunk may reuse it (e.g. a socket with `onread` buffer reuse), it must copy.
+ * - The parser never retains a chunk. The unfinished tail is copied into memory the parser owns,
+ *   and a payload assembled there is handed out exactly once and never written again (a fresh
+ *   buffer is allocated for the next straddling frame), so later pushes cannot change it.
+ *
+ * A framing violation does not throw out of `push`: the frames decoded before it in the same
+ * chunk are still returned (TCP often coalesces the UUID frame with what follows, and losing it
+ * would lose the call's identity), and the violation is left in `error`. From then on the parser
+ * is dead: the byte stream can no longer be trusted to be in sync, so every later `push` or
+ * `end` throws that error.
+ */
+export class FrameParser {
+  readonly #maxPayloadLength: number
+
+  // Partial-frame state. #header is reused, which is safe because header bytes never leave the
+  // parser; #payload is per frame because it is handed out.
+  readonly #header = Buffer.alloc(HEADER_LENGTH)
+  #headerFilled = 0
+  #payload: Buffer | null = null
+  #payloadFilled = 0
+
+  #frameCount = 0
+  #error: AppError | null = null
+
+  constructor(options: FrameParserOptions = {}) {
+    const max = options.maxPayloadLength ?? MAX_PAYLOAD_LENGTH
+    if (!Number.isInteger(max) || max < 0 || max > MAX_PAYLOAD_LENGTH) {
+      throw new RangeError(`maxPayloadLength must be an integer from 0 to ${MAX_PAYLOAD_LENGTH}, got ${max}`)
+    }
+    this.#maxPayloadLength = max
+  }
+
+  /** Bytes of an unfinished frame held between pushes; never above HEADER_LENGTH + maxPayloadLength. */
+  get bufferedBytes(): number {
+    return this.#headerFilled + this.#payloadFilled
+  }
+
+  /** Frames decoded since construction (all kinds, including unknown ones). */
+  get frameCount(): number {
+    return this.#frameCount
+  }
+
+  /** The framing violation that killed the parser, or null while the stream is in sync. */
+  get error(): AppError | null {
+    return this.#error
+  }
+
+  /**
+   * Decodes every frame completed by `chunk`, in order. On a framing violation it returns the
+   * frames before it and sets `error`; check `error` after every push.
+   */
+  push(chunk: Buffer): Frame[] {
+    if (this.#error !== null) throw this.#error
+    const frames: Frame[] = []
+    try {
+      this.#parse(chunk, frames)
+    } catch (err) {
+      // Only AppErrors come out of the decoding path; anything else is a bug and is rethrown as is.
+      if (!(err instanceof AppError)) throw err
+      this.#error = err
+    }
+    return frames
+  }
+
+  /**
+   * Call when the peer has finished sending. Throws ERR_AUDIOSOCKET_TRUNCATED if a frame was cut
+   * off, since those bytes can never be completed.
+   */
+  end(): void {
+    if (this.#error !== null) throw this.#error
+    if (this.#headerFilled === 0) return
+    const kind = hexByte(this.#header[0] as number)
+    const message =
+      this.#payload === null
+        ? `connection ended inside the header of a kind ${kind} frame: ` +
+          `${this.#headerFilled} of ${HEADER_LENGTH} header bytes received`
+        : `connection ended inside the payload of a kind ${kind} frame: ` +
+          `${this.#payloadFilled} of ${this.#payload.length} payload bytes received`
+    this.#error = new AppError('ERR_AUDIOSOCKET_TRUNCATED', message)
+    throw this.#error
+  }
+
+  #parse(chunk: Buffer, frames: Frame[]): void {
+    const length = chunk.length
+    let offset = 0
+
+    if (this.#headerFilled > 0) {
+      offset = this.#continuePartial(chunk, frames)
+      if (offset === length) return
+    }
+
+    // Fast path: whole frames straight out of the chunk, no copying.
+    while (length - offset >= HEADER_LENGTH) {
+      const kind = chunk.readUInt8(offset)
+      const payloadLength = chunk.readUInt16BE(offset + 1)
+      this.#checkPayloadLength(kind, payloadLength)
+      const start = offset + HEADER_LENGTH
+      const end = start + payloadLength
+      if (end > length) break
+      frames.push(decodeFrame(kind, chunk.subarray(start, end)))
+      this.#frameCount++
+      offset = end
+    }
+
+    if (offset < length) this.#startPartial(chunk, offset)
+  }
+
+  /** Copies the unfinished frame at `offset` (the rest of the chunk) into parser-owned memory. */
+  #startPartial(chunk: Buffer, offset: number): void {
+    const available = chunk.length - offset
+    if (available < HEADER_LENGTH) {
+      chunk.copy(this.#header, 0, offset)
+      this.#headerFilled = available
+      return
+    }
+    // The fast loop only stops on a complete header whose payload is short (and already checked).
+    chunk.copy(this.#header, 0, offset, offset + HEADER_LENGTH)
+    this.#headerFilled = HEADER_LENGTH
+    this.#payload = Buffer.allocUnsafe(this.#header.readUInt16BE(1))
+    this.#payloadFilled = chunk.copy(this.#payload, 0, offset + HEADER_LENGTH)
+  }
+
+  /**
+   * Feeds the start of `chunk` to the frame left unfinished by earlier pushes, copying only the
+   * bytes that frame still needs. Returns how many bytes of `chunk` it used.
+   */
+  #continuePartial(chunk: Buffer, frames: Frame[]): number {
+    let offset = 0
+    if (this.#headerFilled < HEADER_LENGTH) {
+      const copied = chunk.copy(this.#header, this.#headerFilled, 0, HEADER_LENGTH - this.#headerFilled)
+      this.#headerFilled += copied
+      offset = copied
+      if (this.#headerFilled < HEADER_LENGTH) return offset
+    }
+
+    let payload = this.#payload
+    if (payload === null) {
+      const payloadLength = this.#header.readUInt16BE(1)
+      this.#checkPayloadLength(this.#header[0] as number, payloadLength)
+      payload = payloadLength === 0 ? EMPTY : Buffer.allocUnsafe(payloadLength)
+      this.#payload = payload
+    }
+
+    const copied = chunk.copy(payload, this.#payloadFilled, offset, offset + payload.length - this.#payloadFilled)
+    this.#payloadFilled += copied
+    offset += copied
+    if (this.#payloadFilled < payload.length) return offset
+
+    const kind = this.#header[0] as number
+    // Reset before decoding so that a decode error leaves no half state behind (it is fatal anyway).
+    this.#headerFilled = 0
+    this.#payload = null
+    this.#payloadFilled = 0
+    frames.push(decodeFrame(kind, payload))
+    this.#frameCount++
+    return offset
+  }
+
+  #checkPayloadLength(kind: number, payloadLength: number): void {
+    if (payloadLength > this.#maxPayloadLength) {
+      throw new AppError(
+        'ERR_AUDIOSOCKET_FRAME_TOO_LARGE',
+        `kind ${hexByte(kind)} frame announces a ${payloadLength}-byte payload, ` +
+          `above the ${this.#maxPayloadLength}-byte limit`,
+      )
+    }
+  }
+}
