@@ -82,7 +82,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
 }
 
 function createSink(config: Config, logger: Logger): EventSink {
-  if (config.webhook.url === null) return new JsonLinesSink()
+  if (config.webhook.url === null) return new JsonLinesSink({ logger: logger.child({ component: 'events' }) })
   return new HttpWebhookSink({
     url: config.webhook.url,
     secret: config.webhook.secret ?? undefined,

@@ -351,12 +351,8 @@ export class HttpWebhookSink implements EventSink {
           settle({ kind: 'failed', retriable: true, err: error })
           return
         }
-        const message = error instanceof Error ? error.message : String(error)
-        settle({
-          kind: 'failed',
-          retriable: true,
-          err: new AppError('ERR_WEBHOOK_NETWORK', `webhook request failed: ${message}`, { cause: error }),
-        })
+        // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
+        settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
       })
 
       req.end(item.body)

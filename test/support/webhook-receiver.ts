@@ -52,7 +52,7 @@ export interface WebhookReceiver {
   readonly url: string
   /** Every request, failed attempts included, in arrival order. */
   readonly requests: ReceivedRequest[]
-  /** Bodies of requests answered 2xx, in the order they were answered. */
+  /** Bodies of requests answered 2xx, in the order the requests arrived (not the order answered). */
   readonly events: any[]
   eventsFor(callId: string): any[]
   /** Resolves with `events` as soon as the predicate holds; rejects after timeoutMs listing what arrived. */
@@ -101,6 +101,8 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
   const key = options.secret === undefined ? undefined : secretBytes(options.secret)
   const requests: ReceivedRequest[] = []
   const events: any[] = []
+  /** For each entry of `events`, the index in `requests` of the request that carried it. */
+  const eventArrivals: number[] = []
   const attemptsById = new Map<string, number>()
   const timers = new Set<NodeJS.Timeout>()
   const waiters = new Set<() => void>()
@@ -131,7 +133,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
         status: undefined,
         respondedAt: undefined,
       }
-      requests.push(received)
+      const arrival = requests.push(received) - 1
 
       const eventId = typeof body?.id === 'string' ? body.id : headerValue(req.headers, 'webhook-id') ?? ''
       const attempt = (attemptsById.get(eventId) ?? 0) + 1
@@ -149,7 +151,13 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
         received.respondedAt = Date.now()
         res.writeHead(answer.status, answer.headers)
         res.end(answer.body)
-        if (answer.status >= 200 && answer.status < 300) events.push(body)
+        if (answer.status >= 200 && answer.status < 300) {
+          // Keep `events` in arrival order even when a later request was answered first.
+          let at = events.length
+          while (at > 0 && (eventArrivals[at - 1] ?? 0) > arrival) at--
+          events.splice(at, 0, body)
+          eventArrivals.splice(at, 0, arrival)
+        }
         notify()
       }
 

@@ -356,8 +356,9 @@ t.test('a connection dropped mid-request fails that attempt only', async (t) => 
 
 t.test('close() delivers everything queued before resolving', async (t) => {
   const logs = captureLogs()
+  const timers = trackedTimers()
   const r = await receiver(t, { respond: () => ({ status: 200, delayMs: 10 }) })
-  const s = sink(t, { url: r.url, logger: logs.logger })
+  const s = sink(t, { url: r.url, logger: logs.logger, ...timers })
   for (let seq = 0; seq < 5; seq++) for (const call of ['a', 'b', 'c']) s.publish(event(call, seq))
   t.equal(s.stats().pending, 15)
 
@@ -365,6 +366,8 @@ t.test('close() delivers everything queued before resolving', async (t) => {
   // No waitFor here: close() itself must have waited for the last answer.
   t.equal(r.events.length, 15)
   t.same(s.stats(), { delivered: 15, retried: 0, failed: 0, pending: 0 })
+  // Request deadlines end with their responses and the close deadline with close(): nothing lingers.
+  t.equal(timers.live.size, 0)
 
   // After close the sink refuses quietly: counted and logged, never thrown, never sent.
   s.publish(event('a', 5))
