@@ -1,0 +1,227 @@
+/**
+ * CallSession on a real TCP socket pair, with a recording transcriber and an in-memory sink, so
+ * each behaviour of the state machine can be driven frame by frame.
+ */
+import t, { type Test } from 'tap'
+import net from 'node:net'
+import { Writable } from 'node:stream'
+import { randomUUID } from 'node:crypto'
+import { CallSession, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
+import { createLogger } from '../../src/logger.js'
+import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
+import type { EventEnvelope, EventSink } from '../../src/webhook/envelope.js'
+import { AppError } from '../../src/shared/errors.js'
+import { frames } from '../support/frames.js'
+import { waitUntil } from '../support/wait.js'
+
+const SETTINGS: CallSettings = {
+  firstFrameTimeoutMs: 2000,
+  slinSampleRate: 8000,
+  maxPayloadBytes: 65535,
+  stallTimeoutMs: 2000,
+  hangupGraceMs: 500,
+  partialEvents: false,
+  partialIntervalMs: 500,
+}
+
+class RecordingTranscriber implements Transcriber {
+  format: { sampleRate: number } | undefined
+  readonly chunks: Buffer[] = []
+  finished = false
+  closedCount = 0
+  bytesDropped = 0
+  constructor(readonly handlers: SonioxSessionHandlers) {}
+  start(format: { sampleRate: number }): void {
+    this.format = format
+  }
+  sendAudio(chunk: Buffer): void {
+    this.chunks.push(Buffer.from(chunk))
+  }
+  async finish(): Promise<void> {
+    this.finished = true
+  }
+  close(): void {
+    this.closedCount++
+  }
+  get audio(): Buffer {
+    return Buffer.concat(this.chunks)
+  }
+}
+
+interface Rig {
+  peer: net.Socket
+  call: CallSession
+  events: EventEnvelope[]
+  logs: Array<Record<string, unknown>>
+  transcriber(): RecordingTranscriber
+  clock: { now: number }
+}
+
+async function rig(t: Test, settings: Partial<CallSettings> = {}): Promise<Rig> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as net.AddressInfo).port
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
+  const peer = net.connect(port, '127.0.0.1')
+  peer.on('error', () => {})
+  const socket = await accepted
+  t.teardown(() => {
+    peer.destroy()
+    server.close()
+  })
+  const events: EventEnvelope[] = []
+  const sink: EventSink = { publish: (e) => void events.push(e), close: async () => {} }
+  const logs: Array<Record<string, unknown>> = []
+  const destination = new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  let transcriber: RecordingTranscriber | undefined
+  const clock = { now: 1_000_000 }
+  const call = new CallSession({
+    socket,
+    logger: createLogger({ level: 'debug', destination }),
+    sink,
+    settings: { ...SETTINGS, ...settings },
+    now: () => clock.now,
+    createTranscriber: (_id, handlers) => (transcriber = new RecordingTranscriber(handlers)),
+  })
+  return {
+    peer,
+    call,
+    events,
+    logs,
+    clock,
+    transcriber: () => {
+      if (!transcriber) throw new Error('no transcriber yet')
+      return transcriber
+    },
+  }
+}
+
+const types = (events: EventEnvelope[]): string[] => events.map((e) => e.type)
+
+t.test('odd-length payloads keep 16-bit sample alignment towards Soniox', async (t) => {
+  const r = await rig(t)
+  const a = Buffer.from([1, 2, 3])
+  const b = Buffer.from([4, 5, 6, 7, 8])
+  const c = Buffer.from([9])
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.raw(0x10, a), frames.raw(0x10, b), frames.raw(0x10, c)]))
+  await waitUntil(() => r.call.state === 'streaming' && (r.transcriber().audio.length ?? 0) >= 8, 'audio forwarded')
+  const tr = r.transcriber()
+  t.ok(tr.chunks.every((chunk) => chunk.length % 2 === 0), 'every chunk sent holds whole samples')
+  t.same([...tr.audio], [1, 2, 3, 4, 5, 6, 7, 8], 'the bytes arrive in order; the 9th waits for its pair')
+  r.peer.end()
+  await r.call.closed()
+  t.equal(r.events.at(-1)?.data.audio_ms, 1, '9 bytes at 8 kHz is 0.56 ms, rounded')
+})
+
+t.test('0x10 audio takes AUDIOSOCKET_SLIN_SAMPLE_RATE (old Asterisk labels slin16 as 0x10)', async (t) => {
+  const r = await rig(t, { slinSampleRate: 16000 })
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 640)]))
+  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
+  t.same(r.transcriber().format, { sampleRate: 16000 })
+  r.peer.end()
+  await r.call.closed()
+  t.equal(r.events.at(-1)?.data.audio_ms, 20, '640 bytes at 16 kHz is 20 ms')
+})
+
+t.test('wideband kinds give their own rate, whatever the 0x10 setting', async (t) => {
+  for (const [kind, rate] of [[0x11, 12000], [0x12, 16000], [0x15, 44100], [0x16, 48000], [0x18, 192000]] as const) {
+    const r = await rig(t, { slinSampleRate: 16000 })
+    r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(kind, 320)]))
+    await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
+    t.same(r.transcriber().format, { sampleRate: rate }, `kind 0x${kind.toString(16)}`)
+    r.peer.end()
+    await r.call.closed()
+  }
+})
+
+t.test('a change of audio rate mid-call ends the call with ERR_AUDIOSOCKET_RATE_CHANGED', async (t) => {
+  const r = await rig(t)
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.audio(0x12, 640)]))
+  await r.call.closed()
+  const ended = r.events.at(-1)
+  t.equal(ended?.type, 'call.ended')
+  t.equal(ended?.data.reason, 'error')
+  t.match(ended?.data.error, { code: 'ERR_AUDIOSOCKET_RATE_CHANGED' })
+})
+
+t.test('unknown kinds and error frames are logged and skipped; the call goes on', async (t) => {
+  const r = await rig(t)
+  r.peer.write(
+    Buffer.concat([
+      frames.uuid(randomUUID()),
+      frames.raw(0x02, Buffer.alloc(6)),
+      frames.audio(0x10, 320),
+      frames.raw(0x7f, Buffer.alloc(2)),
+      frames.raw(0xff, Buffer.from([0x04])),
+      frames.raw(0x10, Buffer.alloc(0)),
+      frames.audio(0x10, 320),
+      frames.dtmf('5'),
+    ]),
+  )
+  await waitUntil(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf event')
+  t.equal(r.call.state, 'streaming', 'still streaming')
+  t.equal(r.transcriber().audio.length, 640, 'both audio frames forwarded, the empty one ignored')
+  t.equal(r.logs.filter((l) => l.msg === 'unknown AudioSocket frame kind skipped').length, 1, 'one warn line for unknown kinds, not one per frame')
+  t.equal(r.logs.filter((l) => l.errorCode === 4).length, 1, 'the error frame is logged with its code')
+  r.peer.end()
+  await r.call.closed()
+  t.same(r.events.at(-1)?.data.frames, { audio: 3, dtmf: 1, unknown: 2, error: 1 })
+  t.same(r.events.find((e) => e.type === 'call.dtmf')?.data, { digit: '5', at_ms: 40 })
+})
+
+t.test('a hangup frame from the peer ends the call as a hangup', async (t) => {
+  const r = await rig(t)
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.hangup()]))
+  await r.call.closed()
+  t.equal(r.events.at(-1)?.data.reason, 'hangup')
+  t.ok(r.transcriber().finished, 'Soniox was asked for its last words')
+})
+
+t.test('transcription failure keeps the call up and is reported at the end', async (t) => {
+  const r = await rig(t)
+  const id = randomUUID()
+  r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
+  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'first audio')
+  const tr = r.transcriber()
+  tr.handlers.onResult({ kind: 'result', tokens: [{ text: ' hello', is_final: true, start_ms: 0, end_ms: 200 }], finalAudioProcMs: 200, totalAudioProcMs: 200, finished: false })
+  tr.handlers.onError(new AppError('ERR_SONIOX_CLOSED', 'lost'))
+  r.peer.write(frames.audio(0x10, 320))
+  await waitUntil(() => r.events.filter((e) => e.type === 'transcript.final').length === 1, 'the open words flushed')
+  t.equal(r.call.state, 'streaming', 'the caller is not hung up')
+  r.peer.end()
+  await r.call.closed()
+  t.equal(tr.chunks.length, 1, 'no audio is sent to a failed transcriber')
+  t.equal(tr.finished, false, 'a failed transcriber is not asked to finish')
+  const ended = r.events.at(-1)
+  t.match(ended?.data, { reason: 'error', transcript: ' hello', audio_ms: 40, error: { code: 'ERR_SONIOX_CLOSED' } })
+})
+
+t.test('transcript.partial is off by default and throttled when on', async (t) => {
+  const off = await rig(t)
+  off.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
+  await waitUntil(() => off.call.state === 'streaming' && off.transcriber().chunks.length === 1, 'audio')
+  off.transcriber().handlers.onResult({ kind: 'result', tokens: [{ text: ' hi', is_final: false }], finalAudioProcMs: 0, totalAudioProcMs: 100, finished: false })
+  t.notOk(off.events.some((e) => e.type === 'transcript.partial'), 'no partials unless enabled')
+
+  const on = await rig(t, { partialEvents: true, partialIntervalMs: 500 })
+  on.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
+  await waitUntil(() => on.call.state === 'streaming' && on.transcriber().chunks.length === 1, 'audio')
+  const push = (text: string, isFinal = false): void =>
+    on.transcriber().handlers.onResult({ kind: 'result', tokens: [{ text, is_final: isFinal, start_ms: 0 }], finalAudioProcMs: 0, totalAudioProcMs: 100, finished: false })
+  push(' hel') // t=0: the first partial goes out at once
+  on.clock.now += 100
+  push(' hello') // t=100: within the interval, throttled
+  on.clock.now += 500
+  push(' hello') // t=600: interval passed and the text is new since t=0: published
+  on.clock.now += 10
+  push(' hello there') // t=610: within the interval again, throttled
+  on.clock.now += 600
+  push(' hello there') // t=1210: not published yet, so it goes out now
+  const partials = on.events.filter((e) => e.type === 'transcript.partial').map((e) => e.data.text)
+  t.same(partials, [' hel', ' hello', ' hello there'], 'first partial at once, then at most one per interval, only when the text changed')
+})
