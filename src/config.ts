@@ -8,13 +8,9 @@
 import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
+import type { RecognitionOptions } from './soniox/start-message.js'
 
-export interface TranslationConfig {
-  type: 'one_way' | 'two_way'
-  target_language?: string
-  language_a?: string
-  language_b?: string
-}
+type TranslationConfig = NonNullable<RecognitionOptions['translation']>
 
 export interface Config {
   audiosocket: {
@@ -26,20 +22,10 @@ export interface Config {
     maxPayloadBytes: number
     hangupGraceMs: number
   }
-  soniox: {
+  /** The recognition options go into the Soniox start message as they are. */
+  soniox: RecognitionOptions & {
     apiKey: string
     websocketUrl: string
-    model: string
-    languageHints: string[]
-    languageHintsStrict: boolean
-    context: Record<string, unknown> | string | null
-    endpointDetection: boolean
-    maxEndpointDelayMs: number | null
-    endpointSensitivity: number | null
-    endpointLatencyAdjustmentLevel: number | null
-    speakerDiarization: boolean
-    languageIdentification: boolean
-    translation: TranslationConfig | null
     connectTimeoutMs: number
     finishTimeoutMs: number
     audioBatchMs: number
