@@ -313,18 +313,21 @@ export function loadConfig(options: LoadOptions): Config {
   const configFile = options.configFile ?? options.env.CONFIG_FILE
   if (configFile) {
     try {
-      c.load(JSON.parse(readFileSync(configFile, 'utf8')))
+      c.load(parseJsonFile(configFile))
     } catch (err) {
-      problems.push(`CONFIG_FILE (${configFile}): cannot be read as JSON: ${(err as Error).message}`)
+      problems.push(`CONFIG_FILE (${configFile}): ${(err as Error).message}`)
     }
   }
   // Aliases sit above the file and below the canonical variable, which convict re-applies on load.
   const aliasValues: Record<string, unknown> = {}
+  /** Setting key -> the variable the operator actually used, so errors name what they wrote. */
+  const envNames = new Map(describeSettings().map((s) => [s.key, s.env]))
   for (const [alias, key] of Object.entries(ENV_ALIASES)) {
     const raw = options.env[alias]
-    const canonical = describeSettings().find((s) => s.key === key)?.env
+    const canonical = envNames.get(key)
     if (raw !== undefined && (canonical === undefined || options.env[canonical] === undefined)) {
       setPath(aliasValues, key, raw)
+      envNames.set(key, alias)
     }
   }
   if (Object.keys(aliasValues).length > 0) c.load(aliasValues)
@@ -332,7 +335,7 @@ export function loadConfig(options: LoadOptions): Config {
   try {
     c.validate({ allowed: 'strict' })
   } catch (err) {
-    problems.push(...explainValidation((err as Error).message))
+    problems.push(...explainValidation((err as Error).message, envNames))
   }
   const raw = c.getProperties() as unknown as RawConfig
   problems.push(...checkRanges(raw))
@@ -355,9 +358,31 @@ function setPath(target: Record<string, unknown>, dotted: string, value: unknown
   node[parts[parts.length - 1] as string] = value
 }
 
+/**
+ * Reads a JSON file. A syntax error is reported by line and column only: JSON.parse's own message
+ * quotes the text around the error, which may be a secret pasted without quotes.
+ */
+function parseJsonFile(path: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new Error(`cannot be read: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    const position = /position (\d+)/.exec((err as Error).message)?.[1]
+    if (position === undefined) throw new Error('is not valid JSON')
+    const before = text.slice(0, Number(position))
+    const line = before.split('\n').length
+    const column = Number(position) - before.lastIndexOf('\n')
+    throw new Error(`is not valid JSON (syntax error at line ${line}, column ${column}; are strings quoted?)`)
+  }
+}
+
 /** Rewrites convict's `key: message: value was X` lines so each names the environment variable. */
-function explainValidation(message: string): string[] {
-  const envByKey = new Map(describeSettings().map((s) => [s.key, s.env]))
+function explainValidation(message: string, envByKey: Map<string, string>): string[] {
   return message
     .split('\n')
     .filter((line) => line.trim() !== '')
@@ -398,18 +423,11 @@ function checkRanges(raw: RawConfig): string[] {
 
 function readContext(path: string | null, problems: string[]): Config['soniox']['context'] {
   if (path === null) return null
-  let text: string
-  try {
-    text = readFileSync(path, 'utf8')
-  } catch (err) {
-    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): cannot read ${path}: ${(err as Error).message}`)
-    return null
-  }
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = parseJsonFile(path)
   } catch (err) {
-    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} is not valid JSON: ${(err as Error).message}`)
+    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} ${(err as Error).message}`)
     return null
   }
   if (typeof value !== 'string' && (typeof value !== 'object' || value === null || Array.isArray(value))) {

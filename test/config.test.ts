@@ -48,7 +48,7 @@ function lines(message: string): string[] {
 
 t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   const c = load()
-  t.same(c.audiosocket, {
+  t.match(c.audiosocket, {
     host: '127.0.0.1',
     port: 9092,
     firstFrameTimeoutMs: 2000,
@@ -155,9 +155,7 @@ t.test('AVR variable names are aliases; the canonical variable wins', async (t) 
 t.test('an invalid alias value is named by the variable the operator set', async (t) => {
   const message = problemsOf(t, () => load({ SONIOX_SPEECH_RECOGNITION_LANGUAGE: 'english!' }))
   t.match(message, /english!/, 'the bad value is reported')
-  t.match(message, /SONIOX_SPEECH_RECOGNITION_LANGUAGE/, {
-    todo: 'src/config.ts names only SONIOX_LANGUAGE_HINTS (which is unset) when the AVR alias holds the bad value',
-  })
+  t.match(message, /SONIOX_SPEECH_RECOGNITION_LANGUAGE/)
 })
 
 t.test('JSON config file', async (t) => {
@@ -271,7 +269,7 @@ t.test('SONIOX_CONTEXT_FILE', async (t) => {
   })
 
   t.test('unreadable', async (t) => {
-    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'missing.json') })), /SONIOX_CONTEXT_FILE.*cannot read/)
+    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'missing.json') })), /SONIOX_CONTEXT_FILE.*cannot be read/)
   })
 })
 
@@ -290,7 +288,8 @@ t.test('v5-only endpoint settings', async (t) => {
   t.equal(c.soniox.endpointSensitivity, -0.5)
   t.equal(c.soniox.endpointLatencyAdjustmentLevel, 2)
 
-  for (const env of [{ SONIOX_ENDPOINT_SENSITIVITY: '0.3' }, { SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL: '1' }]) {
+  const v5Only: Record<string, string>[] = [{ SONIOX_ENDPOINT_SENSITIVITY: '0.3' }, { SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL: '1' }]
+  for (const env of v5Only) {
     const message = problemsOf(t, () => load({ SONIOX_MODEL: 'stt-rt-v4', ...env }))
     t.match(message, /only stt-rt-v5/, `${Object.keys(env)[0]} with stt-rt-v4`)
     t.match(message, /stt-rt-v4/)
@@ -340,9 +339,7 @@ t.test('a config file with a syntax error next to a secret does not echo the sec
   const dir = t.testdir({ 'unquoted.json': '{"soniox": {"apiKey": sk-live-SECRETKEY-4f9a1c}}' })
   const message = problemsOf(t, () => loadConfig({ env: {}, configFile: join(dir, 'unquoted.json') }))
   t.match(message, /CONFIG_FILE.*JSON/, 'the file is reported as invalid JSON')
-  t.notOk(leaks(message, 'sk-live-SECRETKEY-4f9a1c'), 'no part of the API key in the message', {
-    todo: 'src/config.ts includes JSON.parse\'s err.message, which quotes the file text around the error (e.g. `..."apiKey": sk-live-SE"...`)',
-  })
+  t.notOk(leaks(message, 'sk-live-SECRETKEY-4f9a1c'), 'no part of the API key in the message')
 })
 
 t.test('the returned config is deeply frozen', async (t) => {
@@ -406,11 +403,7 @@ t.test('describeSettings lists every environment variable exactly once', async (
   }
 })
 
-t.test('README documents every environment variable', async (t) => {
-  if (!existsSync(README)) {
-    t.skip('no README.md yet')
-    return
-  }
+t.test('README documents every environment variable', { skip: existsSync(README) ? false : 'no README.md yet' }, async (t) => {
   const readme = readFileSync(README, 'utf8')
   for (const { env } of describeSettings()) {
     t.ok(new RegExp(`\\b${env}\\b`).test(readme), `README.md mentions ${env}`)

@@ -53,6 +53,10 @@ export class TranscriptAssembler {
    */
   constructor(private offsetMs = 0) {}
 
+  /**
+   * Sets the offset for tokens pushed from now on (a new Soniox session). Tokens already held
+   * keep the offset of the session they came from: shifting happens at push time.
+   */
   setOffset(offsetMs: number): void {
     this.offsetMs = offsetMs
   }
@@ -61,7 +65,8 @@ export class TranscriptAssembler {
   push(result: SonioxResult): Utterance[] {
     const closed: Utterance[] = []
     const provisional: SonioxToken[] = []
-    for (const token of result.tokens) {
+    for (const raw of result.tokens) {
+      const token = this.shift(raw)
       if (!token.is_final) {
         provisional.push(token)
         continue
@@ -92,7 +97,7 @@ export class TranscriptAssembler {
   partial(): PartialText | undefined {
     const tokens = [...this.openTokens, ...this.provisional.filter((t) => t.translation_status !== 'translation')]
     if (tokens.length === 0) return undefined
-    return { text: tokens.map((t) => t.text).join(''), start_ms: this.shift(tokens.find((t) => t.start_ms !== undefined)?.start_ms) }
+    return { text: tokens.map((t) => t.text).join(''), start_ms: tokens.find((t) => t.start_ms !== undefined)?.start_ms ?? null }
   }
 
   /** Every final token so far joined exactly (markers removed): the call's transcript. */
@@ -116,8 +121,8 @@ export class TranscriptAssembler {
     const utterance: Utterance = {
       index: this.utteranceIndex++,
       text: tokens.map((t) => t.text).join(''),
-      start_ms: this.shift(tokens.find((t) => t.start_ms !== undefined)?.start_ms),
-      end_ms: this.shift(findLast(tokens, (t) => t.end_ms !== undefined)?.end_ms),
+      start_ms: tokens.find((t) => t.start_ms !== undefined)?.start_ms ?? null,
+      end_ms: findLast(tokens, (t) => t.end_ms !== undefined)?.end_ms ?? null,
       confidence: confidences.length > 0 ? round3(confidences.reduce((a, b) => a + b, 0) / confidences.length) : null,
       tokens: tokens.map((t) => this.toUtteranceToken(t)),
       reason,
@@ -132,16 +137,21 @@ export class TranscriptAssembler {
 
   private toUtteranceToken(t: SonioxToken): UtteranceToken {
     const out: UtteranceToken = { text: t.text }
-    if (t.start_ms !== undefined) out.start_ms = t.start_ms + this.offsetMs
-    if (t.end_ms !== undefined) out.end_ms = t.end_ms + this.offsetMs
+    if (t.start_ms !== undefined) out.start_ms = t.start_ms
+    if (t.end_ms !== undefined) out.end_ms = t.end_ms
     if (t.confidence !== undefined) out.confidence = t.confidence
     if (t.speaker !== undefined) out.speaker = t.speaker
     if (t.language !== undefined) out.language = t.language
     return out
   }
 
-  private shift(ms: number | undefined): number | null {
-    return ms === undefined ? null : ms + this.offsetMs
+  /** Moves a token from session audio time into call audio time (no copy for the first session). */
+  private shift(token: SonioxToken): SonioxToken {
+    if (this.offsetMs === 0 || (token.start_ms === undefined && token.end_ms === undefined)) return token
+    const shifted: SonioxToken = { ...token }
+    if (token.start_ms !== undefined) shifted.start_ms = token.start_ms + this.offsetMs
+    if (token.end_ms !== undefined) shifted.end_ms = token.end_ms + this.offsetMs
+    return shifted
   }
 }
 
