@@ -52,8 +52,21 @@ export interface CallSettings {
   partialIntervalMs: number
 }
 
+/**
+ * Sees every byte of the connection exactly as it crossed the socket (before parsing, and as
+ * written), e.g. to record the call. Must not throw and must not hold the event loop.
+ */
+export interface WireTap {
+  inbound(chunk: Buffer): void
+  outbound(bytes: Buffer): void
+  /** The connection is gone; called once. */
+  close(): void
+}
+
 export interface CallSessionDeps {
   socket: Socket
+  /** Optional recorder of the raw byte stream in both directions. */
+  wireTap?: WireTap
   logger: Logger
   sink: EventSink
   createTranscriber: TranscriberFactory
@@ -134,6 +147,7 @@ export class CallSession {
   // ---- inbound bytes --------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    this.deps.wireTap?.inbound(chunk)
     // Once the call is ending the bytes are read and dropped: never stop reading Asterisk.
     if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
     if (this.firstHeader.length < HEADER_LENGTH && !this.checkFirstBytes(chunk)) return
@@ -341,6 +355,7 @@ export class CallSession {
   }
 
   private onSocketClose(): void {
+    this.deps.wireTap?.close()
     if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
     this.graceTimer = undefined
     if (this.stateValue === 'awaiting-uuid' || this.stateValue === 'streaming') void this.end('hangup')
@@ -361,7 +376,9 @@ export class CallSession {
   private hangUpAsterisk(): void {
     if (this.socket.destroyed || !this.socket.writable) return
     // One write of 00 00 00, then FIN; Asterisk closes its side when it reads the hangup.
-    this.socket.end(encodeHangup())
+    const hangup = encodeHangup()
+    this.deps.wireTap?.outbound(hangup)
+    this.socket.end(hangup)
     this.graceTimer = setTimeout(() => this.socket.destroy(), this.settings.hangupGraceMs)
     this.graceTimer.unref()
   }
