@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
 import type { RecognitionOptions } from './soniox/start-message.js'
+import { RESERVED_HEADERS } from './webhook/http-transport.js'
 
 type TranslationConfig = NonNullable<RecognitionOptions['translation']>
 
@@ -21,6 +22,8 @@ export interface Config {
     slinSampleRate: number
     maxPayloadBytes: number
     hangupGraceMs: number
+    silenceMode: 'off' | 'gaps' | 'continuous'
+    silenceAfterMs: number
   }
   /** The recognition options go into the Soniox start message as they are. */
   soniox: RecognitionOptions & {
@@ -30,18 +33,42 @@ export interface Config {
     finishTimeoutMs: number
     audioBatchMs: number
     maxBufferedAudioMs: number
+    keepaliveMs: number
+    pingIntervalMs: number
+    pongTimeoutMs: number
+    maxSessionMs: number
+    reconnectMaxAttempts: number
+    reconnectMaxMs: number
+    reconnectInitialDelayMs: number
+    reconnectMaxDelayMs: number
   }
   webhook: {
     url: string | null
     secret: string | null
     timeoutMs: number
-    maxAttempts: number
+    /** WEBHOOK_MAX_AGE in milliseconds: past it a failing event is dead-lettered. */
+    maxAgeMs: number
     retryInitialMs: number
     retryMaxMs: number
+    concurrency: number
+    headers: Record<string, string>
+    caFile: string | null
+  }
+  spool: {
+    /** As configured; relative paths are resolved against the working directory when the spool opens. */
+    dir: string
+    maxBytes: number
+  }
+  events: {
+    file: string | null
   }
   transcript: {
     partialEvents: boolean
     partialIntervalMs: number
+  }
+  capture: {
+    /** Record every call to a capture file in this directory; null = off. */
+    dir: string | null
   }
   logLevel: string
   shutdownTimeoutMs: number
@@ -49,6 +76,9 @@ export interface Config {
 
 /** ISO 639 code with optional subtags: what Soniox's language_hints take. */
 const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
+/** An HTTP token (RFC 9110) and a field value without control characters. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
 
 // ---------------------------------------------------------------------------------------------
 // Formats. Convict's built-ins coerce loosely ("yes" -> true, "abc" -> NaN); these keep the raw
@@ -61,6 +91,44 @@ function integerFormat(name: string, min: number, max: number) {
     validate(v: unknown) {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
         throw new Error(`must be a whole number from ${min} to ${max}`)
+      }
+    },
+  }
+}
+
+const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** "24h", "90m", "3600s", "500ms", "2d" or plain milliseconds, to whole milliseconds. */
+function durationFormat(minMs: number, maxMs: number, range: string) {
+  return {
+    coerce(v: unknown) {
+      if (typeof v !== 'string') return v
+      const m = DURATION.exec(v.trim().toLowerCase())
+      return m ? Number(m[1]) * (DURATION_UNIT_MS[m[2] ?? 'ms'] ?? 1) : v
+    },
+    validate(v: unknown) {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < minMs || v > maxMs) {
+        throw new Error(`must be a duration from ${range}: a whole number with ms, s, m, h or d (e.g. 24h, 90m, 3600s), or plain milliseconds`)
+      }
+    },
+  }
+}
+
+const BYTE_SIZE = /^(\d+)\s*([kmgt])?(?:i?b)?$/
+const BYTE_UNITS: Record<string, number> = { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
+
+/** "256M", "1G", "512MiB", "65536" (powers of 1024), to bytes. */
+function byteSizeFormat(min: number, max: number, range: string) {
+  return {
+    coerce(v: unknown) {
+      if (typeof v !== 'string') return v
+      const m = BYTE_SIZE.exec(v.trim().toLowerCase())
+      return m ? Number(m[1]) * (m[2] === undefined ? 1 : (BYTE_UNITS[m[2]] ?? 1)) : v
+    },
+    validate(v: unknown) {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+        throw new Error(`must be a size from ${range}: bytes, or a whole number with K, M, G or T (powers of 1024), e.g. 256M`)
       }
     },
   }
@@ -163,6 +231,36 @@ convict.addFormats({
       if (v !== null && typeof v !== 'string') throw new Error('must be a file path')
     },
   },
+  'dir-path': {
+    coerce: (v: unknown) => (typeof v === 'string' ? v.trim() : v),
+    validate(v: unknown) {
+      if (typeof v !== 'string' || v === '') throw new Error('must be a directory path')
+    },
+  },
+  'max-age': durationFormat(1000, 30 * 24 * 3600 * 1000, '1s to 30d'),
+  'spool-bytes': byteSizeFormat(64 * 1024, 2 ** 40, '64K to 1T'),
+  'concurrency': integerFormat('concurrency', 1, 1000),
+  'header-map': {
+    coerce(v: unknown) {
+      if (typeof v !== 'string') return v
+      if (v.trim() === '') return {}
+      try {
+        return JSON.parse(v) as unknown
+      } catch {
+        return v
+      }
+    },
+    // Messages name headers, never values: this setting typically carries a token.
+    validate(v: unknown) {
+      const form = 'must be a JSON object of header names to string values, e.g. {"Authorization": "Bearer ..."}'
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(form)
+      for (const [name, value] of Object.entries(v)) {
+        if (!HEADER_NAME.test(name)) throw new Error(`${JSON.stringify(name)} is not a valid header name; ${form}`)
+        if (typeof value !== 'string' || !HEADER_VALUE.test(value)) throw new Error(`the value of ${name} must be a string without control characters`)
+        if (RESERVED_HEADERS.includes(name.toLowerCase())) throw new Error(`${name} is set by the server and cannot be overridden`)
+      }
+    },
+  },
   'translation': {
     coerce(v: unknown) {
       if (typeof v !== 'string') return v
@@ -181,6 +279,11 @@ convict.addFormats({
         ((t.type === 'one_way' && LANGUAGE_CODE.test(String(t.target_language))) ||
           (t.type === 'two_way' && LANGUAGE_CODE.test(String(t.language_a)) && LANGUAGE_CODE.test(String(t.language_b))))
       if (!ok) throw new Error('must be "one_way:<language>" (e.g. one_way:de) or "two_way:<language>:<language>" (e.g. two_way:en:es)')
+    },
+  },
+  'silence-mode': {
+    validate(v: unknown) {
+      if (v !== 'off' && v !== 'gaps' && v !== 'continuous') throw new Error('must be off, gaps or continuous')
     },
   },
   'log-level': {
@@ -222,6 +325,18 @@ const schema = {
       default: 2000,
       env: 'AUDIOSOCKET_HANGUP_GRACE_MS',
     },
+    silenceMode: {
+      doc: 'Silence sent to Asterisk so its 2 s inactivity timeout (20.14+) never ends a quiet call: off, gaps (when the caller sends no audio for AUDIOSOCKET_SILENCE_AFTER_MS) or continuous (from the first frame; the workaround for the channel-driver stall, asterisk#2089).',
+      format: 'silence-mode',
+      default: 'gaps',
+      env: 'AUDIOSOCKET_SILENCE_MODE',
+    },
+    silenceAfterMs: {
+      doc: 'In gaps mode, how long the caller may send no audio before 20 ms silence frames are sent.',
+      format: 'positive-ms',
+      default: 1000,
+      env: 'AUDIOSOCKET_SILENCE_AFTER_MS',
+    },
   },
   soniox: {
     apiKey: { doc: 'Soniox API key (sent in the Authorization header).', format: 'required-secret', default: '', env: 'SONIOX_API_KEY', sensitive: true },
@@ -246,23 +361,75 @@ const schema = {
     finishTimeoutMs: { doc: 'Bound on waiting for Soniox to send its last words after the call ends.', format: 'positive-ms', default: 10000, env: 'SONIOX_FINISH_TIMEOUT_MS' },
     audioBatchMs: { doc: 'Batch audio into messages of at least this many ms (0 = forward each frame as it arrives).', format: 'non-negative-ms', default: 0, env: 'SONIOX_AUDIO_BATCH_MS' },
     maxBufferedAudioMs: {
-      doc: 'Audio allowed to queue towards Soniox (connecting or a slow link) before newer audio is dropped and counted.',
+      doc: 'Per call, audio kept until Soniox has finalized it (to resend after a failure) or while no session is up (reconnecting, 429); past it the oldest is dropped and counted in call.ended.',
       format: 'positive-ms',
       default: 30000,
       env: 'SONIOX_MAX_BUFFERED_AUDIO_MS',
     },
+    keepaliveMs: { doc: 'Send a Soniox keepalive when no audio was sent for this long (Soniox closes idle sessions after 20 s).', format: 'positive-ms', default: 5000, env: 'SONIOX_KEEPALIVE_MS' },
+    pingIntervalMs: { doc: 'WebSocket ping interval, to detect a half-open connection.', format: 'positive-ms', default: 5000, env: 'SONIOX_PING_INTERVAL_MS' },
+    pongTimeoutMs: { doc: 'A ping unanswered this long fails the session, which is then replaced.', format: 'positive-ms', default: 5000, env: 'SONIOX_PONG_TIMEOUT_MS' },
+    maxSessionMs: {
+      doc: 'Continue in a new Soniox session after this much audio (Soniox ends sessions at 300 minutes).',
+      format: 'positive-ms',
+      default: 290 * 60 * 1000,
+      env: 'SONIOX_MAX_SESSION_MS',
+    },
+    reconnectMaxAttempts: { doc: 'Consecutive failed Soniox sessions before a call gives up on transcription.', format: 'attempts', default: 20, env: 'SONIOX_RECONNECT_MAX_ATTEMPTS' },
+    reconnectMaxMs: { doc: 'Give up when no Soniox session has worked for this long since the first failure.', format: 'positive-ms', default: 300000, env: 'SONIOX_RECONNECT_MAX_MS' },
+    reconnectInitialDelayMs: { doc: 'Delay before the second reconnection attempt (the first is immediate); doubles with jitter.', format: 'positive-ms', default: 500, env: 'SONIOX_RECONNECT_INITIAL_DELAY_MS' },
+    reconnectMaxDelayMs: { doc: 'Cap on the delay between reconnection attempts.', format: 'positive-ms', default: 10000, env: 'SONIOX_RECONNECT_MAX_DELAY_MS' },
   },
   webhook: {
     url: { doc: 'Where events are POSTed; unset = JSON lines on stdout.', format: 'optional-url', default: null as string | null, env: 'WEBHOOK_URL' },
     secret: { doc: 'Standard Webhooks signing secret (whsec_<base64> or any string).', format: 'optional-secret', default: null as string | null, env: 'WEBHOOK_SECRET', sensitive: true },
     timeoutMs: { doc: 'Per-request timeout.', format: 'positive-ms', default: 5000, env: 'WEBHOOK_TIMEOUT_MS' },
-    maxAttempts: { doc: 'Attempts per event before it is given up (logged at error).', format: 'attempts', default: 8, env: 'WEBHOOK_MAX_ATTEMPTS' },
+    maxAgeMs: {
+      doc: 'Retry a failing event until it is this old (counted from its creation, across restarts), then move it to the dead-letter file: e.g. 24h, 90m, 3600s, or milliseconds.',
+      format: 'max-age',
+      default: '24h' as unknown as number,
+      env: 'WEBHOOK_MAX_AGE',
+    },
     retryInitialMs: { doc: 'First retry delay; doubles per attempt with jitter.', format: 'positive-ms', default: 500, env: 'WEBHOOK_RETRY_INITIAL_MS' },
     retryMaxMs: { doc: 'Cap on the retry delay.', format: 'positive-ms', default: 30000, env: 'WEBHOOK_RETRY_MAX_MS' },
+    concurrency: { doc: 'Calls delivered in parallel (requests in flight at most; one per call, so each call stays in order).', format: 'concurrency', default: 8, env: 'WEBHOOK_CONCURRENCY' },
+    headers: {
+      doc: 'Extra request headers as a JSON object, e.g. {"Authorization": "Bearer ..."}; cannot override content-type, user-agent or the webhook-* headers.',
+      format: 'header-map',
+      default: {} as Record<string, string>,
+      env: 'WEBHOOK_HEADERS',
+      sensitive: true,
+    },
+    caFile: { doc: 'PEM file of CA certificate(s) trusted for an https: WEBHOOK_URL, in addition to the system ones (for a private CA).', format: 'optional-path', default: null as string | null, env: 'WEBHOOK_CA_FILE' },
+  },
+  spool: {
+    dir: {
+      doc: 'Directory of the webhook delivery spool and the dead-letter file (relative to the working directory). Use a persistent directory, e.g. systemd StateDirectory.',
+      format: 'dir-path',
+      default: 'var/spool',
+      env: 'SPOOL_DIR',
+    },
+    maxBytes: {
+      doc: 'Bound on the spool size on disk, e.g. 256M or 1G; past it new events are delivered from memory only and an error is logged.',
+      format: 'spool-bytes',
+      default: '256M' as unknown as number,
+      env: 'SPOOL_MAX_BYTES',
+    },
+  },
+  events: {
+    file: { doc: 'Also append every event as a JSON line to this file (with or without WEBHOOK_URL).', format: 'optional-path', default: null as string | null, env: 'EVENTS_FILE' },
   },
   transcript: {
     partialEvents: { doc: 'Publish throttled transcript.partial events.', format: 'strict-boolean', default: false, env: 'TRANSCRIPT_PARTIAL_EVENTS' },
     partialIntervalMs: { doc: 'Minimum interval between transcript.partial events of one call.', format: 'positive-ms', default: 500, env: 'TRANSCRIPT_PARTIAL_INTERVAL_MS' },
+  },
+  capture: {
+    dir: {
+      doc: 'Record every call to a capture file (raw bytes both ways, replayable) in this directory; unset = off. Captures hold call audio.',
+      format: 'optional-path',
+      default: null as string | null,
+      env: 'CAPTURE_DIR',
+    },
   },
   logLevel: { doc: 'pino log level.', format: 'log-level', default: 'info', env: 'LOG_LEVEL' },
   shutdownTimeoutMs: {
@@ -340,6 +507,7 @@ export function loadConfig(options: LoadOptions): Config {
   const raw = c.getProperties() as unknown as RawConfig
   problems.push(...checkRanges(raw))
   const context = readContext(raw.soniox.contextFile, problems)
+  checkCaFile(raw.webhook.caFile, problems)
 
   if (problems.length > 0) {
     throw new AppError('ERR_CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`)
@@ -419,6 +587,21 @@ function checkRanges(raw: RawConfig): string[] {
     problems.push(`SONIOX_MODEL (soniox.model): must be a real-time model name such as stt-rt-v5: value was ${JSON.stringify(s.model)}`)
   }
   return problems
+}
+
+/** WEBHOOK_CA_FILE must be readable PEM now, not at the first https request. */
+function checkCaFile(path: string | null, problems: string[]): void {
+  if (path === null) return
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    problems.push(`WEBHOOK_CA_FILE (webhook.caFile): ${path} cannot be read: ${(err as Error).message}`)
+    return
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    problems.push(`WEBHOOK_CA_FILE (webhook.caFile): ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
+  }
 }
 
 function readContext(path: string | null, problems: string[]): Config['soniox']['context'] {

@@ -16,29 +16,47 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { FrameParser, HEADER_LENGTH, Kind, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
+import { FrameParser, HEADER_LENGTH, Kind, encodeAudio, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
 import type { SonioxResult } from '../soniox/messages.js'
 import type { SonioxError, SonioxSessionHandlers } from '../soniox/soniox-session.js'
 import { TranscriptAssembler, type Utterance } from '../soniox/transcript-assembler.js'
+import type { TranscriberStats } from '../soniox/resilient-transcriber.js'
+import { isAccountProblem } from '../soniox/soniox-health.js'
 import { CallEventFactory } from './call-events.js'
+import { SILENCE_FRAME_MS, SilenceKeeper, type SilenceMode } from './silence-keeper.js'
+
+/**
+ * Asterisk reads a 0x10 frame as 8 kHz slin whatever it sends us (older versions label every
+ * rate 0x10), so 0x10 silence is always 8 kHz; the wideband kinds exist only where Asterisk
+ * also accepts them back.
+ */
+function silenceFrame(kind: number): Buffer {
+  const rate = kind === Kind.Slin8 ? 8000 : sampleRateOfKind(kind)
+  if (rate === undefined) return silenceFrame(Kind.Slin8)
+  return encodeAudio(kind, Buffer.alloc(((rate * SILENCE_FRAME_MS) / 1000) * 2))
+}
+
+/** Do not queue silence behind a peer that is not reading: it would only arrive late. */
+const MAX_UNSENT_SILENCE_BYTES = 64 * 1024
 
 export type CallState = 'awaiting-uuid' | 'streaming' | 'ending' | 'closed'
 
 export type CallEndReason = 'hangup' | 'server_hangup' | 'error' | 'shutdown' | 'timeout'
 
-/** What the call needs from a transcriber; SonioxSession is the real one. */
+/** What the call needs from a transcriber; ResilientTranscriber is the real one. */
 export interface Transcriber {
   start(format: { sampleRate: number }): void
   sendAudio(chunk: Buffer): void
   finish(): Promise<void>
   close(): void
-  readonly bytesDropped: number
+  stats(): TranscriberStats
 }
 
-export type TranscriberFactory = (callId: string, handlers: SonioxSessionHandlers) => Transcriber
+/** Builds the call's transcriber; `log` is the call's logger (it carries callId). */
+export type TranscriberFactory = (callId: string, handlers: SonioxSessionHandlers, log: Logger) => Transcriber
 
 export interface CallSettings {
   firstFrameTimeoutMs: number
@@ -50,6 +68,9 @@ export interface CallSettings {
   hangupGraceMs: number
   partialEvents: boolean
   partialIntervalMs: number
+  /** Silence towards Asterisk so its 2 s inactivity timeout never ends a quiet call. */
+  silenceMode: SilenceMode
+  silenceAfterMs: number
 }
 
 /**
@@ -93,6 +114,7 @@ export class CallSession {
   private callIdValue: string | undefined
   private events: CallEventFactory | undefined
   private transcriber: Transcriber | undefined
+  private silence: SilenceKeeper | undefined
   private transcriptionError: AppError | undefined
   private readonly assembler = new TranscriptAssembler()
   private sampleRate: number | undefined
@@ -255,11 +277,17 @@ export class CallSession {
       local_port: this.socket.localPort ?? null,
     })
     this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` }, 'call started')
+    if (this.settings.silenceMode !== 'off') {
+      this.silence = new SilenceKeeper(
+        { mode: this.settings.silenceMode, afterMs: this.settings.silenceAfterMs, write: (frame) => this.writeSilence(frame), now: this.now },
+        silenceFrame(Kind.Slin8),
+      )
+    }
     this.transcriber = this.deps.createTranscriber(uuid, {
       onResult: (result) => this.onTranscriptResult(result),
       onError: (err) => this.onTranscriptionError(err),
       onFinished: () => {},
-    })
+    }, this.log)
   }
 
   private onAudio(kind: number, payload: Buffer): void {
@@ -267,9 +295,11 @@ export class CallSession {
     if (payload.length === 0) return
     // 0x10 is 8 kHz on current Asterisk, but older versions label slin16 as 0x10 too: a setting decides.
     const rate = kind === Kind.Slin8 ? this.settings.slinSampleRate : (sampleRateOfKind(kind) ?? this.settings.slinSampleRate)
+    this.silence?.onInboundAudio()
     if (this.sampleRate === undefined) {
       this.sampleRate = rate
       this.log.info({ kind: `0x${hex(kind)}`, sampleRate: rate }, 'audio format')
+      this.silence?.setFrame(silenceFrame(kind))
       this.transcriber?.start({ sampleRate: rate })
     } else if (rate !== this.sampleRate) {
       void this.end(
@@ -290,6 +320,13 @@ export class CallSession {
       pcm = pcm.subarray(0, pcm.length - 1)
     }
     if (this.transcriptionError === undefined) this.transcriber?.sendAudio(pcm)
+  }
+
+  private writeSilence(frame: Buffer): void {
+    if (this.stateValue !== 'streaming' || !this.socket.writable) return
+    if (this.socket.writableLength > MAX_UNSENT_SILENCE_BYTES) return
+    this.deps.wireTap?.outbound(frame)
+    this.socket.write(frame)
   }
 
   private audioMs(): number {
@@ -325,8 +362,10 @@ export class CallSession {
     this.transcriptionError = err
     // The caller is still on the line: keep reading (and counting) their audio, keep the call up,
     // and report the lost transcription in call.ended. Hanging up a caller because speech-to-text
-    // failed would be worse than an incomplete transcript.
-    this.log.error({ err }, 'transcription failed; the call continues untranscribed')
+    // failed would be worse than an incomplete transcript. A refused key or an empty balance hits
+    // every call alike and is logged at error once per cause by SonioxHealth, so warn here.
+    const level = isAccountProblem(err) ? 'warn' : 'error'
+    this.log[level]({ err }, 'transcription failed; the call continues untranscribed')
     const last = this.assembler.flush('call_end')
     if (last) this.publishUtterance(last)
   }
@@ -367,6 +406,7 @@ export class CallSession {
     const serverSide = reason !== 'hangup'
     this.stateValue = 'ending'
     this.clearTimers()
+    this.silence?.stop()
     if (serverSide) this.hangUpAsterisk()
     else this.socket.destroy()
     this.endPromise = this.finishCall(reason, error)
@@ -405,7 +445,7 @@ export class CallSession {
     const endReason: CallEndReason = error === undefined && this.transcriptionError !== undefined && reason === 'hangup' ? 'error' : reason
     const transcript = this.assembler.transcript
     const durationMs = this.now() - this.startedAt
-    const droppedBytes = this.transcriber?.bytesDropped ?? 0
+    const stats = this.transcriber?.stats()
     this.publish('call.ended', {
       reason: endReason,
       duration_ms: durationMs,
@@ -414,11 +454,13 @@ export class CallSession {
       transcript,
       utterances: this.assembler.utteranceCount,
       soniox: {
-        sessions: this.transcriber === undefined || this.sampleRate === undefined ? 0 : 1,
-        reconnects: 0,
-        audio_dropped_ms: this.sampleRate ? Math.round((droppedBytes / 2 / this.sampleRate) * 1000) : 0,
+        sessions: stats?.sessions ?? 0,
+        reconnects: stats?.reconnects ?? 0,
+        audio_resent_ms: stats?.audioResentMs ?? 0,
+        audio_dropped_ms: stats?.audioDroppedMs ?? 0,
       },
       frames: { ...this.frameCounts },
+      silence_frames_sent: this.silence?.totalFrames ?? 0,
       error: endError ? describeError(endError) : null,
     })
     this.log.info(
@@ -431,6 +473,10 @@ export class CallSession {
         dtmf: this.frameCounts.dtmf,
         utterances: this.assembler.utteranceCount,
         words: countWords(transcript),
+        sonioxSessions: stats?.sessions,
+        reconnects: stats?.reconnects,
+        audioDroppedMs: stats?.audioDroppedMs,
+        silenceFrames: this.silence?.totalFrames,
         errorCode: endError?.code,
       },
       'call ended',

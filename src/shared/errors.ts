@@ -22,14 +22,42 @@ export const ErrorCodes = {
   ERR_SONIOX_CLOSED: 'the Soniox WebSocket closed before the session finished',
   ERR_SONIOX_FINISH_TIMEOUT: 'Soniox did not send `finished` in time after the end of audio',
   ERR_SONIOX_BAD_MESSAGE: 'Soniox sent a message that is not valid JSON of the documented shape',
-  ERR_SONIOX_BACKPRESSURE: 'audio to Soniox was dropped because the WebSocket send buffer was full',
+  ERR_SONIOX_BACKPRESSURE: 'the WebSocket send buffer towards Soniox passed its bound (a stalled link)',
+  ERR_SONIOX_UNRESPONSIVE: 'Soniox did not answer a WebSocket ping in time (a half-open connection)',
+  ERR_SONIOX_GAVE_UP: 'every reconnection attempt to Soniox failed within the allowed attempts and time',
+  // Capture files, packet-capture import, replay (the capture tools; never a live call)
+  ERR_CAPTURE_NOT_A_CAPTURE: 'the file is not an AudioSocket capture file (wrong magic bytes)',
+  ERR_CAPTURE_VERSION: 'the capture file has a format version this tool does not read',
+  ERR_CAPTURE_TRUNCATED: 'the capture file is cut off (a record runs past the end, or the end record is missing)',
+  ERR_CAPTURE_CORRUPT: 'the capture file has an invalid header or record',
+  ERR_CAPTURE_WRITE: 'a capture file could not be written; recording of that call stopped',
+  ERR_CAPTURE_NO_AUDIO: 'the capture holds no audio in the requested direction',
+  ERR_PCAP_FORMAT: 'the file is not a pcap or pcapng packet capture, or a block in it is malformed',
+  ERR_PCAP_TRUNCATED: 'the packet capture file is cut off in the middle of a packet or block',
+  ERR_PCAP_LINK_TYPE: 'the packet capture uses a link-layer type the importer does not decode',
+  ERR_PCAP_NO_TCP: 'the packet capture holds no TCP packets',
+  ERR_PCAP_NO_AUDIOSOCKET: 'no TCP connection in the packet capture is an AudioSocket stream',
+  ERR_PCAP_NOT_AUDIOSOCKET: 'a TCP stream on the AudioSocket port does not start with a UUID frame',
+  ERR_PCAP_STREAM_GAP: 'bytes of a TCP stream are missing from the packet capture (dropped packets)',
+  ERR_REPLAY_CONNECT: 'the replay could not connect to the server',
   // Configuration
   ERR_CONFIG_INVALID: 'the configuration is invalid',
   // Webhook delivery
   ERR_WEBHOOK_STATUS: 'the webhook answered with a non-2xx status',
   ERR_WEBHOOK_NETWORK: 'the webhook request failed before a response arrived',
   ERR_WEBHOOK_TIMEOUT: 'the webhook did not answer in time',
-  ERR_WEBHOOK_GAVE_UP: 'an event could not be delivered after every retry',
+  ERR_WEBHOOK_GAVE_UP: 'an event could not be delivered and is not kept anywhere (not serialisable, or left at shutdown without a spool)',
+  ERR_WEBHOOK_REJECTED: 'the webhook answered a status that is not retried (3xx, 4xx other than 408/429); the event was dead-lettered',
+  ERR_WEBHOOK_EXPIRED: 'an event was still undelivered at WEBHOOK_MAX_AGE; it was dead-lettered',
+  // Durable delivery spool (SPOOL_DIR) and dead-letter file
+  ERR_SPOOL_OPEN: 'the spool directory (SPOOL_DIR) cannot be created or read',
+  ERR_SPOOL_LOCKED: 'another running process uses the same SPOOL_DIR',
+  ERR_SPOOL_FULL: 'the spool holds SPOOL_MAX_BYTES already; the event is delivered from memory only',
+  ERR_SPOOL_WRITE: 'a spool write failed (disk full, I/O error); the event is delivered from memory only',
+  ERR_SPOOL_CLOSED: 'the spool was closed before the write',
+  ERR_DEAD_LETTER_WRITE: 'the dead-letter file could not be written; the event stays in the spool',
+  // Events file sink (EVENTS_FILE)
+  ERR_EVENTS_FILE: 'EVENTS_FILE cannot be opened or written',
 } as const
 
 export type ErrorCode = keyof typeof ErrorCodes

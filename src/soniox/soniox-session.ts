@@ -33,6 +33,12 @@ export interface SonioxSessionOptions {
   audioBatchMs: number
   /** Audio allowed to wait (before the start message, or in the WebSocket send buffer). */
   maxBufferedAudioMs: number
+  /** Send {"type":"keepalive"} when no audio was sent for this long (Soniox closes after 20 s). */
+  keepaliveMs: number
+  /** Ping the WebSocket this often; no pong within pongTimeoutMs fails the session (half-open link). */
+  pingIntervalMs: number
+  pongTimeoutMs: number
+  now?: () => number
   /** Replaced in tests; the default opens a real `ws` client. */
   createSocket?: (url: string, headers: Record<string, string>, handshakeTimeoutMs: number) => WebSocket
   setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
@@ -56,6 +62,34 @@ export interface SonioxErrorDetails {
 
 export type SonioxError = AppError & SonioxErrorDetails
 
+/** Soniox codes worth a new session: timeouts, rate/concurrency limits, server faults. */
+const RETRIABLE_SONIOX_CODES = new Set([408, 429, 500, 502, 503, 504])
+
+/**
+ * Whether a new session may succeed where this one failed. Connection-level failures are
+ * retriable; Soniox's 4xx answers (bad request, bad key, no balance) are not, except 408 and 429.
+ */
+export function isRetriableSonioxError(error: AppError): boolean {
+  switch (error.code) {
+    case 'ERR_SONIOX_SERVER_ERROR': {
+      const code = (error as SonioxError).sonioxCode ?? 0
+      return RETRIABLE_SONIOX_CODES.has(code) || code >= 500
+    }
+    case 'ERR_SONIOX_CONNECT': {
+      // A refused upgrade carries the HTTP status; a network failure carries none.
+      const code = (error as SonioxError).sonioxCode
+      return code === undefined || RETRIABLE_SONIOX_CODES.has(code) || code >= 500
+    }
+    case 'ERR_SONIOX_CLOSED':
+    case 'ERR_SONIOX_UNRESPONSIVE':
+    case 'ERR_SONIOX_BACKPRESSURE':
+    case 'ERR_SONIOX_FINISH_TIMEOUT':
+      return true
+    default:
+      return false
+  }
+}
+
 const BYTES_PER_SAMPLE = 2
 
 function defaultCreateSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number): WebSocket {
@@ -73,9 +107,14 @@ export class SonioxSession {
   private batch: Buffer[] = []
   private batchBytes = 0
   private finishTimer: NodeJS.Timeout | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private lastSentAt = 0
+  private lastPingAt = 0
+  private pongDueSince: number | undefined
   private finishWaiters: Array<() => void> = []
   private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
   private readonly clearTimer: (timer: NodeJS.Timeout) => void
+  private readonly now: () => number
 
   /** Audio bytes handed to the WebSocket (excluding what was dropped). */
   bytesSent = 0
@@ -88,6 +127,7 @@ export class SonioxSession {
   ) {
     this.setTimer = options.setTimer ?? setTimeout
     this.clearTimer = options.clearTimer ?? clearTimeout
+    this.now = options.now ?? Date.now
     const create = options.createSocket ?? defaultCreateSocket
     this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
     this.socket.binaryType = 'nodebuffer'
@@ -95,6 +135,14 @@ export class SonioxSession {
     this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
     this.socket.on('close', (code, reason) => this.onClose(code, reason.toString()))
     this.socket.on('error', (err) => this.onSocketError(err))
+    this.socket.on('pong', () => (this.pongDueSince = undefined))
+    this.socket.on('unexpected-response', (_req, res) => {
+      // Soniox accepts every upgrade and reports problems in JSON; a proxy or a wrong URL does not.
+      const error: SonioxError = new AppError('ERR_SONIOX_CONNECT', `the Soniox upgrade was answered HTTP ${res.statusCode} (check SONIOX_WEBSOCKET_URL)`)
+      if (res.statusCode !== undefined) error.sonioxCode = res.statusCode
+      res.resume()
+      this.fail(error)
+    })
   }
 
   get state(): SonioxSessionState {
@@ -189,7 +237,41 @@ export class SonioxSession {
   private onOpen(): void {
     if (this.stateValue !== 'connecting') return
     this.stateValue = 'open'
+    this.lastSentAt = this.now()
+    this.lastPingAt = this.now()
+    this.scheduleHeartbeat()
     if (this.format !== undefined) this.sendStart()
+  }
+
+  /**
+   * One timer per session does both liveness jobs, so a call costs one wake-up per tick rather
+   * than a timer reset per audio frame: a keepalive when the caller is silent (hold, DTX) and
+   * a ping whose missing pong reveals a half-open connection that would otherwise hang forever.
+   */
+  private scheduleHeartbeat(): void {
+    const tick = Math.max(50, Math.min(1000, this.options.keepaliveMs / 2, this.options.pingIntervalMs / 2, this.options.pongTimeoutMs / 2))
+    this.heartbeatTimer = this.setTimer(() => this.onHeartbeat(), tick)
+  }
+
+  private onHeartbeat(): void {
+    this.heartbeatTimer = undefined
+    if (this.stateValue !== 'open' && this.stateValue !== 'streaming' && this.stateValue !== 'finishing') return
+    const now = this.now()
+    if (this.pongDueSince !== undefined && now - this.pongDueSince >= this.options.pongTimeoutMs) {
+      this.fail(new AppError('ERR_SONIOX_UNRESPONSIVE', `no pong from Soniox within ${this.options.pongTimeoutMs} ms`))
+      return
+    }
+    if (this.pongDueSince === undefined && now - this.lastPingAt >= this.options.pingIntervalMs) {
+      this.lastPingAt = now
+      this.pongDueSince = now
+      this.socket.ping()
+    }
+    // Only while streaming: after the end-of-audio frame Soniox accepts nothing more.
+    if (this.stateValue === 'streaming' && now - this.lastSentAt >= this.options.keepaliveMs) {
+      this.socket.send('{"type":"keepalive"}')
+      this.lastSentAt = now
+    }
+    this.scheduleHeartbeat()
   }
 
   private sendStart(): void {
@@ -213,13 +295,16 @@ export class SonioxSession {
   }
 
   private sendBinary(chunk: Buffer): void {
-    // Backpressure is a decision: real-time audio cannot wait, and the Asterisk socket must never
-    // be paused, so past the bound newer audio is dropped and counted instead of queueing forever.
+    // Backpressure is a decision: real-time audio cannot wait and the Asterisk socket is never
+    // paused. A send buffer this deep means the link is stalled, so the session fails and the
+    // caller (ResilientTranscriber) resumes in a new one from audio it still holds, rather than
+    // leaving a silent gap in the middle of this session's timeline.
     if (this.socket.bufferedAmount + chunk.length > this.maxBufferedBytes()) {
-      this.bytesDropped += chunk.length
+      this.fail(new AppError('ERR_SONIOX_BACKPRESSURE', `${this.socket.bufferedAmount} bytes are waiting to be sent to Soniox`))
       return
     }
     this.socket.send(chunk, { binary: true })
+    this.lastSentAt = this.now()
     this.bytesSent += chunk.length
   }
 
@@ -241,6 +326,7 @@ export class SonioxSession {
 
   private onMessage(data: WebSocket.RawData, isBinary: boolean): void {
     if (this.stateValue === 'failed' || this.stateValue === 'closed') return
+    this.pongDueSince = undefined
     if (isBinary) {
       this.fail(new AppError('ERR_SONIOX_BAD_MESSAGE', 'Soniox sent a binary frame; only JSON text is expected'))
       return
@@ -288,7 +374,9 @@ export class SonioxSession {
 
   private cleanup(): void {
     if (this.finishTimer !== undefined) this.clearTimer(this.finishTimer)
+    if (this.heartbeatTimer !== undefined) this.clearTimer(this.heartbeatTimer)
     this.finishTimer = undefined
+    this.heartbeatTimer = undefined
     this.pending = []
     this.pendingBytes = 0
     this.batch = []

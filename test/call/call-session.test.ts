@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { CallSession, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
 import { createLogger } from '../../src/logger.js'
 import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
+import type { TranscriberStats } from '../../src/soniox/resilient-transcriber.js'
 import type { EventEnvelope, EventSink } from '../../src/webhook/envelope.js'
 import { AppError } from '../../src/shared/errors.js'
 import { frames } from '../support/frames.js'
@@ -22,6 +23,8 @@ const SETTINGS: CallSettings = {
   hangupGraceMs: 500,
   partialEvents: false,
   partialIntervalMs: 500,
+  silenceMode: 'off',
+  silenceAfterMs: 1000,
 }
 
 class RecordingTranscriber implements Transcriber {
@@ -29,7 +32,6 @@ class RecordingTranscriber implements Transcriber {
   readonly chunks: Buffer[] = []
   finished = false
   closedCount = 0
-  bytesDropped = 0
   constructor(readonly handlers: SonioxSessionHandlers) {}
   start(format: { sampleRate: number }): void {
     this.format = format
@@ -42,6 +44,9 @@ class RecordingTranscriber implements Transcriber {
   }
   close(): void {
     this.closedCount++
+  }
+  stats(): TranscriberStats {
+    return { sessions: this.format ? 1 : 0, reconnects: 0, audioResentMs: 0, audioDroppedMs: 0 }
   }
   get audio(): Buffer {
     return Buffer.concat(this.chunks)

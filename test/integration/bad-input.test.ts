@@ -91,7 +91,9 @@ const cases: BadCase[] = [
 ]
 
 t.test('each kind of bad input ends only its own call, with one log line naming it', async (t) => {
-  const h = await startHarness({ env: { AUDIOSOCKET_MAX_PAYLOAD_BYTES: '1024', AUDIOSOCKET_FIRST_FRAME_TIMEOUT_MS: '500' } })
+  // Silence off: the stalled peer would otherwise be sent silence after 1 s, and this test
+  // checks that the only thing a bad peer gets is one hangup frame.
+  const h = await startHarness({ env: { AUDIOSOCKET_MAX_PAYLOAD_BYTES: '1024', AUDIOSOCKET_FIRST_FRAME_TIMEOUT_MS: '500', AUDIOSOCKET_SILENCE_MODE: 'off' } })
   t.teardown(() => h.stop())
 
   const goodId = randomUUID()

@@ -11,6 +11,7 @@ import { expectedTranscript } from '../support/fake-soniox.js'
 import { loadCapture, loadCaptureSummary } from '../support/frames.js'
 import { startHarness } from '../support/harness.js'
 import { captureAudio, replayCapture } from '../support/replay.js'
+import { allSilence, framesSentBack } from '../support/silence.js'
 
 const CAPTURES = [
   { stem: 'app-8k-speech', sampleRate: 8000 },
@@ -38,7 +39,12 @@ t.test('every capture replayed at recorded cadence yields its exact transcript, 
   for (const { stem, sampleRate, capture, summary, result } of runs) {
     t.test(stem, async (t) => {
       t.equal(result.closedByServer, false, 'the server never cut the call short')
-      t.equal(result.received.length, 0, 'a transcriber sends Asterisk nothing while the caller is on the line')
+      // The only thing a transcriber sends Asterisk is 20 ms silence of the call's own kind, in
+      // the gaps (the recordings have a 1 s pause, and no audio while DTMF plays or after it).
+      const kind = capture.frames.find((f) => f.kind >= 0x10)?.kind ?? 0x10
+      const back = framesSentBack(result.received)
+      const bytesPer20ms = kind === 0x10 ? 320 : (sampleRate / 50) * 2
+      t.ok(allSilence(back, kind, bytesPer20ms), `only ${bytesPer20ms}-byte silence frames of kind 0x${kind.toString(16)} were sent back`)
 
       const session = h.soniox.sessions.find((s) => s.startMessage?.client_reference_id === summary.uuid)
       if (!session) return t.fail(`no Soniox session for ${summary.uuid}`)
@@ -84,6 +90,8 @@ t.test('every capture replayed at recorded cadence yields its exact transcript, 
       t.equal(ended.data.utterances, finals.length)
       t.equal(ended.data.audio_ms, Math.round((audio.length / 2 / sampleRate) * 1000))
       t.equal(ended.data.error, null)
+      t.equal(ended.data.silence_frames_sent, back.length, 'call.ended counts the silence frames sent')
+      t.match(ended.data.soniox, { sessions: 1, reconnects: 0, audio_dropped_ms: 0 })
       t.equal(ended.data.frames.dtmf, summary.dtmf.length)
     })
   }

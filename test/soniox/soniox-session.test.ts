@@ -90,8 +90,11 @@ function options(url: string, overrides: Partial<SonioxSessionOptions> = {}): So
     finishTimeoutMs: 5000,
     audioBatchMs: 0,
     maxBufferedAudioMs: 30_000,
+    keepaliveMs: 5000,
+    pingIntervalMs: 5000,
+    pongTimeoutMs: 5000,
     ...overrides,
-  }
+  } as SonioxSessionOptions
 }
 
 /**

@@ -17,6 +17,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 
 // ---------------------------------------------------------------------------------------------
@@ -108,6 +109,14 @@ export interface FakeSonioxSession {
   fail(code: number, type: string, message: string): void;
   /** Test hook: destroy the TCP connection without a close frame (network loss). */
   drop(): void;
+  /**
+   * Test hook: a half-open connection. The stand-in stops reading the socket and sends nothing
+   * more, so pings go unanswered and audio piles up, but no FIN or RST reaches the client.
+   * It is torn down (as a drop) when the client gives up or the stand-in closes.
+   */
+  freeze(): void;
+  /** Number of keepalive control messages received. */
+  readonly keepalives: number;
 }
 
 /** A running stand-in server. */
@@ -673,6 +682,7 @@ class Session implements FakeSonioxSession {
 
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     readonly headers: IncomingHttpHeaders,
     private readonly opts: Required<FakeSonioxOptions>,
     private readonly injected: FakeSonioxError | undefined,
@@ -720,6 +730,21 @@ class Session implements FakeSonioxSession {
     if (this.state === 'closed') return;
     this.closeInitiator = 'drop';
     this.ws.terminate();
+  }
+
+  freeze(): void {
+    if (this.state === 'closed') return;
+    this.closeInitiator = 'drop';
+    this.clearTimers();
+    // Not reading means ws never sees the client's pings, so it never answers them; the kernel
+    // still accepts bytes until the windows fill, exactly like a peer that vanished silently.
+    this.socket.pause();
+    this.ws.removeAllListeners('message');
+    this.send = () => {};
+  }
+
+  get keepalives(): number {
+    return this.controlMessages.filter((m) => m.type === 'keepalive').length;
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -877,7 +902,7 @@ class Session implements FakeSonioxSession {
     this.ws.close(1000);
   }
 
-  private send(message: Record<string, unknown>): void {
+  private send = (message: Record<string, unknown>): void => {
     this.sent.push(message);
     this.ws.send(JSON.stringify(message));
   }
@@ -924,7 +949,7 @@ class Server implements FakeSoniox {
     opts: Required<FakeSonioxOptions>,
   ) {
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-      const session = new Session(ws, req.headers, opts, this.rejections.shift(), () => this.notify());
+      const session = new Session(ws, req.socket, req.headers, opts, this.rejections.shift(), () => this.notify());
       this.sessions.push(session);
     });
   }

@@ -8,6 +8,8 @@ import type { Capture } from './frames.js'
 export interface ReplayResult {
   /** Every byte the server sent back (hangup frames, audio). */
   received: Buffer
+  /** The same bytes as they arrived: ms since the connection opened, and the chunk. */
+  receivedChunks: Array<{ atMs: number; bytes: Buffer }>
   /** True when the server closed the connection before the capture was fully sent. */
   closedByServer: boolean
   framesSent: number
@@ -41,6 +43,11 @@ export function captureAudio(capture: Capture): Buffer {
   return Buffer.concat(slices.filter((_, i) => (capture.frames[i]?.kind ?? 0) >= 0x10 && (capture.frames[i]?.kind ?? 0) <= 0x18).map((s) => s.subarray(3)))
 }
 
+/** The capture with every frame from index `fromFrame` on delayed by `pauseMs`: a caller on hold. */
+export function withPause(capture: Capture, fromFrame: number, pauseMs: number): Capture {
+  return { bytes: capture.bytes, frames: capture.frames.map((f, i) => (i < fromFrame ? f : { ...f, atMs: f.atMs + pauseMs })) }
+}
+
 export function replayCapture(capture: Capture, options: ReplayOptions): Promise<ReplayResult> {
   const speed = options.speed ?? 1
   const slices = frameSlices(capture)
@@ -49,12 +56,15 @@ export function replayCapture(capture: Capture, options: ReplayOptions): Promise
   }
   return new Promise((resolve, reject) => {
     const received: Buffer[] = []
+    const receivedChunks: Array<{ atMs: number; bytes: Buffer }> = []
+    let connectedAt = performance.now()
     let closedByServer = false
     let sent = 0
     let finished = false
     const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port }, () => {
       socket.setNoDelay(true)
       const start = performance.now()
+      connectedAt = start
       const sendNext = (): void => {
         if (finished) return
         // Drift-corrected: each frame is due at its recorded time, whatever the timers did.
@@ -72,7 +82,10 @@ export function replayCapture(capture: Capture, options: ReplayOptions): Promise
       }
       sendNext()
     })
-    socket.on('data', (chunk) => received.push(chunk))
+    socket.on('data', (chunk) => {
+      received.push(chunk)
+      receivedChunks.push({ atMs: performance.now() - connectedAt, bytes: chunk })
+    })
     socket.on('end', () => {
       if (sent < slices.length) closedByServer = true
     })
@@ -86,7 +99,7 @@ export function replayCapture(capture: Capture, options: ReplayOptions): Promise
     })
     socket.on('close', () => {
       finished = true
-      resolve({ received: Buffer.concat(received), closedByServer, framesSent: sent })
+      resolve({ received: Buffer.concat(received), receivedChunks, closedByServer, framesSent: sent })
     })
   })
 }

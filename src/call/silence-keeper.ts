@@ -1,0 +1,119 @@
+/**
+ * Keeps Asterisk's side of the call alive with 20 ms frames of silence.
+ *
+ * Asterisk 20.14+ ends an AudioSocket() call after 2 s in which neither side sent anything: a
+ * transcriber is silent, so a caller on hold (no RTP) or using DTX would be cut off. And the
+ * channel driver can stall for good if the server never sends (asterisk#2089). Modes:
+ *   off         never send
+ *   gaps        once the caller's audio has been absent for `afterMs`, send silence every 20 ms
+ *               until it resumes (the default)
+ *   continuous  send silence every 20 ms from the start of the call (the #2089 workaround)
+ *
+ * Cost: in `gaps` mode an active caller costs one timer wake-up per `afterMs`, not a timer reset
+ * per audio frame: the watchdog re-arms itself from the last audio time when it fires early.
+ * Pacing is drift-corrected (frame n is due at start + n*20 ms), and after an event-loop stall
+ * it resynchronises instead of sending a burst, because Asterisk plays whatever arrives at once.
+ */
+export type SilenceMode = 'off' | 'gaps' | 'continuous'
+
+export const SILENCE_FRAME_MS = 20
+
+export interface SilenceKeeperOptions {
+  mode: SilenceMode
+  afterMs: number
+  /** Writes one complete AudioSocket frame (header + payload) in one write. */
+  write(frame: Buffer): void
+  now?: () => number
+  setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
+  clearTimer?: (timer: NodeJS.Timeout) => void
+}
+
+export class SilenceKeeper {
+  private frame: Buffer
+  private lastInboundAt: number
+  private watchdog: NodeJS.Timeout | undefined
+  private pacer: NodeJS.Timeout | undefined
+  private paceStart = 0
+  private framesSent = 0
+  private stopped = false
+  private readonly now: () => number
+  private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
+  private readonly clearTimer: (timer: NodeJS.Timeout) => void
+
+  /** Silence frames written so far. */
+  totalFrames = 0
+
+  /** @param initialFrame the silence frame to send until the call's audio kind is known. */
+  constructor(
+    private readonly options: SilenceKeeperOptions,
+    initialFrame: Buffer,
+  ) {
+    this.frame = initialFrame
+    this.now = options.now ?? Date.now
+    this.setTimer = options.setTimer ?? setTimeout
+    this.clearTimer = options.clearTimer ?? clearTimeout
+    this.lastInboundAt = this.now()
+    if (options.mode === 'continuous') this.startPacing()
+    else if (options.mode === 'gaps') this.armWatchdog(options.afterMs)
+  }
+
+  /** Silence of the call's own audio kind, once the first inbound frame has told it. */
+  setFrame(frame: Buffer): void {
+    this.frame = frame
+  }
+
+  /** The caller's audio arrived: cheap, called for every inbound frame. */
+  onInboundAudio(): void {
+    this.lastInboundAt = this.now()
+    if (this.options.mode !== 'gaps' || this.pacer === undefined) return
+    this.clearTimer(this.pacer)
+    this.pacer = undefined
+    this.armWatchdog(this.options.afterMs)
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.watchdog !== undefined) this.clearTimer(this.watchdog)
+    if (this.pacer !== undefined) this.clearTimer(this.pacer)
+    this.watchdog = undefined
+    this.pacer = undefined
+  }
+
+  private armWatchdog(ms: number): void {
+    this.watchdog = this.setTimer(() => this.onWatchdog(), ms)
+  }
+
+  private onWatchdog(): void {
+    this.watchdog = undefined
+    if (this.stopped) return
+    const quietFor = this.now() - this.lastInboundAt
+    if (quietFor < this.options.afterMs) {
+      this.armWatchdog(this.options.afterMs - quietFor)
+      return
+    }
+    this.startPacing()
+  }
+
+  private startPacing(): void {
+    this.paceStart = this.now()
+    this.framesSent = 0
+    this.sendFrame()
+  }
+
+  private sendFrame(): void {
+    this.pacer = undefined
+    if (this.stopped) return
+    this.options.write(this.frame)
+    this.framesSent++
+    this.totalFrames++
+    let dueAt = this.paceStart + this.framesSent * SILENCE_FRAME_MS
+    const now = this.now()
+    if (now - dueAt > 5 * SILENCE_FRAME_MS) {
+      // The loop stalled: start a new grid from now rather than catch up with a burst.
+      this.paceStart = now
+      this.framesSent = 0
+      dueAt = now + SILENCE_FRAME_MS
+    }
+    this.pacer = this.setTimer(() => this.sendFrame(), Math.max(0, dueAt - now))
+  }
+}
