@@ -118,7 +118,8 @@ export class ResilientTranscriber {
     if (this.format !== undefined) return
     this.format = format
     this.ring = new AudioRing(this.msToBytes(this.options.maxBufferedAudioMs))
-    if (this.current) this.beginSession(this.current)
+    this.current ??= this.openSession(0)
+    this.beginSession(this.current)
   }
 
   sendAudio(chunk: Buffer): void {
@@ -137,10 +138,10 @@ export class ResilientTranscriber {
     const done = new Promise<void>((resolve) => this.finishWaiters.push(resolve))
     if (this.endRequested) return done
     this.endRequested = true
-    if (this.state === 'active' && this.current) {
-      if (this.format === undefined) {
+    if (this.state === 'active') {
+      if (this.format === undefined || this.current === undefined) {
         // No audio ever arrived: there is no session to finish.
-        this.current.session.close()
+        this.current?.session.close()
         this.settle('done')
       } else {
         void this.current.session.finish()
@@ -231,6 +232,11 @@ export class ResilientTranscriber {
   private onSessionError(record: SessionRecord, error: AppError): void {
     if (record !== this.current) return
     this.current = undefined
+    if (this.format === undefined) {
+      // The session opened early (at the UUID) failed before any audio, e.g. Soniox's start
+      // timeout on a call that stays silent: nothing is lost; open a new one when audio comes.
+      return
+    }
     if (!isRetriableSonioxError(error)) {
       this.options.health?.reportFailure(error)
       this.fail(error)

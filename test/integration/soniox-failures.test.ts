@@ -188,3 +188,15 @@ t.test('a long call continues in new sessions before the session limit, without 
   const firstTokenMs = outcome.finals.flatMap((e) => e.data.tokens).map((tok: any) => tok.start_ms as number)
   t.ok(Math.max(...firstTokenMs) > 8000, 'later sessions carry call time, not session time')
 })
+
+t.test('a session opened at the UUID that times out before any audio is replaced when audio comes, at no cost', async (t) => {
+  // Soniox closes a connection whose start message does not come in time; the server opens the
+  // socket at the UUID to save latency, but sends the start message only with the first audio.
+  const h = await startHarness({ soniox: { startTimeoutMs: 300 } })
+  t.teardown(() => h.stop())
+  const firstAudio = CAPTURE.frames.findIndex((f) => f.kind === 0x10)
+  const outcome = await runCall(h, withPause(CAPTURE, firstAudio, 1500), 2)
+  t.equal(h.soniox.sessions[0]?.error?.code, 408, 'the early session timed out at Soniox')
+  assertComplete(t, outcome)
+  t.match(outcome.ended.data.soniox, { sessions: 1, reconnects: 0, audio_dropped_ms: 0 }, 'not counted as a reconnect: no audio was at stake')
+})
