@@ -375,7 +375,7 @@ const schema = {
       default: 290 * 60 * 1000,
       env: 'SONIOX_MAX_SESSION_MS',
     },
-    reconnectMaxAttempts: { doc: 'Consecutive failed Soniox sessions before a call gives up on transcription.', format: 'attempts', default: 20, env: 'SONIOX_RECONNECT_MAX_ATTEMPTS' },
+    reconnectMaxAttempts: { doc: 'Replacement sessions tried in one failure streak; the next failure ends the call\'s transcription.', format: 'attempts', default: 20, env: 'SONIOX_RECONNECT_MAX_ATTEMPTS' },
     reconnectMaxMs: { doc: 'Give up when no Soniox session has worked for this long since the first failure.', format: 'positive-ms', default: 300000, env: 'SONIOX_RECONNECT_MAX_MS' },
     reconnectInitialDelayMs: { doc: 'Delay before the second reconnection attempt (the first is immediate); doubles with jitter.', format: 'positive-ms', default: 500, env: 'SONIOX_RECONNECT_INITIAL_DELAY_MS' },
     reconnectMaxDelayMs: { doc: 'Cap on the delay between reconnection attempts.', format: 'positive-ms', default: 10000, env: 'SONIOX_RECONNECT_MAX_DELAY_MS' },

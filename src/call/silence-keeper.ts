@@ -18,6 +18,9 @@ export type SilenceMode = 'off' | 'gaps' | 'continuous'
 
 export const SILENCE_FRAME_MS = 20
 
+/** A frame later than this restarts the pacing grid instead of being caught up. */
+const MAX_LATENESS_MS = 100
+
 export interface SilenceKeeperOptions {
   mode: SilenceMode
   afterMs: number
@@ -103,17 +106,18 @@ export class SilenceKeeper {
   private sendFrame(): void {
     this.pacer = undefined
     if (this.stopped) return
+    const now = this.now()
+    // This frame was due at paceStart + framesSent * 20. Far behind (the loop stalled): start a
+    // new grid at this frame instead of catching up with a burst.
+    if (now - (this.paceStart + this.framesSent * SILENCE_FRAME_MS) > MAX_LATENESS_MS) {
+      this.paceStart = now
+      this.framesSent = 0
+    }
     this.options.write(this.frame)
     this.framesSent++
     this.totalFrames++
-    let dueAt = this.paceStart + this.framesSent * SILENCE_FRAME_MS
-    const now = this.now()
-    if (now - dueAt > 5 * SILENCE_FRAME_MS) {
-      // The loop stalled: start a new grid from now rather than catch up with a burst.
-      this.paceStart = now
-      this.framesSent = 0
-      dueAt = now + SILENCE_FRAME_MS
-    }
-    this.pacer = this.setTimer(() => this.sendFrame(), Math.max(0, dueAt - now))
+    if (this.stopped) return
+    const nextDue = this.paceStart + this.framesSent * SILENCE_FRAME_MS
+    this.pacer = this.setTimer(() => this.sendFrame(), Math.max(0, nextDue - now))
   }
 }

@@ -42,7 +42,7 @@ export interface TranscriberStats {
 }
 
 export interface ReconnectPolicy {
-  /** Consecutive failed sessions before giving up. */
+  /** Replacement sessions tried in one failure streak; the next failure gives up. */
   maxAttempts: number
   /** Give up when no session has worked for this long since the first failure of a streak. */
   maxMs: number
@@ -135,6 +135,7 @@ export class ResilientTranscriber {
 
   /** Ends the audio; resolves when every final word has been delivered or transcription is over. */
   finish(): Promise<void> {
+    if (this.state === 'done' || this.state === 'failed') return Promise.resolve()
     const done = new Promise<void>((resolve) => this.finishWaiters.push(resolve))
     if (this.endRequested) return done
     this.endRequested = true
@@ -146,8 +147,6 @@ export class ResilientTranscriber {
       } else {
         void this.current.session.finish()
       }
-    } else if (this.state === 'done' || this.state === 'failed') {
-      this.settle(this.state)
     }
     // waiting / rotating: the next session is sent the rest and finished as soon as it opens.
     return done
@@ -222,8 +221,7 @@ export class ResilientTranscriber {
         this.settle('done')
         return
       }
-      this.current = this.openSession(this.finalPos)
-      this.beginSession(this.current)
+      this.continueFromFinal()
       return
     }
     if (this.endRequested) this.settle('done')
@@ -265,19 +263,27 @@ export class ResilientTranscriber {
     }, delayMs)
   }
 
-  /** Opens a replacement session from the last finalized position. */
-  private resume(cause: AppError, delayMs: number): void {
-    if (this.state !== 'waiting') return
-    // What the ring no longer holds can no longer be resent: it is lost, and counted.
+  /**
+   * Opens the next session at the last finalized position (or at the oldest byte still held, if
+   * the bound evicted audio past it: that audio is lost and counted) and sends it what is held.
+   */
+  private continueFromFinal(): { resumeFrom: number; lost: number; resent: number } {
     const resumeFrom = Math.max(this.finalPos, this.ring?.startPos ?? 0)
     const lost = resumeFrom - this.finalPos
     const resent = Math.max(0, this.sentHighWater - resumeFrom)
     this.counters.droppedBytes += lost
     this.counters.resentBytes += resent
-    this.counters.reconnects++
     this.finalPos = resumeFrom
     this.current = this.openSession(resumeFrom)
     this.beginSession(this.current)
+    return { resumeFrom, lost, resent }
+  }
+
+  /** Opens a replacement session for a failed one. */
+  private resume(cause: AppError, delayMs: number): void {
+    if (this.state !== 'waiting') return
+    this.counters.reconnects++
+    const { resumeFrom, lost, resent } = this.continueFromFinal()
     this.options.logger.info(
       {
         cause: cause.code,
@@ -316,7 +322,9 @@ export class ResilientTranscriber {
   }
 
   private settle(state: 'done' | 'failed'): void {
+    const wasSettled = this.state === 'done' || this.state === 'failed'
     this.state = state
+    if (state === 'done' && this.endRequested && !wasSettled) this.handlers.onFinished()
     for (const resolve of this.finishWaiters.splice(0)) resolve()
   }
 
@@ -343,7 +351,7 @@ function finalMsOf(result: SonioxResult): number | undefined {
   return ms
 }
 
-/** Moves a result's token timestamps from session time into call audio time. */
+/** Moves a result's timestamps and progress fields from session time into call audio time. */
 function shiftResult(result: SonioxResult, offsetMs: number): SonioxResult {
   const tokens = result.tokens.map((t): SonioxToken => {
     if (t.start_ms === undefined && t.end_ms === undefined) return t
@@ -352,5 +360,10 @@ function shiftResult(result: SonioxResult, offsetMs: number): SonioxResult {
     if (t.end_ms !== undefined) shifted.end_ms = t.end_ms + offsetMs
     return shifted
   })
-  return { ...result, tokens }
+  return {
+    ...result,
+    tokens,
+    finalAudioProcMs: result.finalAudioProcMs === undefined ? undefined : result.finalAudioProcMs + offsetMs,
+    totalAudioProcMs: result.totalAudioProcMs === undefined ? undefined : result.totalAudioProcMs + offsetMs,
+  }
 }

@@ -366,8 +366,10 @@ export class SonioxSession {
     this.cleanup()
     this.socket.removeAllListeners('message')
     this.socket.on('error', () => {})
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000)
-    else if (this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate()
+    // Terminate, not close: a closing handshake cannot complete on a half-open or stalled link
+    // and would hold the connection for ws's 30 s close timeout; after an error there is
+    // nothing left to say to Soniox anyway.
+    this.socket.terminate()
     this.handlers.onError(error)
     this.resolveFinishWaiters()
   }

@@ -1,0 +1,333 @@
+/**
+ * SonioxSession's liveness work (src/soniox/soniox-session.ts) against the strict stand-in
+ * (test/support/fake-soniox.ts): keepalives while the caller is silent, pings that find a
+ * half-open link, the send-buffer bound, and which errors are worth a new session.
+ *
+ * The heartbeat runs on injected time (test/support/fake-timers.ts) while the socket is real, so
+ * "10 s without audio" takes no wall time; one test runs on real timers with tens of ms.
+ */
+import t, { type Test } from 'tap'
+import { WebSocket } from 'ws'
+import { AppError, type ErrorCode } from '../../src/shared/errors.js'
+import {
+  SonioxSession,
+  isRetriableSonioxError,
+  type SonioxError,
+  type SonioxSessionOptions,
+} from '../../src/soniox/soniox-session.js'
+import type { RecognitionOptions } from '../../src/soniox/start-message.js'
+import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
+import { FakeTimers } from '../support/fake-timers.js'
+import { waitUntil } from '../support/wait.js'
+
+const RATE = 8000
+const FRAME_BYTES = 320 // 20 ms of 8 kHz s16le
+const LONG = 10 * 60_000
+
+const RECOGNITION: RecognitionOptions = {
+  model: 'stt-rt-v5',
+  languageHints: ['en'],
+  languageHintsStrict: false,
+  context: null,
+  endpointDetection: true,
+  maxEndpointDelayMs: null,
+  endpointSensitivity: null,
+  endpointLatencyAdjustmentLevel: null,
+  speakerDiarization: false,
+  languageIdentification: false,
+  translation: null,
+}
+
+interface Sent {
+  text: boolean
+  length: number
+}
+
+interface Harness {
+  session: SonioxSession
+  errors: SonioxError[]
+  opened: Promise<void>
+  closed: Promise<void>
+  socket(): WebSocket
+  /** Every frame the client handed to its socket, in order (start, audio, keepalive, end). */
+  sent: Sent[]
+  pings: () => number
+  pongs: () => number
+  /** Overrides the socket's bufferedAmount (undefined = the real value). */
+  setBufferedAmount(value: number | undefined): void
+}
+
+function startSession(t: Test, url: string, overrides: Partial<SonioxSessionOptions>): Harness {
+  const errors: SonioxError[] = []
+  const sent: Sent[] = []
+  let socket: WebSocket | undefined
+  let pings = 0
+  let pongs = 0
+  let bufferedOverride: number | undefined
+  let resolveOpened!: () => void
+  let resolveClosed!: () => void
+  const opened = new Promise<void>((resolve) => (resolveOpened = resolve))
+  const closed = new Promise<void>((resolve) => (resolveClosed = resolve))
+  const options: SonioxSessionOptions = {
+    url,
+    apiKey: 'test-key',
+    recognition: RECOGNITION,
+    clientReferenceId: 'call-heartbeat',
+    connectTimeoutMs: 5000,
+    finishTimeoutMs: LONG,
+    audioBatchMs: 0,
+    maxBufferedAudioMs: 30_000,
+    keepaliveMs: LONG,
+    pingIntervalMs: LONG,
+    pongTimeoutMs: LONG,
+    createSocket: (socketUrl, headers, handshakeTimeoutMs) => {
+      const ws = new WebSocket(socketUrl, { headers, handshakeTimeout: handshakeTimeoutMs, perMessageDeflate: false })
+      const realBuffered = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'bufferedAmount')?.get
+      Object.defineProperty(ws, 'bufferedAmount', { get: () => bufferedOverride ?? (realBuffered?.call(ws) as number) })
+      const send = ws.send.bind(ws) as (data: unknown, ...rest: unknown[]) => void
+      ws.send = ((data: unknown, ...rest: unknown[]) => {
+        sent.push({ text: typeof data === 'string', length: typeof data === 'string' ? data.length : (data as Buffer).length })
+        send(data, ...rest)
+      }) as WebSocket['send']
+      const ping = ws.ping.bind(ws)
+      ws.ping = ((...args: Parameters<WebSocket['ping']>) => {
+        pings++
+        ping(...args)
+      }) as WebSocket['ping']
+      ws.on('pong', () => pongs++)
+      ws.once('open', () => resolveOpened())
+      ws.once('close', () => resolveClosed())
+      socket = ws
+      return ws
+    },
+    ...overrides,
+  }
+  const session = new SonioxSession(options, {
+    onResult: () => {},
+    onError: (error) => errors.push(error),
+    onFinished: () => {},
+  })
+  t.teardown(() => session.close())
+  return {
+    session,
+    errors,
+    opened,
+    closed,
+    sent,
+    socket: () => {
+      if (!socket) throw new Error('no socket')
+      return socket
+    },
+    pings: () => pings,
+    pongs: () => pongs,
+    setBufferedAmount: (value) => (bufferedOverride = value),
+  }
+}
+
+function fakeTimerOptions(timers: FakeTimers): Partial<SonioxSessionOptions> {
+  return { now: timers.now, setTimer: timers.setTimer, clearTimer: timers.clearTimer }
+}
+
+async function fakeSoniox(t: Test): Promise<FakeSoniox> {
+  const fake = await startFakeSoniox()
+  t.teardown(() => fake.close())
+  return fake
+}
+
+/** When our own ping's pong is back, the stand-in has handled every frame sent before it. */
+function roundTrip(ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    ws.once('pong', () => resolve())
+    ws.ping()
+  })
+}
+
+function onlySession(fake: FakeSoniox): FakeSonioxSession {
+  const s = fake.sessions[0]
+  if (!s) throw new Error('no session at the stand-in')
+  return s
+}
+
+/** Opens a session on fake time, starts it and waits until the stand-in is streaming. */
+async function streaming(t: Test, overrides: Partial<SonioxSessionOptions>) {
+  const fake = await fakeSoniox(t)
+  const timers = new FakeTimers()
+  const h = startSession(t, fake.url, { ...fakeTimerOptions(timers), ...overrides })
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  await roundTrip(h.socket())
+  const s = onlySession(fake)
+  t.equal(s.state, 'streaming')
+  return { fake, timers, h, s }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+t.test('keepalives: sent when no audio flows, not while it flows', async (t) => {
+  const { timers, h, s } = await streaming(t, { keepaliveMs: 1000 })
+  const tick = timers.calls[0]?.ms ?? 0
+  t.ok(tick > 0 && tick <= 500, `the heartbeat ticks at most every keepaliveMs/2 (${tick} ms)`)
+
+  timers.advance(5000)
+  await roundTrip(h.socket())
+  t.equal(s.keepalives, 5, '5 s of silence, keepaliveMs 1000: 5 keepalives')
+  t.strictSame(
+    s.controlMessages.filter((m) => m.type === 'keepalive'),
+    Array.from({ length: 5 }, () => ({ type: 'keepalive' })),
+    'exactly {"type":"keepalive"}',
+  )
+
+  const timersBefore = timers.calls.length
+  for (let i = 0; i < 500; i++) {
+    h.session.sendAudio(Buffer.alloc(FRAME_BYTES))
+    timers.advance(20)
+  }
+  await roundTrip(h.socket())
+  t.equal(s.keepalives, 5, 'none during 10 s of audio every 20 ms')
+  t.equal(s.audio.length, 500 * FRAME_BYTES)
+  const armed = timers.calls.length - timersBefore
+  t.ok(armed <= 10_000 / tick + 1, `one heartbeat timer per tick, not per frame (${armed} for 500 frames)`)
+
+  timers.advance(1000 + tick)
+  await roundTrip(h.socket())
+  t.equal(s.keepalives, 6, 'one keepalive once the audio has stopped for keepaliveMs')
+  t.strictSame(s.violations, [])
+})
+
+t.test('no keepalive before the start message', async (t) => {
+  const fake = await fakeSoniox(t)
+  const timers = new FakeTimers()
+  const h = startSession(t, fake.url, { ...fakeTimerOptions(timers), keepaliveMs: 1000 })
+  await h.opened
+  timers.advance(10_000) // open, but no audio yet: no format, no start message
+  await roundTrip(h.socket())
+  t.equal(h.sent.length, 0, 'nothing sent while waiting for the first audio')
+  h.session.start({ sampleRate: RATE })
+  await roundTrip(h.socket())
+  const s = onlySession(fake)
+  t.equal(s.state, 'streaming', 'the start message was the first frame')
+  t.strictSame(s.violations, [])
+})
+
+t.test('keepalive is never sent after the end-of-audio frame', async (t) => {
+  const { timers, h, s } = await streaming(t, { keepaliveMs: 1000 })
+  h.session.sendAudio(Buffer.alloc(FRAME_BYTES))
+  const done = h.session.finish()
+  t.equal(h.session.state, 'finishing')
+  // Before Soniox's `finished` can arrive, many heartbeat ticks pass with no audio.
+  timers.advance(20_000)
+  const endAt = h.sent.findIndex((f) => !f.text && f.length === 0)
+  t.ok(endAt > 0, 'the end-of-audio frame was sent')
+  t.strictSame(h.sent.slice(endAt + 1), [], 'nothing after it')
+  await done
+  await h.closed
+  t.equal(s.endOfAudio, 'binary')
+  t.equal(s.keepalives, 0)
+  t.strictSame(s.violations, [], 'the stand-in saw no frame after the end of audio')
+  t.strictSame(h.errors, [])
+})
+
+t.test('a half-open link (freeze) -> ERR_SONIOX_UNRESPONSIVE within pingInterval + pongTimeout + tick', async (t) => {
+  const PING = 1000
+  const PONG = 1000
+  const { timers, h, s } = await streaming(t, { pingIntervalMs: PING, pongTimeoutMs: PONG })
+  const tick = timers.calls[0]?.ms ?? 0
+
+  // A live link: pings are answered, nothing fails.
+  for (let i = 0; i < 20; i++) {
+    timers.advance(tick)
+    await waitUntil(() => h.pongs() >= h.pings(), 'the pong')
+  }
+  t.ok(h.pings() >= 4, `pinged every pingIntervalMs (${h.pings()} pings in ${20 * tick} ms)`)
+  t.strictSame(h.errors, [], 'answered pings fail nothing')
+
+  s.freeze()
+  const frozenAt = timers.now()
+  const pingsBefore = h.pings()
+  let failedAt: number | undefined
+  while (failedAt === undefined && timers.now() < frozenAt + 10_000) {
+    timers.advance(10)
+    await new Promise((resolve) => setImmediate(resolve))
+    if (h.errors.length > 0) failedAt = timers.now()
+  }
+  t.equal(h.errors.length, 1, 'onError once')
+  t.equal(h.errors[0]?.code, 'ERR_SONIOX_UNRESPONSIVE')
+  const after = (failedAt ?? Infinity) - frozenAt
+  t.ok(after <= PING + PONG + tick, `detected ${after} ms after the freeze (bound ${PING + PONG + tick})`)
+  t.ok(after >= PONG, `not before a pong was overdue (${after} ms)`)
+  t.equal(h.pings() - pingsBefore, 1, 'one unanswered ping, no ping while one is outstanding')
+  t.equal(h.session.state, 'failed')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.equal(h.errors.length, 1, 'nothing reported after it')
+  t.equal(h.socket().readyState, WebSocket.CLOSED, 'the dead link is torn down, not left closing')
+})
+
+t.test('the same on real timers (tens of ms)', async (t) => {
+  const fake = await fakeSoniox(t)
+  const h = startSession(t, fake.url, { pingIntervalMs: 60, pongTimeoutMs: 60 })
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  await roundTrip(h.socket())
+  const frozenAt = Date.now()
+  onlySession(fake).freeze()
+  await waitUntil(() => h.errors.length > 0, 'ERR_SONIOX_UNRESPONSIVE', 3000)
+  const after = Date.now() - frozenAt
+  t.equal(h.errors[0]?.code, 'ERR_SONIOX_UNRESPONSIVE')
+  // Bound: ping 60 + pong 60 + tick 50, plus generous scheduling slack for a loaded machine.
+  t.ok(after < 60 + 60 + 50 + 500, `detected after ${after} ms`)
+})
+
+t.test('a send buffer past maxBufferedAudioMs -> ERR_SONIOX_BACKPRESSURE', async (t) => {
+  // 100 ms at 8 kHz = 1600 bytes.
+  const { h } = await streaming(t, { maxBufferedAudioMs: 100 })
+  h.setBufferedAmount(1600 - FRAME_BYTES)
+  h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
+  t.strictSame(h.errors, [], 'exactly at the bound is still fine')
+  h.setBufferedAmount(1600 - FRAME_BYTES + 1)
+  h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
+  t.equal(h.errors.length, 1)
+  t.equal(h.errors[0]?.code, 'ERR_SONIOX_BACKPRESSURE')
+  t.equal(h.session.state, 'failed')
+  h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
+  t.equal(h.errors.length, 1, 'reported once')
+  t.equal(h.session.bytesSent, FRAME_BYTES, 'the frame that would pass the bound was not sent')
+})
+
+t.test('isRetriableSonioxError', async (t) => {
+  function err(code: ErrorCode, sonioxCode?: number): AppError {
+    const e: SonioxError = new AppError(code, code)
+    if (sonioxCode !== undefined) e.sonioxCode = sonioxCode
+    return e
+  }
+  const table: Array<[AppError, boolean]> = [
+    [err('ERR_SONIOX_SERVER_ERROR', 408), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 429), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 500), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 502), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 503), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 504), true],
+    [err('ERR_SONIOX_SERVER_ERROR', 400), false],
+    [err('ERR_SONIOX_SERVER_ERROR', 401), false],
+    [err('ERR_SONIOX_SERVER_ERROR', 402), false],
+    [err('ERR_SONIOX_SERVER_ERROR', 403), false],
+    [err('ERR_SONIOX_CLOSED'), true],
+    [err('ERR_SONIOX_UNRESPONSIVE'), true],
+    [err('ERR_SONIOX_BACKPRESSURE'), true],
+    [err('ERR_SONIOX_FINISH_TIMEOUT'), true],
+    [err('ERR_SONIOX_CONNECT'), true],
+    [err('ERR_SONIOX_CONNECT', 408), true],
+    [err('ERR_SONIOX_CONNECT', 429), true],
+    [err('ERR_SONIOX_CONNECT', 502), true],
+    [err('ERR_SONIOX_CONNECT', 503), true],
+    [err('ERR_SONIOX_CONNECT', 400), false],
+    [err('ERR_SONIOX_CONNECT', 401), false],
+    [err('ERR_SONIOX_CONNECT', 403), false],
+    [err('ERR_SONIOX_CONNECT', 404), false],
+    [err('ERR_SONIOX_BAD_MESSAGE'), false],
+    [err('ERR_SONIOX_GAVE_UP'), false],
+  ]
+  for (const [error, retriable] of table) {
+    const code = (error as SonioxError).sonioxCode
+    t.equal(isRetriableSonioxError(error), retriable, `${error.code}${code === undefined ? '' : ` ${code}`}: ${retriable ? 'retriable' : 'permanent'}`)
+  }
+})

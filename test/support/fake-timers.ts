@@ -1,0 +1,114 @@
+/**
+ * Hand-driven time for modules that take `now` / `setTimer` / `clearTimer` options
+ * (SilenceKeeper, SonioxSession, ResilientTranscriber). Time moves only when the test says so.
+ *
+ *   advance(ms)      punctual machine: every timer due within `ms` runs at its own due time
+ *   runNext(lateBy)  runs the earliest timer `lateBy` ms after it was due (a late wake-up)
+ *   stallUntil(t)    a stalled event loop: time jumps to `t`, then every overdue timer runs, late
+ *
+ * Every setTimer/clearTimer call is recorded (`calls`, `clears`) so a test can count wake-ups.
+ * Handles are opaque objects typed as NodeJS.Timeout; they never reach the real timer API.
+ */
+
+export interface FakeTimerCall {
+  /** Fake time at which setTimer was called. */
+  at: number
+  /** Delay requested. */
+  ms: number
+  /** Fake time at which it is due. */
+  due: number
+}
+
+interface Pending {
+  id: number
+  due: number
+  fn: () => void
+  handle: NodeJS.Timeout
+}
+
+export class FakeTimers {
+  #now: number
+  #nextId = 1
+  #pending: Pending[] = []
+  /** Every setTimer call, in order. */
+  readonly calls: FakeTimerCall[] = []
+  /** How many clearTimer calls found a pending timer to cancel. */
+  clears = 0
+
+  constructor(startMs = 1_000_000) {
+    this.#now = startMs
+  }
+
+  /** Bound, so it can be passed as an option as is. */
+  readonly now = (): number => this.#now
+
+  readonly setTimer = (fn: () => void, ms: number): NodeJS.Timeout => {
+    const id = this.#nextId++
+    const delay = Math.max(0, Number.isFinite(ms) ? ms : 0)
+    const handle = { fakeTimerId: id } as unknown as NodeJS.Timeout
+    this.#pending.push({ id, due: this.#now + delay, fn, handle })
+    this.calls.push({ at: this.#now, ms, due: this.#now + delay })
+    return handle
+  }
+
+  readonly clearTimer = (handle: NodeJS.Timeout): void => {
+    const before = this.#pending.length
+    this.#pending = this.#pending.filter((p) => p.handle !== handle)
+    if (this.#pending.length < before) this.clears++
+  }
+
+  /** Timers scheduled and not yet run or cleared. */
+  get pending(): number {
+    return this.#pending.length
+  }
+
+  /** Due time of the earliest pending timer, if any. */
+  get nextDue(): number | undefined {
+    return this.#earliest()?.due
+  }
+
+  /** Moves time forward by `ms`, running each timer that falls due at its own due time, in order. */
+  advance(ms: number): void {
+    this.advanceTo(this.#now + ms)
+  }
+
+  /** Moves time to `target` (never backwards), running due timers punctually. */
+  advanceTo(target: number): void {
+    for (;;) {
+      const next = this.#earliest()
+      if (next === undefined || next.due > target) break
+      this.#run(next, Math.max(this.#now, next.due))
+    }
+    this.#now = Math.max(this.#now, target)
+  }
+
+  /** Runs the earliest pending timer `lateByMs` after its due time; false when none is pending. */
+  runNext(lateByMs = 0): boolean {
+    const next = this.#earliest()
+    if (next === undefined) return false
+    this.#run(next, Math.max(this.#now, next.due + lateByMs))
+    return true
+  }
+
+  /** Time jumps to `t`; then every timer due by then (including ones they set) runs, late, at `t`. */
+  stallUntil(t: number): void {
+    this.#now = Math.max(this.#now, t)
+    for (;;) {
+      const next = this.#earliest()
+      if (next === undefined || next.due > this.#now) break
+      this.#run(next, this.#now)
+    }
+  }
+
+  #earliest(): Pending | undefined {
+    let best: Pending | undefined
+    for (const p of this.#pending) if (best === undefined || p.due < best.due || (p.due === best.due && p.id < best.id)) best = p
+    return best
+  }
+
+  #run(p: Pending, at: number): void {
+    this.#pending = this.#pending.filter((x) => x !== p)
+    this.#now = at
+    p.fn()
+  }
+}
