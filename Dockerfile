@@ -19,6 +19,11 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The webhook spool and dead-letter file (README, "Delivery guarantees"): on a volume, so events not yet
+# delivered survive a restart or a new container.
+ENV SPOOL_DIR=/var/lib/audiosocket-soniox
+RUN mkdir -p /var/lib/audiosocket-soniox && chown node:node /var/lib/audiosocket-soniox
+VOLUME /var/lib/audiosocket-soniox
 USER node
 EXPOSE 9092
 # SIGTERM ends live calls properly (see README); give it time before SIGKILL: docker stop -t 30

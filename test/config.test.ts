@@ -74,7 +74,13 @@ t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   t.notOk('contextFile' in c.soniox, 'the context file path is replaced by its content')
   t.equal(c.webhook.url, null, 'no webhook URL: events go to stdout')
   t.equal(c.webhook.secret, null)
-  t.ok(c.webhook.maxAttempts >= 1)
+  t.equal(c.webhook.maxAgeMs, 24 * 3600 * 1000, 'WEBHOOK_MAX_AGE defaults to 24 h')
+  t.equal(c.webhook.concurrency, 8)
+  t.same(c.webhook.headers, {})
+  t.equal(c.webhook.caFile, null)
+  t.equal(c.spool.dir, 'var/spool', 'relative: resolved against the working directory when the spool opens')
+  t.equal(c.spool.maxBytes, 256 * 1024 * 1024)
+  t.equal(c.events.file, null)
   t.equal(c.transcript.partialEvents, false)
   t.equal(c.logLevel, 'info')
   t.ok(c.shutdownTimeoutMs > 0)
@@ -163,7 +169,7 @@ t.test('JSON config file', async (t) => {
     'good.json': JSON.stringify({
       audiosocket: { port: 5000, host: '0.0.0.0' },
       soniox: { apiKey: 'from-file', model: 'stt-rt-v4', languageHints: ['de', 'fr'], endpointDetection: false },
-      webhook: { url: 'https://hooks.example/in', maxAttempts: 3 },
+      webhook: { url: 'https://hooks.example/in', maxAgeMs: '2h' },
       logLevel: 'debug',
     }),
     'unknown.json': JSON.stringify({ soniox: { modle: 'stt-rt-v4' }, colour: 'blue' }),
@@ -180,7 +186,7 @@ t.test('JSON config file', async (t) => {
     t.same(c.soniox.languageHints, ['de', 'fr'])
     t.equal(c.soniox.endpointDetection, false)
     t.equal(c.webhook.url, 'https://hooks.example/in')
-    t.equal(c.webhook.maxAttempts, 3)
+    t.equal(c.webhook.maxAgeMs, 2 * 3600 * 1000, 'durations are read from the file too')
     t.equal(c.logLevel, 'debug')
   })
 
@@ -383,7 +389,7 @@ t.test('describeSettings lists every environment variable exactly once', async (
   }
   t.same(
     settings.filter((s) => s.sensitive).map((s) => s.env).sort(),
-    ['SONIOX_API_KEY', 'WEBHOOK_SECRET'],
+    ['SONIOX_API_KEY', 'WEBHOOK_HEADERS', 'WEBHOOK_SECRET'],
     'the secrets are marked sensitive',
   )
   t.equal(settings.find((s) => s.env === 'AUDIOSOCKET_PORT')?.default, 9092)

@@ -6,6 +6,12 @@ import { parseArgs } from 'node:util'
 import { describeSettings } from '../config.js'
 import { VERSION } from '../version.js'
 import { serve } from './serve.js'
+import { deadLetters } from './dead-letters.js'
+import { captureCommand } from './capture.js'
+import { importPcapCommand } from './import-pcap.js'
+import { inspectCommand } from './inspect.js'
+import { replayCommand } from './replay.js'
+import { toWavCommand } from './to-wav.js'
 
 const USAGE = `Usage: audiosocket-soniox <command> [options]
 
@@ -13,6 +19,21 @@ Commands:
   serve [--config FILE]   run the AudioSocket server (settings from the environment and FILE)
   settings                list every setting with its environment variable and default
   version                 print the version
+  dead-letters list|redeliver [--id ID]... [--json] [--config FILE]
+                          show the events the webhook refused or that expired; POST them again
+
+Capturing and replaying calls (see README.md, "Capturing and replaying calls"):
+  capture [--listen HOST:PORT] [--upstream HOST:PORT] [--out DIR] [--count N]
+                          record each AudioSocket connection to a capture file (a listening
+                          stand-in, or with --upstream a transparent tee proxy before a server)
+  replay FILE... --to HOST:PORT [--speed N|max] [--concurrency N] [--repeat N] [--keep-uuid]
+                          play captures into a server as Asterisk would; summary per call
+  import-pcap FILE.pcap|FILE.pcapng [--port N] [--out DIR]
+                          extract AudioSocket connections from a tcpdump/tshark capture
+  inspect FILE [--frames] [--json]
+                          UUID, frames, sizes, rate, DTMF, gaps, cadence, protocol violations
+  to-wav FILE [-o OUT.wav] [--direction in|out]
+                          the call's audio as a WAV file
 
 Run "audiosocket-soniox serve" with SONIOX_API_KEY set; see README.md.`
 
@@ -35,6 +56,18 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${s.env.padEnd(42)} ${def.padEnd(48)} ${s.doc}\n`)
       }
       return 0
+    case 'dead-letters':
+      return deadLetters(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
+    case 'capture':
+      return captureCommand(rest)
+    case 'replay':
+      return replayCommand(rest)
+    case 'import-pcap':
+      return importPcapCommand(rest)
+    case 'inspect':
+      return inspectCommand(rest)
+    case 'to-wav':
+      return toWavCommand(rest)
     case 'version':
     case '--version':
       process.stdout.write(`${VERSION}\n`)

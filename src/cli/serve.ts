@@ -29,7 +29,12 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
   try {
     await app.start()
   } catch (err) {
-    logger.fatal({ err, host: config.audiosocket.host, port: config.audiosocket.port }, 'cannot listen for AudioSocket connections (AUDIOSOCKET_HOST / AUDIOSOCKET_PORT)')
+    // The sink starts first (spool recovery, EVENTS_FILE): name the setting that is actually at fault.
+    if (isAppError(err) && (err.code.startsWith('ERR_SPOOL_') || err.code === 'ERR_EVENTS_FILE')) {
+      logger.fatal({ err }, 'cannot start event delivery (SPOOL_DIR / EVENTS_FILE)')
+    } else {
+      logger.fatal({ err, host: config.audiosocket.host, port: config.audiosocket.port }, 'cannot listen for AudioSocket connections (AUDIOSOCKET_HOST / AUDIOSOCKET_PORT)')
+    }
     logger.flush()
     return 1
   }

@@ -25,6 +25,12 @@ export interface EventEnvelope<D extends object = Record<string, unknown>> {
  * ordering are the sink's job. `close` waits (bounded) for what is in flight.
  */
 export interface EventSink {
+  /**
+   * Optional preparation before the server takes calls: open files, recover the spool. Rejects if
+   * the sink cannot work (the server then does not start). Events published before it resolves are
+   * held, not lost.
+   */
+  start?(): Promise<void>
   publish(event: EventEnvelope): void
   close(timeoutMs: number): Promise<void>
 }

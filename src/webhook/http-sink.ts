@@ -1,34 +1,54 @@
-import http from 'node:http'
-import https from 'node:https'
 import type { Logger } from 'pino'
-import { createBackoff } from '../shared/backoff.js'
-import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
+import { createBackoff, type Backoff } from '../shared/backoff.js'
+import { AppError } from '../shared/errors.js'
+import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
-import { decodeWebhookSecret, webhookHeaders } from './signing.js'
+import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
+import type { Spool, SpoolRef } from './spool.js'
+
+export { parseRetryAfter } from './http-transport.js'
 
 export interface HttpWebhookSinkOptions {
   /** Absolute http: or https: URL every event is POSTed to. */
   url: string
   /** Standard Webhooks secret (`whsec_<base64>` or any other string used as bytes). Unsigned without it. */
-  secret?: string
+  secret?: string | undefined
   /** Deadline for one request, from sending it to the end of the response, in milliseconds. */
   timeoutMs: number
-  /** Attempts per event, the first one included (1 = never retry). */
-  maxAttempts: number
-  /** Delay between attempts of one event; reset for every event. factor defaults to 2, jitter to 0.2. */
+  /**
+   * An event whose latest attempt failed when it is this old (from its first publication, across
+   * restarts) is dead-lettered instead of retried (WEBHOOK_MAX_AGE). Every event gets at least one attempt.
+   */
+  maxAgeMs: number
+  /** Calls delivered in parallel: at most this many requests in flight, never two of one call. Default 8. */
+  concurrency?: number | undefined
+  /** Delay between attempts of one event. factor defaults to 2, jitter to 0.2. */
   backoff: { initialMs: number; maxMs: number; factor?: number; jitter?: number }
   logger: Logger
   /** Extra request headers (e.g. authorization). They cannot override the content or signature headers. */
-  headers?: Record<string, string>
+  headers?: Record<string, string> | undefined
+  /** PEM CA certificate(s) trusted for https: in addition to Node's bundled ones. */
+  ca?: string | Buffer | undefined
   /** Sent as `user-agent: audiosocket-soniox/<version>`. Default '0'. */
-  version?: string
-  /** Wall clock in epoch milliseconds, used for the signature timestamp and Retry-After dates. Default Date. */
-  clock?: { now(): number }
+  version?: string | undefined
+  /**
+   * Durable store: each event is written here before its first attempt and acknowledged after it is
+   * settled; start() delivers what a previous run left. Without it delivery is in memory only.
+   */
+  spool?: Spool | undefined
+  /** Where rejected and expired events go. Without it they are only logged. */
+  deadLetters?: DeadLetterFile | undefined
+  /** Wall clock in epoch milliseconds: signature timestamps, Retry-After dates, event age. Default Date. */
+  clock?: { now(): number } | undefined
   /** Uniform [0, 1) source for backoff jitter. Default Math.random. */
-  random?: () => number
-  /** Timer functions for backoff waits, request deadlines and the close deadline. Default setTimeout/clearTimeout. */
-  setTimer?: (callback: () => void, ms: number) => unknown
-  clearTimer?: (handle: unknown) => void
+  random?: (() => number) | undefined
+  /**
+   * Timer functions for retry waits and the close deadline, so tests can run hours of backoff on a
+   * virtual clock. Request deadlines always use real timers (they measure a real socket).
+   * Default setTimeout/clearTimeout.
+   */
+  setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
+  clearTimer?: ((handle: unknown) => void) | undefined
 }
 
 export interface WebhookSinkStats {
@@ -36,70 +56,100 @@ export interface WebhookSinkStats {
   delivered: number
   /** Attempts made after an event's first one. */
   retried: number
-  /** Events given up: out of attempts, a non-retriable answer, unserialisable, or left over at close. */
+  /** Events rejected (non-retriable status) or expired (WEBHOOK_MAX_AGE), handed to the dead-letter file. */
+  deadLettered: number
+  /** Events lost: not serialisable, published after close, or left at close without a spool record. */
   failed: number
-  /** Events published but not yet delivered or given up, the ones in flight included. */
+  /** Events left undelivered at close that are safe in the spool for the next start. */
+  leftInSpool: number
+  /** Events the spool refused (full) or failed to write: attempted from memory only. */
+  unspooled: number
+  /** Events published (or recovered) and not yet settled, the ones in flight included. */
   pending: number
 }
 
-/** `open` accepts and delivers; `closing` still does both while close() waits; `closed` drops. */
-type SinkState = 'open' | 'closing' | 'closed'
-
-/** One published event, serialised once: every attempt sends exactly these bytes. */
-interface QueuedEvent {
-  readonly event: EventEnvelope
-  readonly bodyText: string
-  readonly body: Buffer
-}
-
-/** A call's events in seq order. The head (index 0) is the one being delivered. */
-interface CallQueue {
-  readonly callId: string
-  readonly items: QueuedEvent[]
-}
-
-type AttemptOutcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'failed'; retriable: boolean; status?: number; retryAfterMs?: number; err: AppError }
-  | { kind: 'aborted' }
-
-type FailedOutcome = Extract<AttemptOutcome, { kind: 'failed' }>
-
-interface PendingSleep {
-  handle: unknown
-  resolve(completed: boolean): void
-}
-
-const RETRY_AFTER_STATUSES = new Set([429, 503])
+/** `starting`: recovering the spool, holding new events; `closing`: still delivering while close() waits. */
+type SinkState = 'starting' | 'open' | 'closing' | 'closed'
 
 /**
- * Delivers events to one webhook URL, at least once, in `seq` order per call.
+ * One event on its way. The envelope object is not kept: only the bytes to send and the fields the
+ * queue and the logs need, so a long backlog costs little more memory than its JSON.
+ */
+interface Delivery {
+  readonly id: string
+  readonly callId: string
+  readonly seq: number
+  readonly type: string
+  readonly bodyText: string
+  /** When the event was first published (epoch ms; from the spool after a restart). Max age counts from here. */
+  readonly firstAtMs: number
+  /** The spool write has completed or failed: delivery may start (never before). */
+  ready: boolean
+  spoolRef: SpoolRef | undefined
+  attempts: number
+  firstAttemptAtMs: number
+  lastAttemptAtMs: number
+  /** Created at the first failure: most events never need one. */
+  backoff: Backoff | undefined
+}
+
+/**
+ * A call's events in seq order; index 0 is the head, the only one that may be on the wire.
+ * `idle`: nothing to do until its head is ready; `runnable`: waiting for a concurrency slot;
+ * `sending`: its head is in flight; `waiting`: its head failed and a backoff timer runs.
+ */
+interface CallQueue {
+  readonly callId: string
+  readonly items: Delivery[]
+  state: 'idle' | 'runnable' | 'sending' | 'waiting'
+  timer: unknown
+  abort: (() => void) | undefined
+}
+
+const DEFAULT_CONCURRENCY = 8
+
+/**
+ * Delivers events to one webhook URL, at least once, in `seq` order per call, surviving receiver
+ * outages (retries until WEBHOOK_MAX_AGE) and process crashes (the spool).
  *
- * Ordering invariant: each call has its own FIFO queue and a single runner that awaits the head's
- * final outcome (delivered or given up) before it looks at the next event, so a receiver never has
- * two requests of the same call in flight. Calls do not share a runner, so a slow or failing event of
- * one call holds up that call only.
+ * Ordering invariant: each call has one FIFO queue, and only its head is ever sent; the next event
+ * is looked at only once the head is settled (delivered, or dead-lettered). So a receiver never has
+ * two requests of one call in flight, and sees a call's events in seq order. Calls do not wait for
+ * each other: up to `concurrency` heads are in flight at once, and a call in backoff holds no slot,
+ * so one failing call cannot starve the others.
  *
- * Logging is per state change of an event, not per attempt: the first failed attempt that will be
- * retried logs at warn, a delivery after failures logs at info, giving up logs at error exactly once.
+ * Durability invariant: an event is sent only after its spool write completed (or failed: then it
+ * is attempted from memory, and counted in `unspooled`); it is acknowledged in the spool only after
+ * a 2xx, or after its dead letter has been written. A crash in between means one more delivery of
+ * the same bytes with the same id after the restart, never a loss.
+ *
+ * Logging is per change of state, not per attempt: the first retriable failure after a success logs
+ * "webhook delivery failing" at warn, the first success after failures logs "webhook delivery
+ * recovered" at info, a dead-lettered event logs once at error. Single attempts log at debug.
  */
 export class HttpWebhookSink implements EventSink {
-  private state: SinkState = 'open'
+  private state: SinkState
   private readonly queues = new Map<string, CallQueue>()
-  private readonly counts = { delivered: 0, retried: 0, failed: 0, pending: 0 }
-  private readonly sleeps = new Set<PendingSleep>()
-  /** Requests on the wire, each with the function that cancels it at a close deadline. */
-  private readonly inFlight = new Set<() => void>()
+  /** Queues whose head is ready, in the order they became so (a Set keeps insertion order). */
+  private readonly runnable = new Set<CallQueue>()
+  private sending = 0
+  private readonly counts = { delivered: 0, retried: 0, deadLettered: 0, failed: 0, leftInSpool: 0, unspooled: 0, pending: 0 }
+  /** Dead-letter writes (each followed by its spool ack) still running; close() waits for them. */
+  private readonly fileOps = new Set<Promise<void>>()
+  private health: 'ok' | 'failing' = 'ok'
+  private failingSinceMs = 0
+  private failedAttempts = 0
+  private startPromise: Promise<void> | undefined
+  /** Events published while the spool was opening, to be written to it once it is open. */
+  private awaitingSpool: Delivery[] = []
   private closePromise: Promise<void> | undefined
   private onIdle: (() => void) | undefined
 
-  private readonly url: URL
-  private readonly transport: typeof http | typeof https
-  private readonly agent: http.Agent
-  private readonly secretKey: Buffer | undefined
-  private readonly fixedHeaders: Record<string, string>
-  private readonly timeoutMs: number
-  private readonly maxAttempts: number
+  private readonly transport: WebhookTransport
+  private readonly spool: Spool | undefined
+  private readonly deadLetters: DeadLetterFile | undefined
+  private readonly maxAgeMs: number
+  private readonly concurrency: number
   private readonly backoffOptions: HttpWebhookSinkOptions['backoff']
   private readonly logger: Logger
   private readonly clock: { now(): number }
@@ -107,64 +157,59 @@ export class HttpWebhookSink implements EventSink {
   private readonly setTimer: (callback: () => void, ms: number) => unknown
   private readonly clearTimer: (handle: unknown) => void
 
-  /** Throws ERR_CONFIG_INVALID for a bad URL, secret or limits: configuration errors surface at startup. */
+  /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header, CA or limits: configuration errors surface at startup. */
   constructor(options: HttpWebhookSinkOptions) {
-    let url: URL
-    try {
-      url = new URL(options.url)
-    } catch (cause) {
-      throw new AppError('ERR_CONFIG_INVALID', 'the webhook URL is not a valid absolute URL', { cause })
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new AppError('ERR_CONFIG_INVALID', `webhook concurrency must be an integer >= 1, got ${concurrency}`)
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new AppError('ERR_CONFIG_INVALID', `the webhook URL must be http: or https:, got ${url.protocol}`)
-    }
-    if (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1) {
-      throw new AppError('ERR_CONFIG_INVALID', `webhook maxAttempts must be an integer >= 1, got ${options.maxAttempts}`)
-    }
-    if (!(options.timeoutMs > 0)) {
-      throw new AppError('ERR_CONFIG_INVALID', `webhook timeoutMs must be > 0, got ${options.timeoutMs}`)
+    if (!(options.maxAgeMs > 0)) {
+      throw new AppError('ERR_CONFIG_INVALID', `webhook maxAgeMs must be > 0, got ${options.maxAgeMs}`)
     }
     // Build one backoff now so bad backoff settings fail here rather than at the first retry.
     createBackoff(options.backoff)
 
-    this.url = url
-    this.transport = url.protocol === 'https:' ? https : http
-    // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
-    this.agent = new this.transport.Agent({ keepAlive: true })
-    this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
-    this.timeoutMs = options.timeoutMs
-    this.maxAttempts = options.maxAttempts
+    this.clock = options.clock ?? Date
+    this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms))
+    this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
+    this.transport = new WebhookTransport({
+      url: options.url,
+      secret: options.secret,
+      timeoutMs: options.timeoutMs,
+      headers: options.headers,
+      ca: options.ca,
+      maxSockets: concurrency,
+      version: options.version,
+      clock: this.clock,
+    })
+    this.spool = options.spool
+    this.deadLetters = options.deadLetters
+    this.maxAgeMs = options.maxAgeMs
+    this.concurrency = concurrency
     this.backoffOptions = options.backoff
     this.logger = options.logger
-    this.clock = options.clock ?? Date
     this.random = options.random ?? Math.random
-    this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms))
-    this.clearTimer =
-      options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
-
-    const fixedHeaders: Record<string, string> = {}
-    for (const [name, value] of Object.entries(options.headers ?? {})) {
-      try {
-        http.validateHeaderName(name)
-        http.validateHeaderValue(name, value)
-      } catch (cause) {
-        throw new AppError('ERR_CONFIG_INVALID', `the webhook header ${JSON.stringify(name)} is not valid`, { cause })
-      }
-      fixedHeaders[name.toLowerCase()] = value
-    }
-    fixedHeaders['user-agent'] = `audiosocket-soniox/${options.version ?? '0'}`
-    fixedHeaders['content-type'] = 'application/json'
-    this.fixedHeaders = fixedHeaders
+    // With a spool, start() must recover what a previous run left before new events may go out.
+    this.state = this.spool ? 'starting' : 'open'
   }
 
-  /** Enqueues the event and returns at once; never throws. */
+  /**
+   * Opens the spool and queues the events a previous run left (per call in seq order), ahead of
+   * anything published meanwhile; then delivery starts. Rejects with ERR_SPOOL_OPEN or
+   * ERR_SPOOL_LOCKED. Without a spool it resolves at once. Idempotent.
+   */
+  start(): Promise<void> {
+    this.startPromise ??= this.recover()
+    return this.startPromise
+  }
+
+  /** Queues the event and returns at once; never throws, never waits for disk or network. */
   publish(event: EventEnvelope): void {
     if (this.state === 'closed') {
       this.counts.failed++
       this.logger.error(eventFields(event), 'webhook event published after the sink closed; dropped')
       return
     }
-
     let bodyText: string
     try {
       // Serialised now, once: the bytes are fixed even if the caller later mutates `data`.
@@ -172,32 +217,32 @@ export class HttpWebhookSink implements EventSink {
     } catch (cause) {
       this.counts.failed++
       const err = new AppError('ERR_WEBHOOK_GAVE_UP', 'the event cannot be serialised to JSON', { cause })
-      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event given up')
+      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
       return
     }
-    const item: QueuedEvent = { event, bodyText, body: Buffer.from(bodyText, 'utf8') }
+    const item: Delivery = {
+      id: event.id,
+      callId: event.call_id,
+      seq: event.seq,
+      type: event.type,
+      bodyText,
+      firstAtMs: this.clock.now(),
+      ready: this.spool === undefined,
+      spoolRef: undefined,
+      attempts: 0,
+      firstAttemptAtMs: 0,
+      lastAttemptAtMs: 0,
+      backoff: undefined,
+    }
     this.counts.pending++
-
-    const existing = this.queues.get(event.call_id)
-    if (existing) {
-      insertBySeq(existing.items, item)
+    const queue = this.enqueue(item, true)
+    if (!this.spool) {
+      this.consider(queue)
       return
     }
-    const queue: CallQueue = { callId: event.call_id, items: [item] }
-    this.queues.set(queue.callId, queue)
-    this.runQueue(queue).catch((err: unknown) => {
-      // deliver() handles every failure itself, so this is a bug; it must neither crash the process nor
-      // leave close() waiting for events nobody will deliver.
-      const eventIds = queue.items.map((queued) => queued.event.id)
-      this.logger.error({ callId: queue.callId, eventIds, err }, 'webhook queue runner failed; events dropped')
-      if (this.queues.get(queue.callId) === queue) this.queues.delete(queue.callId)
-      if (this.state !== 'closed') {
-        this.counts.failed += queue.items.length
-        this.counts.pending -= queue.items.length
-        if (this.counts.pending === 0) this.onIdle?.()
-      }
-      queue.items.length = 0
-    })
+    // While the spool is being opened and read, new events wait for it (and behind what it holds).
+    if (this.state === 'starting') this.awaitingSpool.push(item)
+    else this.spoolItem(this.spool, item)
   }
 
   stats(): WebhookSinkStats {
@@ -205,207 +250,342 @@ export class HttpWebhookSink implements EventSink {
   }
 
   /**
-   * Keeps delivering what is queued (and what is published meanwhile) until every queue is empty,
-   * or until `timeoutMs` passes: then the leftovers are logged once at error level, requests and
-   * timers are cancelled, and the promise resolves. Either way the connection pool is destroyed, so
-   * nothing of this sink keeps the process alive afterwards. Idempotent.
+   * Keeps delivering what is queued (and what is published meanwhile) until every queue is empty or
+   * `timeoutMs` passes. At the deadline requests and timers are cancelled; events safe in the spool
+   * stay there for the next start (logged at warn), the others are reported lost (at error). Then the
+   * spool is closed and the connection pool destroyed, so nothing of this sink keeps the process
+   * alive. Idempotent.
    */
   close(timeoutMs: number): Promise<void> {
-    if (this.closePromise) return this.closePromise
-    if (this.state === 'open') this.state = 'closing'
-    this.closePromise = new Promise<void>((resolve) => {
-      if (this.counts.pending === 0) {
-        this.shutDown()
-        resolve()
-        return
-      }
-      const deadline = this.setTimer(() => {
-        this.onIdle = undefined
-        this.abandonQueued(timeoutMs)
-        this.shutDown()
-        resolve()
-      }, timeoutMs)
-      this.onIdle = () => {
-        this.onIdle = undefined
-        this.clearTimer(deadline)
-        this.shutDown()
-        resolve()
-      }
-    })
+    this.closePromise ??= this.shutDown(timeoutMs)
     return this.closePromise
   }
 
-  // One runner per call: the only place a call's events are taken off its queue.
-  private async runQueue(queue: CallQueue): Promise<void> {
-    for (let item = queue.items[0]; item !== undefined; item = queue.items[0]) {
-      await this.deliver(item)
-      // A close deadline already counted and reported everything left, the head included.
-      if (this.state === 'closed') return
-      queue.items.shift()
-      this.counts.pending--
+  // -------------------------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    if (!this.spool) return
+    const recovered = await this.spool.open()
+    if (this.deadLetters) {
+      // We hold the spool lock now: the one moment tombstones can be compacted safely.
+      await this.deadLetters.compact().catch((err: unknown) => {
+        this.logger.warn({ err, file: this.deadLetters?.path }, 'could not compact the dead-letter file')
+      })
     }
-    this.queues.delete(queue.callId)
+    const calls = new Set<string>()
+    for (const r of recovered) {
+      calls.add(r.callId)
+      this.counts.pending++
+      this.enqueue(
+        {
+          id: r.id,
+          callId: r.callId,
+          seq: r.seq,
+          type: r.type,
+          bodyText: r.bodyText,
+          firstAtMs: r.enqueuedAtMs,
+          ready: true,
+          spoolRef: r.ref,
+          attempts: 0,
+          firstAttemptAtMs: 0,
+          lastAttemptAtMs: 0,
+          backoff: undefined,
+        },
+        false,
+      )
+    }
+    if (recovered.length > 0) {
+      this.logger.info({ events: recovered.length, calls: calls.size, dir: this.spool.directory }, 'delivering events spooled by a previous run first')
+    } else {
+      // Says where undelivered events will be kept: the first thing to check after an outage.
+      this.logger.info({ dir: this.spool.directory }, 'webhook spool ready')
+    }
+    for (const item of this.awaitingSpool) this.spoolItem(this.spool, item)
+    this.awaitingSpool = []
+    if (this.state === 'starting') this.state = 'open'
+    for (const queue of this.queues.values()) this.consider(queue)
+  }
+
+  /** Adds the item to its call's queue in seq order. `protectHead`: never displace a head that may be in flight. */
+  private enqueue(item: Delivery, protectHead: boolean): CallQueue {
+    let queue = this.queues.get(item.callId)
+    if (!queue) {
+      queue = { callId: item.callId, items: [item], state: 'idle', timer: undefined, abort: undefined }
+      this.queues.set(item.callId, queue)
+      return queue
+    }
+    // Publishers emit in seq order, so this almost always appends.
+    const items = queue.items
+    const floor = protectHead ? 1 : 0
+    let index = items.length
+    while (index > floor && (items[index - 1]?.seq ?? -Infinity) > item.seq) index--
+    items.splice(index, 0, item)
+    return queue
+  }
+
+  /** Writes the event to the spool; delivery may start once the write has completed or failed. */
+  private spoolItem(spool: Spool, item: Delivery): void {
+    spool.append(item.id, item.firstAtMs, item.bodyText).then(
+      (ref) => {
+        item.spoolRef = ref
+        this.markReady(item)
+      },
+      () => {
+        // The spool has logged why (once per state change); the event goes out from memory.
+        this.counts.unspooled++
+        this.markReady(item)
+      },
+    )
+  }
+
+  private markReady(item: Delivery): void {
+    item.ready = true
+    if (this.state === 'closed') return
+    const queue = this.queues.get(item.callId)
+    if (queue && queue.items[0] === item) this.consider(queue)
+  }
+
+  /** Makes the queue runnable if its head can go out now. */
+  private consider(queue: CallQueue): void {
+    if (queue.state !== 'idle' || this.state === 'starting' || this.state === 'closed') return
+    const head = queue.items[0]
+    if (!head?.ready) return
+    queue.state = 'runnable'
+    this.runnable.add(queue)
+    this.pump()
+  }
+
+  /** Fills free concurrency slots with runnable queues, oldest first. */
+  private pump(): void {
+    while (this.sending < this.concurrency && this.state !== 'closed') {
+      const next = this.runnable.values().next()
+      if (next.done) return
+      this.runnable.delete(next.value)
+      this.send(next.value)
+    }
+  }
+
+  private send(queue: CallQueue): void {
+    const item = queue.items[0]
+    if (!item) {
+      queue.state = 'idle'
+      return
+    }
+    queue.state = 'sending'
+    this.sending++
+    const now = this.clock.now()
+    item.attempts++
+    if (item.attempts === 1) item.firstAttemptAtMs = now
+    item.lastAttemptAtMs = now
+    const handle = this.transport.post(item.id, item.bodyText)
+    queue.abort = handle.abort
+    handle.done
+      .then((outcome) => this.settle(queue, item, outcome))
+      .catch((err: unknown) => {
+        // settle() handles every outcome itself, so this is a bug; it must neither crash the process
+        // nor leave close() waiting for an event nobody will settle.
+        this.logger.error({ ...itemFields(item), err }, 'webhook delivery bug; event dropped from this run')
+        this.finish(queue)
+      })
+  }
+
+  private settle(queue: CallQueue, item: Delivery, outcome: PostOutcome): void {
+    this.sending--
+    queue.abort = undefined
+    // Aborted by close() at its deadline: the event stays where it is (spool) and is reported there.
+    if (outcome.kind === 'aborted') return
+
+    if (outcome.kind === 'delivered') {
+      this.counts.delivered++
+      this.noteHealthy()
+      if (item.attempts > 1) this.logger.debug({ ...itemFields(item), attempts: item.attempts, status: outcome.status }, 'webhook event delivered after retries')
+      if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
+      this.finish(queue)
+    } else if (!outcome.retriable) {
+      this.deadLetter(item, 'rejected', outcome)
+      this.finish(queue)
+    } else {
+      this.noteFailing(item, outcome)
+      const now = this.clock.now()
+      const expiresAt = item.firstAtMs + this.maxAgeMs
+      if (now >= expiresAt) {
+        this.deadLetter(item, 'expired', outcome)
+        this.finish(queue)
+      } else {
+        item.backoff ??= createBackoff({ ...this.backoffOptions, random: this.random })
+        const backoffMs = item.backoff.next()
+        // Retry-After is the receiver telling us when it can take more; it replaces the backoff
+        // (sooner or later). The wait never runs past the event's expiry, where one last attempt is made.
+        const delayMs = Math.max(0, Math.min(outcome.retryAfterMs ?? backoffMs, expiresAt - now))
+        this.logger.debug(
+          { ...itemFields(item), attempt: item.attempts, status: outcome.status, delayMs, err: outcome.err },
+          'webhook attempt failed; retrying',
+        )
+        queue.state = 'waiting'
+        queue.timer = this.setTimer(() => {
+          queue.timer = undefined
+          queue.state = 'idle'
+          this.counts.retried++
+          this.consider(queue)
+        }, delayMs)
+      }
+    }
+    this.pump()
+  }
+
+  /** The head is settled: take it off and move the queue on. */
+  private finish(queue: CallQueue): void {
+    queue.items.shift()
+    this.counts.pending--
+    queue.state = 'idle'
+    if (queue.items.length === 0) {
+      if (this.queues.get(queue.callId) === queue) this.queues.delete(queue.callId)
+    } else {
+      this.consider(queue)
+    }
     if (this.counts.pending === 0) this.onIdle?.()
   }
 
-  /** Attempts one event until it is delivered, given up, or the sink is closed under it. */
-  private async deliver(item: QueuedEvent): Promise<void> {
-    const backoff = createBackoff({ ...this.backoffOptions, random: this.random })
-    let lastFailure: FailedOutcome | undefined
-    let attempts = 0
-    for (;;) {
-      attempts++
-      const outcome = await this.attempt(item, false)
-      if (outcome.kind === 'aborted') return
-      if (outcome.kind === 'delivered') {
-        this.counts.delivered++
-        if (lastFailure) {
-          this.logger.info(
-            { ...eventFields(item.event), attempts, status: outcome.status },
-            'webhook event delivered after retries',
-          )
-        }
-        return
-      }
-      lastFailure = outcome
-      if (!outcome.retriable || attempts >= this.maxAttempts) break
-
-      // Retry-After replaces the computed delay but never exceeds our own cap: a downstream asking for
-      // an hour must not stall a call's queue for an hour. The backoff still advances either way.
-      const backoffMs = backoff.next()
-      const delayMs =
-        outcome.retryAfterMs === undefined ? backoffMs : Math.min(outcome.retryAfterMs, this.backoffOptions.maxMs)
-      const fields = { ...eventFields(item.event), attempt: attempts, status: outcome.status, delayMs, err: outcome.err }
-      if (attempts === 1) this.logger.warn(fields, 'webhook delivery failed; retrying')
-      else this.logger.debug(fields, 'webhook delivery failed again; retrying')
-
-      if (!(await this.sleep(delayMs))) return
-      this.counts.retried++
-    }
-
-    // TODO(spool): a later issue adds a durable spool and a dead-letter file; until then a given-up
-    // event exists only in this log line, and the call's queue moves on to its next event.
-    this.counts.failed++
-    const err = new AppError('ERR_WEBHOOK_GAVE_UP', `gave up after ${attempts} attempt(s)`, { cause: lastFailure.err })
+  private deadLetter(item: Delivery, reason: DeadLetterReason, outcome: FailedPost): void {
+    this.counts.deadLettered++
+    const now = this.clock.now()
+    const err =
+      reason === 'rejected'
+        ? new AppError('ERR_WEBHOOK_REJECTED', `the webhook answered ${outcome.status ?? 'no status'}, which is not retried`, { cause: outcome.err })
+        : new AppError('ERR_WEBHOOK_EXPIRED', `still undelivered ${Math.round((now - item.firstAtMs) / 1000)} s after it was published (WEBHOOK_MAX_AGE is ${Math.round(this.maxAgeMs / 1000)} s)`, {
+            cause: outcome.err,
+          })
     this.logger.error(
-      { ...eventFields(item.event), attempts, status: lastFailure.status, err },
-      'webhook event given up',
+      { ...itemFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters?.path },
+      'webhook event dead-lettered',
+    )
+    if (!this.deadLetters) {
+      if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
+      return
+    }
+    const op = this.deadLetters
+      .append({
+        id: item.id,
+        callId: item.callId,
+        seq: item.seq,
+        type: item.type,
+        bodyText: item.bodyText,
+        reason,
+        status: outcome.status ?? null,
+        bodyExcerpt: outcome.bodyExcerpt ?? null,
+        error: { code: err.code, message: `${err.message}: ${outcome.err.message}` },
+        attempts: item.attempts,
+        firstAttemptAtMs: item.firstAttemptAtMs,
+        lastAttemptAtMs: item.lastAttemptAtMs,
+        deadLetteredAtMs: now,
+      })
+      .then(
+        // Only now may the spool forget it: until the dead letter exists, the spool is its only copy.
+        () => {
+          if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
+        },
+        (cause: unknown) => {
+          const writeErr = new AppError('ERR_DEAD_LETTER_WRITE', `cannot append to ${this.deadLetters?.path}`, { cause })
+          this.logger.error({ ...itemFields(item), err: writeErr }, 'dead-letter write failed; the event stays in the spool and is retried at the next start')
+        },
+      )
+    this.fileOps.add(op)
+    void op.finally(() => this.fileOps.delete(op))
+  }
+
+  private noteFailing(item: Delivery, outcome: FailedPost): void {
+    this.failedAttempts++
+    if (this.health === 'failing') return
+    this.health = 'failing'
+    this.failingSinceMs = this.clock.now()
+    this.logger.warn(
+      { ...itemFields(item), status: outcome.status, err: outcome.err, pending: this.counts.pending },
+      'webhook delivery failing; events are kept and retried',
     )
   }
 
-  /**
-   * One POST. Resolves (never rejects) with the outcome as soon as the status line arrives or the
-   * request fails; the deadline keeps running until the response body has been read so a stalled
-   * body cannot pin a pooled socket.
-   */
-  private attempt(item: QueuedEvent, isStaleSocketRetry: boolean): Promise<AttemptOutcome> {
-    return new Promise<AttemptOutcome>((resolve) => {
-      let settled = false
-      const settle = (outcome: AttemptOutcome): void => {
-        if (settled) return
-        settled = true
-        this.inFlight.delete(abort)
-        resolve(outcome)
-      }
-      const abort = (): void => {
-        this.clearTimer(deadline)
-        settle({ kind: 'aborted' })
-        req.destroy()
-      }
-
-      let req: http.ClientRequest
-      try {
-        req = this.transport.request(this.url, { method: 'POST', agent: this.agent, headers: this.headersFor(item) })
-      } catch (cause) {
-        // Only reachable through a bug (headers are validated up front); retrying cannot help.
-        const err = new AppError('ERR_WEBHOOK_NETWORK', 'the webhook request could not be created', { cause })
-        resolve({ kind: 'failed', retriable: false, err })
-        return
-      }
-      const deadline = this.setTimer(() => {
-        req.destroy(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
-      }, this.timeoutMs)
-      req.once('close', () => this.clearTimer(deadline))
-      this.inFlight.add(abort)
-
-      req.once('response', (res) => {
-        // Drain and discard the body: the socket goes back to the pool only once it is consumed.
-        res.on('error', () => {})
-        res.resume()
-        settle(classifyResponse(res, this.clock.now()))
-      })
-
-      req.on('error', (error: unknown) => {
-        if (settled) return
-        // A pooled keep-alive socket the server closed while idle fails at once with ECONNRESET; that
-        // says nothing about the receiver, so resend once on a fresh socket without counting an attempt
-        // (the pattern Node's http docs recommend around `request.reusedSocket`).
-        const staleSocket = req.reusedSocket && isErrnoException(error) && error.code === 'ECONNRESET'
-        if (staleSocket && !isStaleSocketRetry && this.state !== 'closed') {
-          settled = true
-          this.inFlight.delete(abort)
-          resolve(this.attempt(item, true))
-          return
-        }
-        if (isAppError(error) && error.code === 'ERR_WEBHOOK_TIMEOUT') {
-          settle({ kind: 'failed', retriable: true, err: error })
-          return
-        }
-        // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
-        settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
-      })
-
-      req.end(item.body)
-    })
-  }
-
-  private headersFor(item: QueuedEvent): http.OutgoingHttpHeaders {
-    const headers: http.OutgoingHttpHeaders = { ...this.fixedHeaders, 'content-length': item.body.length }
-    if (this.secretKey) {
-      // Refreshed per attempt: receivers reject timestamps older than a few minutes.
-      const signed = webhookHeaders(this.secretKey, item.event.id, Math.floor(this.clock.now() / 1000), item.bodyText)
-      Object.assign(headers, signed)
+  private noteHealthy(): void {
+    if (this.health === 'ok') {
+      this.failedAttempts = 0
+      return
     }
-    return headers
+    this.health = 'ok'
+    this.logger.info(
+      { failedAttempts: this.failedAttempts, outageMs: this.clock.now() - this.failingSinceMs, pending: this.counts.pending },
+      'webhook delivery recovered',
+    )
+    this.failedAttempts = 0
   }
 
-  /** Resolves true after `ms`, or false if close() cancelled the wait. */
-  private sleep(ms: number): Promise<boolean> {
+  private async shutDown(timeoutMs: number): Promise<void> {
+    const startedAt = Date.now()
+    this.beginClosing()
+    // A recovery in progress must finish first: it holds the lock and is about to queue events.
+    // (Still 'starting' afterwards means start() failed or was never called: nothing can be sent.)
+    if (this.startPromise) await this.startPromise.catch(() => {})
+    this.beginClosing()
+
+    const remainingMs = Math.max(0, timeoutMs - (Date.now() - startedAt))
+    const drained = this.counts.pending === 0 || (this.state === 'closing' && (await this.idleWithin(remainingMs)))
+
+    this.state = 'closed'
+    const abandoned = drained ? [] : this.abandon()
+    // Dead letters being written still have to reach the file before their spool acks are queued.
+    while (this.fileOps.size > 0) await Promise.allSettled([...this.fileOps])
+    if (this.spool) {
+      await this.spool.close().catch((err: unknown) => this.logger.error({ err }, 'closing the spool failed'))
+    }
+    this.transport.close()
+
+    // Only now is it known which abandoned events reached the spool (writes finish during close()).
+    const kept = abandoned.filter((item) => item.spoolRef !== undefined)
+    const lost = abandoned.filter((item) => item.spoolRef === undefined)
+    this.counts.leftInSpool += kept.length
+    this.counts.failed += lost.length
+    this.counts.pending = 0
+    if (kept.length > 0) {
+      this.logger.warn(
+        { undelivered: kept.length, calls: new Set(kept.map((i) => i.callId)).size, timeoutMs, dir: this.spool?.directory },
+        'webhook sink closed with events undelivered; they stay in the spool and go first at the next start',
+      )
+    }
+    if (lost.length > 0) {
+      const err = new AppError('ERR_WEBHOOK_GAVE_UP', `${lost.length} event(s) were neither delivered nor spooled`)
+      this.logger.error({ undelivered: lost.length, eventIds: lost.map((i) => i.id), timeoutMs, err }, 'webhook sink closed with events left undelivered')
+    }
+  }
+
+  private beginClosing(): void {
+    if (this.state === 'open') this.state = 'closing'
+  }
+
+  /** Resolves true once nothing is pending, or false after `ms`. */
+  private idleWithin(ms: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const entry: PendingSleep = { handle: undefined, resolve }
-      this.sleeps.add(entry)
-      entry.handle = this.setTimer(() => {
-        this.sleeps.delete(entry)
-        resolve(true)
+      const deadline = this.setTimer(() => {
+        this.onIdle = undefined
+        resolve(false)
       }, ms)
+      this.onIdle = () => {
+        this.onIdle = undefined
+        this.clearTimer(deadline)
+        resolve(true)
+      }
     })
   }
 
-  /** Close deadline passed: report and count what is left, then stop every request and timer. */
-  private abandonQueued(timeoutMs: number): void {
-    this.state = 'closed'
-    const eventIds: string[] = []
+  /** Close deadline passed: stop every request and timer, and hand back what was still queued. */
+  private abandon(): Delivery[] {
+    const left: Delivery[] = []
     for (const queue of this.queues.values()) {
-      for (const item of queue.items) eventIds.push(item.event.id)
+      left.push(...queue.items)
+      if (queue.timer !== undefined) this.clearTimer(queue.timer)
+      queue.timer = undefined
+      queue.abort?.()
     }
     this.queues.clear()
-    this.counts.failed += eventIds.length
-    this.counts.pending = 0
-    this.logger.error(
-      { undelivered: eventIds.length, eventIds, timeoutMs },
-      'webhook sink closed with events left undelivered',
-    )
-    for (const abort of [...this.inFlight]) abort()
-    for (const sleep of [...this.sleeps]) {
-      this.clearTimer(sleep.handle)
-      sleep.resolve(false)
-    }
-    this.sleeps.clear()
-  }
-
-  private shutDown(): void {
-    this.state = 'closed'
-    this.agent.destroy()
+    this.runnable.clear()
+    return left
   }
 }
 
@@ -413,37 +593,6 @@ function eventFields(event: EventEnvelope): { eventId: string; callId: string; s
   return { eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }
 }
 
-/**
- * Keeps a call's waiting events in seq order. Index 0 is already on the wire and is never displaced;
- * publishers emit in seq order, so this almost always appends.
- */
-function insertBySeq(items: QueuedEvent[], item: QueuedEvent): void {
-  let index = items.length
-  while (index > 1 && (items[index - 1]?.event.seq ?? -Infinity) > item.event.seq) index--
-  items.splice(index, 0, item)
-}
-
-/** 2xx delivered; 408, 429 and 5xx worth retrying; anything else (3xx, other 4xx) final. */
-function classifyResponse(res: http.IncomingMessage, nowMs: number): AttemptOutcome {
-  const status = res.statusCode ?? 0
-  if (status >= 200 && status < 300) return { kind: 'delivered', status }
-  const retriable = status === 408 || status === 429 || status >= 500
-  const err = new AppError('ERR_WEBHOOK_STATUS', `the webhook answered ${status}`)
-  const outcome: FailedOutcome = { kind: 'failed', retriable, status, err }
-  if (RETRY_AFTER_STATUSES.has(status)) {
-    const retryAfterMs = parseRetryAfter(res.headers['retry-after'], nowMs)
-    if (retryAfterMs !== undefined) outcome.retryAfterMs = retryAfterMs
-  }
-  return outcome
-}
-
-/** `Retry-After` as delay-seconds or an HTTP date, in milliseconds from now; undefined if unusable. */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
-  // Every HTTP-date form starts with a day name; without this check V8 would read "-5" as a year.
-  if (!/^[A-Za-z]{3}/.test(trimmed)) return undefined
-  const date = Date.parse(trimmed)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs)
+function itemFields(item: Delivery): { eventId: string; callId: string; seq: number; type: string } {
+  return { eventId: item.id, callId: item.callId, seq: item.seq, type: item.type }
 }

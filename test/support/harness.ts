@@ -2,6 +2,9 @@
  * Starts the real server in process (real TCP listener on port 0) wired to the Soniox stand-in
  * and the webhook receiver, with logs captured as parsed pino records.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
@@ -27,6 +30,8 @@ export async function startHarness(
 ): Promise<Harness> {
   const soniox = await startFakeSoniox(options.soniox)
   const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, ...options.receiver })
+  // Each harness gets its own webhook spool, never ./var/spool of the repository.
+  const spoolDir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-spool-'))
   const config = loadConfig({
     env: {
       AUDIOSOCKET_PORT: '0',
@@ -35,6 +40,7 @@ export async function startHarness(
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET,
       WEBHOOK_RETRY_INITIAL_MS: '20',
+      SPOOL_DIR: spoolDir,
       LOG_LEVEL: 'debug',
       ...options.env,
     },
@@ -64,6 +70,7 @@ export async function startHarness(
       await app.stop(5000)
       await receiver.close()
       await soniox.close()
+      rmSync(spoolDir, { recursive: true, force: true })
     },
   }
 }

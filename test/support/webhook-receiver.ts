@@ -8,6 +8,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import http, { type IncomingHttpHeaders } from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 
 export interface ReceivedRequest {
@@ -46,6 +47,10 @@ export interface WebhookReceiverOptions {
    * Returning undefined answers 204.
    */
   respond?: (req: ReceivedRequest, attempt: number) => ScriptedResponse | undefined
+  /** Listen on this port instead of a free one (e.g. to come back up where a closed receiver was). */
+  port?: number
+  /** Serve HTTPS with this key and certificate (PEM); the URL is then https://. */
+  tls?: { key: string | Buffer; cert: string | Buffer }
 }
 
 export interface WebhookReceiver {
@@ -111,7 +116,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     for (const check of [...waiters]) check()
   }
 
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const chunks: Buffer[] = []
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('end', () => {
@@ -173,16 +178,17 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
       }, delayMs)
       timers.add(timer)
     })
-  })
+  }
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler)
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
   })
   const { port } = server.address() as AddressInfo
 
   return {
-    url: `http://127.0.0.1:${port}/hooks/events`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}/hooks/events`,
     requests,
     events,
     eventsFor(callId: string): any[] {

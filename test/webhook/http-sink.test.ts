@@ -1,13 +1,23 @@
+/**
+ * src/webhook/http-sink.ts against real HTTP(S) receivers on port 0: ordering and concurrency,
+ * retries (5xx, 429 + Retry-After, timeouts, a receiver that is down and comes back), dead letters
+ * (non-retriable 4xx, WEBHOOK_MAX_AGE on a virtual clock), TLS with a private CA, the spool
+ * (delivery only after the write, recovery ahead of new events, write failures), and close().
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { pino } from 'pino'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { DeadLetterFile } from '../../src/webhook/dead-letter.js'
 import type { EventEnvelope, EventType } from '../../src/webhook/envelope.js'
 import { HttpWebhookSink, parseRetryAfter, type HttpWebhookSinkOptions } from '../../src/webhook/http-sink.js'
+import { nodeSpoolIo, Spool, type SpoolIo } from '../../src/webhook/spool.js'
+import { waitUntil } from '../support/wait.js'
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
 
-/** The part of a tap test the helpers need: resources are released when the test ends. */
-interface HasTeardown {
-  teardown(fn: () => unknown): void
-}
+/** Helpers take the tap test so that resources are released when it ends. */
+type HasTeardown = Test
 
 // pino's numeric levels, as they appear in each JSON line.
 const DEBUG = 20
@@ -22,8 +32,8 @@ function captureLogs() {
   return {
     logger,
     records,
-    // debug lines are allowed per attempt; the assertions below are about warn and above.
     at: (level: number) => records.filter((r) => r.level === level),
+    withMsg: (msg: string) => records.filter((r) => r.msg === msg),
   }
 }
 
@@ -50,6 +60,45 @@ function trackedTimers() {
   }
 }
 
+/**
+ * A virtual clock: a timer fires on the next turn of the event loop and moves `now` to its due time
+ * (earliest first). Hours of backoff pass in milliseconds of real time, with exact delays to assert.
+ */
+function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z')) {
+  let now = startMs
+  let nextId = 0
+  const pending = new Map<number, { dueAt: number; callback: () => void }>()
+  const requested: number[] = []
+  let scheduled = false
+  const tick = (): void => {
+    scheduled = false
+    let first: [number, { dueAt: number; callback: () => void }] | undefined
+    for (const entry of pending) if (!first || entry[1].dueAt < first[1].dueAt) first = entry
+    if (!first) return
+    pending.delete(first[0])
+    now = Math.max(now, first[1].dueAt)
+    first[1].callback()
+    schedule()
+  }
+  const schedule = (): void => {
+    if (scheduled || pending.size === 0) return
+    scheduled = true
+    setImmediate(tick)
+  }
+  return {
+    requested,
+    clock: { now: () => now },
+    setTimer: (callback: () => void, ms: number): unknown => {
+      requested.push(ms)
+      const id = nextId++
+      pending.set(id, { dueAt: now + ms, callback })
+      schedule()
+      return id
+    },
+    clearTimer: (handle: unknown): void => void pending.delete(handle as number),
+  }
+}
+
 function event(callId: string, seq: number, type: EventType = 'transcript.final'): EventEnvelope {
   return { id: `${callId}-${seq}`, type, call_id: callId, seq, time: new Date().toISOString(), data: { index: seq } }
 }
@@ -64,13 +113,19 @@ async function receiver(t: HasTeardown, options?: Parameters<typeof startWebhook
 function sink(t: HasTeardown, options: Partial<HttpWebhookSinkOptions> & { url: string; logger: HttpWebhookSinkOptions['logger'] }) {
   const s = new HttpWebhookSink({
     timeoutMs: 2000,
-    maxAttempts: 5,
+    maxAgeMs: 60_000,
     backoff: { initialMs: 1, maxMs: 5, jitter: 0 },
     ...options,
   })
   // Whatever a test leaves behind must not keep the test process alive.
   t.teardown(() => s.close(100))
   return s
+}
+
+/** A spool and dead-letter file in a fresh test directory. */
+function durable(t: HasTeardown, logger: HttpWebhookSinkOptions['logger'], io?: SpoolIo) {
+  const dir = t.testdir()
+  return { dir, spool: new Spool({ dir, maxBytes: 1 << 20, logger, io }), deadLetters: new DeadLetterFile(join(dir, 'dead-letter.jsonl')) }
 }
 
 /** A URL nothing listens on: a receiver that was started and closed again. */
@@ -95,11 +150,16 @@ t.test('posts each event as one JSON request with the contract headers', async (
   t.equal(req?.headers['content-type'], 'application/json')
   t.equal(req?.headers['user-agent'], 'audiosocket-soniox/1.2.3')
   t.equal(req?.headers.authorization, 'Bearer abc', 'extra headers are sent')
+  t.equal(req?.headers.connection, 'keep-alive', 'connections are kept alive between events')
   t.equal(req?.rawBody, JSON.stringify(e))
   // Without a secret nothing pretends to be signed.
   t.equal(req?.headers['webhook-signature'], undefined)
-  t.same(s.stats(), { delivered: 1, retried: 0, failed: 0, pending: 0 })
-  t.same(logs.records.filter((l) => l.level >= WARN), [], 'a clean delivery logs nothing above info')
+  t.match(s.stats(), { delivered: 1, retried: 0, deadLettered: 0, failed: 0, pending: 0 })
+  t.same(
+    logs.records.filter((l) => l.level >= WARN),
+    [],
+    'a clean delivery logs nothing above info',
+  )
 })
 
 t.test('delivers each call in seq order, one request at a time, calls in parallel', async (t) => {
@@ -112,10 +172,7 @@ t.test('delivers each call in seq order, one request at a time, calls in paralle
       // Requests not yet answered at the moment this one arrives (this one included).
       const open = r.requests.filter((x) => x.status === undefined)
       maxConcurrent = Math.max(maxConcurrent, open.length)
-      maxConcurrentSameCall = Math.max(
-        maxConcurrentSameCall,
-        open.filter((x) => x.body.call_id === req.body.call_id).length,
-      )
+      maxConcurrentSameCall = Math.max(maxConcurrentSameCall, open.filter((x) => x.body.call_id === req.body.call_id).length)
       // Uneven answer times shuffle the arrival order across calls, never within one.
       return { status: 200, delayMs: 2 + ((req.body.seq * 7 + req.body.call_id.charCodeAt(0)) % 6) }
     },
@@ -136,7 +193,22 @@ t.test('delivers each call in seq order, one request at a time, calls in paralle
   t.equal(maxConcurrentSameCall, 1, 'never two requests of one call in flight')
   t.ok(maxConcurrent > 1, `different calls overlap (max ${maxConcurrent} in flight)`)
   await s.close(2000)
-  t.same(s.stats(), { delivered: 60, retried: 0, failed: 0, pending: 0 })
+  t.match(s.stats(), { delivered: 60, retried: 0, failed: 0, pending: 0 })
+})
+
+t.test('the concurrency limit bounds requests in flight across calls', async (t) => {
+  let maxConcurrent = 0
+  const r = await receiver(t, {
+    respond: () => {
+      maxConcurrent = Math.max(maxConcurrent, r.requests.filter((x) => x.status === undefined).length)
+      return { status: 204, delayMs: 10 }
+    },
+  })
+  const s = sink(t, { url: r.url, logger: captureLogs().logger, concurrency: 2 })
+  for (let seq = 0; seq < 3; seq++) for (const call of ['a', 'b', 'c', 'd', 'e', 'f']) s.publish(event(call, seq))
+  await s.close(5000)
+  t.equal(r.events.length, 18)
+  t.equal(maxConcurrent, 2, 'two calls at a time, as configured')
 })
 
 t.test('a slow call does not hold up another call', async (t) => {
@@ -155,7 +227,6 @@ t.test('a slow call does not hold up another call', async (t) => {
     1,
     'the slow call has not sent seq 1 before seq 0 was answered',
   )
-
   await r.waitFor((events) => events.filter((e) => e.call_id === 'slow').length === 2)
   t.same(
     r.eventsFor('slow').map((e) => e.seq),
@@ -176,7 +247,6 @@ t.test('500 then 200: retried, delivered once, same id, fresh signature timestam
   await s.close(2000)
 
   const [first, second] = r.requests
-  t.equal(r.requests.length, 2)
   t.same(
     r.requests.map((x) => x.status),
     [500, 204],
@@ -185,58 +255,52 @@ t.test('500 then 200: retried, delivered once, same id, fresh signature timestam
   t.equal(first?.headers['webhook-id'], e.id)
   t.equal(second?.headers['webhook-id'], e.id, 'the id is stable across attempts, so receivers can deduplicate')
   t.equal(first?.rawBody, second?.rawBody, 'the same bytes are sent every attempt')
-  t.ok(
-    Number(second?.headers['webhook-timestamp']) > Number(first?.headers['webhook-timestamp']),
-    'the timestamp is refreshed per attempt',
-  )
+  t.ok(Number(second?.headers['webhook-timestamp']) > Number(first?.headers['webhook-timestamp']), 'the timestamp is refreshed per attempt')
   t.same(
     r.requests.map((x) => x.signatureValid),
     [true, true],
     'each attempt is signed over its own timestamp',
   )
-  t.same(s.stats(), { delivered: 1, retried: 1, failed: 0, pending: 0 })
+  t.match(s.stats(), { delivered: 1, retried: 1, failed: 0, deadLettered: 0, pending: 0 })
 
-  const warns = logs.at(WARN)
-  t.equal(warns.length, 1, 'the first failure is logged once')
-  t.match(warns[0], { eventId: e.id, callId: 'c1', seq: 0, attempt: 1, status: 500, err: { code: 'ERR_WEBHOOK_STATUS' } })
-  const infos = logs.at(INFO)
-  t.equal(infos.length, 1, 'the recovery is logged once')
-  t.match(infos[0], { eventId: e.id, attempts: 2, status: 204 })
+  t.match(logs.at(WARN), [{ msg: 'webhook delivery failing; events are kept and retried', eventId: e.id, status: 500, err: { code: 'ERR_WEBHOOK_STATUS' } }])
+  t.match(logs.at(INFO), [{ msg: 'webhook delivery recovered', failedAttempts: 1 }])
   t.equal(logs.at(ERROR).length, 0)
 })
 
-t.test('Retry-After on 429 and 503 is honoured, capped at the backoff maximum', async (t) => {
-  for (const status of [429, 503]) {
-    await t.test(`${status}: a long Retry-After is cut to maxMs`, async (t) => {
-      const timers = trackedTimers()
-      const logs = captureLogs()
-      const r = await receiver(t, {
-        respond: (_req, attempt) => (attempt === 1 ? { status, headers: { 'retry-after': '1' } } : undefined),
-      })
-      // Without Retry-After this backoff would wait 1 ms; with it uncapped, 1000 ms.
-      const s = sink(t, { url: r.url, logger: logs.logger, backoff: { initialMs: 1, maxMs: 150, jitter: 0 }, ...timers })
-      s.publish(event('c1', 0))
-      await s.close(3000)
+t.test('429 with Retry-After: the receiver decides the wait, not the backoff and not its cap', async (t) => {
+  const time = virtualTime()
+  const r = await receiver(t, {
+    respond: (_req, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '120' } } : undefined),
+  })
+  // Without Retry-After this backoff would wait 1 ms; its cap is 5 ms.
+  const s = sink(t, { url: r.url, logger: captureLogs().logger, maxAgeMs: 3_600_000, ...time })
+  s.publish(event('c1', 0))
+  await r.waitFor((events) => events.length === 1)
+  t.same(time.requested, [120_000], 'waited exactly the 120 s asked for')
+  t.equal(r.requests.length, 2)
+})
 
-      const [first, second] = r.requests
-      const gap = (second?.receivedAt ?? 0) - (first?.receivedAt ?? 0)
-      t.ok(timers.requested.includes(150), 'waited exactly the capped delay')
-      t.ok(gap >= 145 && gap < 1000, `the retry came after the cap, not the backoff or the full hour (${gap} ms)`)
-      t.match(logs.at(WARN)[0], { status, delayMs: 150 })
-      t.equal(r.events.length, 1)
-    })
+t.test('503 with Retry-After: 0 retries at once despite a long backoff', async (t) => {
+  const time = virtualTime()
+  const r = await receiver(t, {
+    respond: (_req, attempt) => (attempt === 1 ? { status: 503, headers: { 'retry-after': '0' } } : undefined),
+  })
+  const s = sink(t, { url: r.url, logger: captureLogs().logger, backoff: { initialMs: 30_000, maxMs: 60_000 }, ...time })
+  s.publish(event('c1', 0))
+  await r.waitFor((events) => events.length === 1)
+  t.same(time.requested, [0])
+})
 
-    await t.test(`${status}: a short Retry-After overrides a long backoff`, async (t) => {
-      const r = await receiver(t, {
-        respond: (_req, attempt) => (attempt === 1 ? { status, headers: { 'retry-after': '0' } } : undefined),
-      })
-      // The backoff alone would wait 30 s and fail the waitFor below.
-      const s = sink(t, { url: r.url, logger: captureLogs().logger, backoff: { initialMs: 30_000, maxMs: 60_000 } })
-      s.publish(event('c1', 0))
-      await r.waitFor((events) => events.length === 1, 3000)
-      t.equal(r.requests.length, 2)
-    })
-  }
+t.test('a wait never runs past the event\'s expiry: one last attempt is made at WEBHOOK_MAX_AGE', async (t) => {
+  const time = virtualTime()
+  const r = await receiver(t, {
+    respond: (_req, attempt) => (attempt === 1 ? { status: 429, headers: { 'retry-after': '3600' } } : undefined),
+  })
+  const s = sink(t, { url: r.url, logger: captureLogs().logger, maxAgeMs: 60_000, ...time })
+  s.publish(event('c1', 0))
+  await r.waitFor((events) => events.length === 1)
+  t.same(time.requested, [60_000], 'the hour asked for is cut to the minute the event has left')
 })
 
 t.test('parseRetryAfter reads delay-seconds and HTTP dates', async (t) => {
@@ -250,7 +314,7 @@ t.test('parseRetryAfter reads delay-seconds and HTTP dates', async (t) => {
   t.equal(parseRetryAfter(undefined, now), undefined)
 })
 
-t.test('408 and 5xx are retried; 3xx and other 4xx are final', async (t) => {
+t.test('408 and 5xx are retried; 3xx and other 4xx are dead-lettered', async (t) => {
   for (const [status, retried] of [
     [408, true],
     [502, true],
@@ -263,14 +327,18 @@ t.test('408 and 5xx are retried; 3xx and other 4xx are final', async (t) => {
     s.publish(event('c1', 0))
     await s.close(2000)
     t.equal(r.requests.length, retried ? 2 : 1, `${status} ${retried ? 'is' : 'is not'} retried`)
-    t.equal(s.stats().failed, retried ? 0 : 1)
+    t.equal(s.stats().deadLettered, retried ? 0 : 1)
   }
 })
 
-t.test('400 is not retried, is logged once, and the call moves on', async (t) => {
+t.test('400: not retried, dead-lettered with status and body excerpt, the call moves on', async (t) => {
   const logs = captureLogs()
-  const r = await receiver(t, { respond: (req) => (req.body.seq === 0 ? { status: 400 } : undefined) })
-  const s = sink(t, { url: r.url, logger: logs.logger })
+  const { spool, deadLetters, dir } = durable(t, logs.logger)
+  const r = await receiver(t, {
+    respond: (req) => (req.body.seq === 0 ? { status: 400, body: `{"error":"unknown field","padding":"${'x'.repeat(2000)}"}` } : undefined),
+  })
+  const s = sink(t, { url: r.url, logger: logs.logger, spool, deadLetters })
+  await s.start()
   s.publish(event('c1', 0, 'call.started'))
   s.publish(event('c1', 1))
   await s.close(2000)
@@ -283,19 +351,27 @@ t.test('400 is not retried, is logged once, and the call moves on', async (t) =>
     ],
     'one attempt for the rejected event, then the next event of the call',
   )
-  const errors = logs.at(ERROR)
-  t.equal(errors.length, 1)
-  t.match(errors[0], {
-    eventId: 'c1-0',
-    callId: 'c1',
-    seq: 0,
-    type: 'call.started',
-    attempts: 1,
-    status: 400,
-    err: { code: 'ERR_WEBHOOK_GAVE_UP' },
-  })
-  t.equal(logs.at(WARN).length, 0, 'no "retrying" warning when no retry follows')
-  t.same(s.stats(), { delivered: 1, retried: 0, failed: 1, pending: 0 })
+  t.match(logs.at(ERROR), [
+    { msg: 'webhook event dead-lettered', eventId: 'c1-0', callId: 'c1', seq: 0, type: 'call.started', reason: 'rejected', attempts: 1, status: 400, err: { code: 'ERR_WEBHOOK_REJECTED' } },
+  ])
+  t.equal(logs.at(ERROR).length, 1, 'exactly one error line')
+  t.equal(logs.at(WARN).length, 0, 'a rejection is not an outage: no "failing" warning')
+  t.match(s.stats(), { delivered: 1, retried: 0, deadLettered: 1, failed: 0, pending: 0 })
+
+  const { entries } = await deadLetters.read()
+  t.equal(entries.length, 1)
+  const [entry] = entries
+  t.match(entry, { id: 'c1-0', callId: 'c1', seq: 0, type: 'call.started', reason: 'rejected', status: 400, attempts: 1, error: { code: 'ERR_WEBHOOK_REJECTED' } })
+  t.ok(entry?.bodyExcerpt?.startsWith('{"error":"unknown field"'), 'the start of the answer is kept')
+  t.equal(entry?.bodyExcerpt?.length, 512, 'bounded to 512 bytes')
+  t.match(JSON.parse(entry?.bodyText ?? '{}'), { id: 'c1-0', call_id: 'c1', seq: 0, type: 'call.started', data: { index: 0 } }, 'the envelope as sent')
+  t.equal(entry?.bodyText, r.requests[0]?.rawBody, 'byte for byte')
+  t.ok(entry?.firstAttemptAt && entry.lastAttemptAt && entry.deadLetteredAt)
+
+  // Both events are settled: the spool has nothing left to deliver after a restart.
+  const again = new Spool({ dir, maxBytes: 1 << 20, logger: logs.logger })
+  t.same(await again.open(), [], 'the dead-lettered event was acknowledged in the spool')
+  await again.close()
 })
 
 t.test('a receiver that never answers: the request times out and is retried', async (t) => {
@@ -310,48 +386,228 @@ t.test('a receiver that never answers: the request times out and is retried', as
 
   t.equal(r.requests.length, 2)
   t.equal(r.requests[0]?.status, undefined, 'the first attempt was never answered')
-  t.match(logs.at(WARN), [{ eventId: 'c1-0', attempt: 1, err: { code: 'ERR_WEBHOOK_TIMEOUT' } }])
-  t.same(s.stats(), { delivered: 1, retried: 1, failed: 0, pending: 0 })
+  t.match(logs.at(WARN), [{ eventId: 'c1-0', err: { code: 'ERR_WEBHOOK_TIMEOUT' } }])
+  t.match(s.stats(), { delivered: 1, retried: 1, failed: 0 })
 })
 
-t.test('network errors are retried, then given up after maxAttempts with one error line', async (t) => {
+t.test('a receiver down for a while, then up on the same port: every event arrives, in order, logged twice', async (t) => {
   const logs = captureLogs()
-  const s = sink(t, { url: await deadUrl(), logger: logs.logger, maxAttempts: 3 })
-  s.publish(event('c1', 0, 'call.ended'))
-  await s.close(5000)
+  const down = await startWebhookReceiver()
+  const port = Number(new URL(down.url).port)
+  await down.close()
 
-  const errors = logs.at(ERROR)
-  t.equal(errors.length, 1, 'exactly one error line for the event')
-  t.match(errors[0], {
-    msg: 'webhook event given up',
-    eventId: 'c1-0',
-    callId: 'c1',
-    seq: 0,
-    type: 'call.ended',
-    attempts: 3,
-    err: { code: 'ERR_WEBHOOK_GAVE_UP', message: /ECONNREFUSED/ },
-  })
-  t.notOk('status' in (errors[0] ?? {}), 'no status: no response ever arrived')
-  t.match(logs.at(WARN), [{ attempt: 1, err: { code: 'ERR_WEBHOOK_NETWORK' } }])
-  // The second failure is a retry, not a state change: debug only.
-  t.equal(logs.at(DEBUG).filter((l) => l.eventId === 'c1-0').length, 1)
-  t.same(s.stats(), { delivered: 0, retried: 2, failed: 1, pending: 0 })
+  const s = sink(t, { url: down.url, logger: logs.logger, backoff: { initialMs: 10, maxMs: 40, jitter: 0 } })
+  for (let seq = 0; seq < 4; seq++) for (const call of ['a', 'b']) s.publish(event(call, seq))
+  // Down "for a while": until both calls have failed several attempts (connection refused).
+  await waitUntil(() => logs.withMsg('webhook attempt failed; retrying').length >= 6, 'six failed attempts')
+  t.equal(down.requests.length, 0)
+
+  const up = await receiver(t, { port })
+  await up.waitFor((events) => events.length === 8)
+  for (const call of ['a', 'b']) {
+    t.same(
+      up.eventsFor(call).map((e) => e.seq),
+      [0, 1, 2, 3],
+      `call ${call} in order after the outage`,
+    )
+  }
+  t.equal(up.requests.length, 8, 'no duplicates: the receiver was down, not slow')
+  t.match(logs.withMsg('webhook delivery failing; events are kept and retried'), [{ err: { code: 'ERR_WEBHOOK_NETWORK', message: /ECONNREFUSED/ } }])
+  t.equal(logs.at(WARN).length, 1, 'one warning for the whole outage, not one per attempt or event')
+  const recovered = logs.withMsg('webhook delivery recovered')
+  t.equal(recovered.length, 1)
+  t.ok(recovered[0].failedAttempts >= 6)
+  t.equal(logs.at(ERROR).length, 0)
 })
 
-t.test('a connection dropped mid-request fails that attempt only', async (t) => {
-  // Unlike a refused connection this reaches the receiver, so every attempt can be counted.
-  const r = await receiver(t, { respond: () => ({ status: 204, destroy: true }) })
-  const s = sink(t, { url: r.url, logger: captureLogs().logger, maxAttempts: 3 })
+t.test('WEBHOOK_MAX_AGE: an event failing for longer is dead-lettered as expired, after backoff up to the cap', async (t) => {
+  const time = virtualTime()
+  const logs = captureLogs()
+  const { spool, deadLetters } = durable(t, logs.logger)
+  const r = await receiver(t, { respond: () => ({ status: 503, body: 'maintenance' }) })
+  const s = sink(t, {
+    url: r.url,
+    logger: logs.logger,
+    spool,
+    deadLetters,
+    maxAgeMs: 3_600_000,
+    backoff: { initialMs: 1000, maxMs: 60_000, jitter: 0.2 },
+    random: () => 0.5,
+    ...time,
+  })
+  await s.start()
+  const publishedAt = time.clock.now()
   s.publish(event('c1', 0))
   s.publish(event('c1', 1))
-  await s.close(5000)
+  await waitUntil(() => s.stats().pending === 0, 'both events settled')
+  await s.close(1000)
 
-  t.same(
-    r.requests.map((x) => x.body.seq),
-    [0, 0, 0, 1, 1, 1],
-    'maxAttempts attempts per event, in order',
+  const delays = time.requested
+  t.same(delays.slice(0, 4), [900, 1800, 3600, 7200], 'exponential, jittered down by 10 % (random 0.5 of 20 %)')
+  t.ok(
+    delays.every((d) => d <= 60_000),
+    'never above WEBHOOK_RETRY_MAX_MS',
   )
-  t.same(s.stats(), { delivered: 0, retried: 4, failed: 2, pending: 0 })
+  const firstEventAttempts = r.requests.filter((x) => x.body.seq === 0).length
+  t.ok(firstEventAttempts > 50, `retried for the whole hour (${firstEventAttempts} attempts)`)
+  t.equal(time.clock.now() - publishedAt >= 3_600_000, true, 'an hour passed on the virtual clock')
+
+  const { entries } = await deadLetters.read()
+  t.same(
+    entries.map((e) => [e.id, e.reason, e.status, e.bodyExcerpt]),
+    [
+      ['c1-0', 'expired', 503, 'maintenance'],
+      ['c1-1', 'expired', 503, 'maintenance'],
+    ],
+  )
+  t.equal(entries[0]?.lastAttemptAt, new Date(publishedAt + 3_600_000).toISOString(), 'the last attempt is at exactly the max age')
+  t.equal(entries[1]?.attempts, 1, 'an event already past its age still gets one attempt')
+  t.equal(logs.at(WARN).length, 1, 'one warning for the outage')
+  t.match(logs.at(ERROR), [
+    { msg: 'webhook event dead-lettered', eventId: 'c1-0', reason: 'expired', err: { code: 'ERR_WEBHOOK_EXPIRED' } },
+    { msg: 'webhook event dead-lettered', eventId: 'c1-1', reason: 'expired' },
+  ])
+  t.match(s.stats(), { deadLettered: 2, delivered: 0, failed: 0 })
+})
+
+t.test('TLS: a receiver with a certificate from a private CA, trusted through the CA setting', { skip: existsSync('/usr/bin/openssl') ? false : 'needs /usr/bin/openssl to make a throwaway CA' }, async (t) => {
+  const dir = t.testdir({
+    'server.ext': 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
+  })
+  const openssl = (...args: string[]): void => void execFileSync('/usr/bin/openssl', args, { cwd: dir, stdio: 'ignore' })
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=audiosocket-soniox test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
+  openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1')
+  openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext')
+
+  const secret = 'tls-test-secret'
+  const r = await receiver(t, { secret, tls: { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) } })
+  t.match(r.url, /^https:\/\//)
+
+  const logs = captureLogs()
+  const trusting = sink(t, { url: r.url, secret, logger: logs.logger, ca: readFileSync(join(dir, 'ca.pem'), 'utf8') })
+  trusting.publish(event('tls', 0))
+  trusting.publish(event('tls', 1))
+  await trusting.close(3000)
+  t.same(
+    r.events.map((e) => e.seq),
+    [0, 1],
+  )
+  t.same(
+    r.requests.map((x) => x.signatureValid),
+    [true, true],
+    'signed over TLS as over plain HTTP',
+  )
+
+  // The same receiver without the CA: the certificate is refused and the event is kept for retrying.
+  const untrustingLogs = captureLogs()
+  const untrusting = sink(t, { url: r.url, logger: untrustingLogs.logger, backoff: { initialMs: 50, maxMs: 50 } })
+  untrusting.publish(event('nocert', 0))
+  await waitUntil(() => untrustingLogs.at(WARN).length === 1, 'the failure warning')
+  t.match(untrustingLogs.at(WARN)[0], { err: { code: 'ERR_WEBHOOK_NETWORK', message: /certificate/ } })
+  t.equal(r.eventsFor('nocert').length, 0)
+})
+
+t.test('spool: delivery of an event starts only after its spool write completed', async (t) => {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((resolve) => (release = resolve))
+  let writes = 0
+  const io: SpoolIo = {
+    ...nodeSpoolIo,
+    writev: async (fd, buffers) => {
+      writes++
+      await gate
+      return nodeSpoolIo.writev(fd, buffers)
+    },
+  }
+  const logs = captureLogs()
+  const { spool } = durable(t, logs.logger, io)
+  const r = await receiver(t)
+  const s = sink(t, { url: r.url, logger: logs.logger, spool })
+  await s.start()
+  s.publish(event('c1', 0))
+  await waitUntil(() => writes === 1, 'the spool write to begin')
+  // The request would take a millisecond on loopback; nothing may have gone out while the write is held.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(r.requests.length, 0, 'nothing was sent while the write was pending')
+  release()
+  await r.waitFor((events) => events.length === 1)
+  t.equal(s.stats().unspooled, 0)
+})
+
+t.test('spool: a restart delivers what the last run left, first, in order, with the same ids and bytes', async (t) => {
+  const logs = captureLogs()
+  const dir = t.testdir()
+  let receiverUp = false
+  const r = await receiver(t, { respond: () => (receiverUp ? undefined : { status: 503 }) })
+
+  const first = new HttpWebhookSink({
+    url: r.url,
+    timeoutMs: 2000,
+    maxAgeMs: 60_000,
+    backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    logger: logs.logger,
+    spool: new Spool({ dir, maxBytes: 1 << 20, logger: logs.logger }),
+  })
+  await first.start()
+  for (let seq = 0; seq < 4; seq++) for (const call of ['a', 'b']) first.publish(event(call, seq))
+  await waitUntil(() => r.requests.length >= 4, 'a few refused attempts')
+  await first.close(50)
+  t.match(first.stats(), { leftInSpool: 8, failed: 0, pending: 0 })
+  t.match(logs.withMsg('webhook sink closed with events undelivered; they stay in the spool and go first at the next start'), [{ undelivered: 8, calls: 2 }])
+  const firstBodies = new Map(r.requests.map((x) => [x.body.id as string, x.rawBody]))
+
+  receiverUp = true
+  const second = new HttpWebhookSink({
+    url: r.url,
+    timeoutMs: 2000,
+    maxAgeMs: 60_000,
+    backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    logger: logs.logger,
+    spool: new Spool({ dir, maxBytes: 1 << 20, logger: logs.logger }),
+  })
+  const starting = second.start()
+  // Published while the spool is still being read: must queue behind the recovered events of its call.
+  second.publish(event('a', 4, 'call.ended'))
+  await starting
+  await second.close(5000)
+
+  for (const call of ['a', 'b']) {
+    t.same(
+      r.eventsFor(call).map((e) => e.seq),
+      call === 'a' ? [0, 1, 2, 3, 4] : [0, 1, 2, 3],
+      `call ${call}: recovered events first, in seq order`,
+    )
+  }
+  for (const accepted of r.requests.filter((x) => x.status === 204 && firstBodies.has(x.body.id))) {
+    t.equal(accepted.rawBody, firstBodies.get(accepted.body.id), `${accepted.body.id}: the same bytes as before the restart`)
+  }
+  t.match(logs.withMsg('delivering events spooled by a previous run first'), [{ events: 8, calls: 2 }])
+  t.match(second.stats(), { delivered: 9, failed: 0, leftInSpool: 0 })
+})
+
+t.test('spool: when writes fail (disk full) events are still delivered, from memory, and counted', async (t) => {
+  const logs = captureLogs()
+  const io: SpoolIo = { ...nodeSpoolIo, writev: () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' })) }
+  const { spool } = durable(t, logs.logger, io)
+  const r = await receiver(t)
+  const s = sink(t, { url: r.url, logger: logs.logger, spool })
+  await s.start()
+  for (let seq = 0; seq < 3; seq++) s.publish(event('c1', seq))
+  await s.close(2000)
+  t.same(
+    r.events.map((e) => e.seq),
+    [0, 1, 2],
+  )
+  t.match(s.stats(), { delivered: 3, unspooled: 3 })
+  t.match(logs.at(ERROR), [{ msg: /spool write failed/, err: { code: 'ERR_SPOOL_WRITE', message: /ENOSPC/ } }])
+  t.equal(logs.at(ERROR).length, 1, 'logged once, not per event')
+})
+
+t.test('start() fails when the spool is held by another live process', async (t) => {
+  const dir = t.testdir({ 'spool.lock': `${process.ppid}\n` })
+  const s = sink(t, { url: 'http://127.0.0.1:1/', logger: captureLogs().logger, spool: new Spool({ dir, maxBytes: 1 << 20, logger: captureLogs().logger }) })
+  await t.rejects(s.start(), { code: 'ERR_SPOOL_LOCKED' })
 })
 
 t.test('close() delivers everything queued before resolving', async (t) => {
@@ -365,9 +621,8 @@ t.test('close() delivers everything queued before resolving', async (t) => {
   await s.close(5000)
   // No waitFor here: close() itself must have waited for the last answer.
   t.equal(r.events.length, 15)
-  t.same(s.stats(), { delivered: 15, retried: 0, failed: 0, pending: 0 })
-  // Request deadlines end with their responses and the close deadline with close(): nothing lingers.
-  t.equal(timers.live.size, 0)
+  t.match(s.stats(), { delivered: 15, retried: 0, failed: 0, pending: 0 })
+  t.equal(timers.live.size, 0, 'the close deadline ends with close(): nothing lingers')
 
   // After close the sink refuses quietly: counted and logged, never thrown, never sent.
   s.publish(event('a', 5))
@@ -391,16 +646,10 @@ t.test('close() keeps accepting events published while it waits', async (t) => {
   )
 })
 
-t.test('close() with an unreachable URL resolves at its timeout and reports what was left', async (t) => {
+t.test('close() without a spool, URL unreachable: resolves at its timeout and reports what was lost', async (t) => {
   const logs = captureLogs()
   const timers = trackedTimers()
-  const s = sink(t, {
-    url: await deadUrl(),
-    logger: logs.logger,
-    maxAttempts: 1000,
-    backoff: { initialMs: 5, maxMs: 20 },
-    ...timers,
-  })
+  const s = sink(t, { url: await deadUrl(), logger: logs.logger, backoff: { initialMs: 5, maxMs: 20 }, ...timers })
   s.publish(event('a', 0))
   s.publish(event('a', 1))
   s.publish(event('b', 0))
@@ -411,17 +660,15 @@ t.test('close() with an unreachable URL resolves at its timeout and reports what
 
   t.ok(elapsed >= 190 && elapsed < 2000, `resolved at the timeout (${elapsed} ms)`)
   const errors = logs.at(ERROR)
-  t.equal(errors.length, 1, 'one summary line, no per-event give-up lines')
-  t.match(errors[0], { msg: /left undelivered/, undelivered: 3 })
+  t.equal(errors.length, 1, 'one summary line, no per-event lines')
+  t.match(errors[0], { msg: /left undelivered/, undelivered: 3, err: { code: 'ERR_WEBHOOK_GAVE_UP' } })
   t.same([...(errors[0]?.eventIds ?? [])].sort(), ['a-0', 'a-1', 'b-0'])
-  t.same(s.stats().pending, 0)
-  t.same(s.stats().failed, 3)
-  t.equal(timers.live.size, 0, 'no backoff or request timer survives close()')
+  t.match(s.stats(), { pending: 0, failed: 3, leftInSpool: 0 })
+  t.equal(timers.live.size, 0, 'no backoff timer survives close()')
 })
 
 t.test('close() at its timeout aborts a request still waiting for its answer', async (t) => {
   const logs = captureLogs()
-  const timers = trackedTimers()
   let onArrival = (): void => {}
   const arrived = new Promise<void>((resolve) => (onArrival = resolve))
   const r = await receiver(t, {
@@ -430,14 +677,16 @@ t.test('close() at its timeout aborts a request still waiting for its answer', a
       return { status: 204, delayMs: Infinity }
     },
   })
-  const s = sink(t, { url: r.url, logger: logs.logger, timeoutMs: 30_000, ...timers })
+  const { spool } = durable(t, logs.logger)
+  const s = sink(t, { url: r.url, logger: logs.logger, timeoutMs: 30_000, spool })
+  await s.start()
   s.publish(event('a', 0))
   // Close only once the request is on the receiver, so the abort path is the one exercised.
   await arrived
+  const started = Date.now()
   await s.close(100)
-
-  t.match(logs.at(ERROR), [{ undelivered: 1, eventIds: ['a-0'] }])
-  t.equal(timers.live.size, 0, 'the 30 s request deadline was cancelled too')
+  t.ok(Date.now() - started < 5000, 'the 30 s request deadline did not hold close() up')
+  t.match(s.stats(), { leftInSpool: 1, failed: 0 })
   t.equal(r.events.length, 0)
 })
 
@@ -460,16 +709,19 @@ t.test('publish never throws: an unserialisable event is logged and skipped', as
 })
 
 t.test('configuration errors surface in the constructor', async (t) => {
-  const base = { timeoutMs: 1000, maxAttempts: 3, backoff: { initialMs: 1, maxMs: 5 }, logger: pino({ level: 'silent' }) }
+  const base = { timeoutMs: 1000, maxAgeMs: 60_000, backoff: { initialMs: 1, maxMs: 5 }, logger: pino({ level: 'silent' }) }
   t.throws(() => new HttpWebhookSink({ ...base, url: 'not a url' }), { code: 'ERR_CONFIG_INVALID' })
   t.throws(() => new HttpWebhookSink({ ...base, url: 'ftp://example.com/' }), { code: 'ERR_CONFIG_INVALID' })
-  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', maxAttempts: 0 }), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', maxAgeMs: 0 }), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', concurrency: 0 }), { code: 'ERR_CONFIG_INVALID' })
   t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', timeoutMs: 0 }), { code: 'ERR_CONFIG_INVALID' })
-  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', backoff: { initialMs: 10, maxMs: 1 } }), {
-    code: 'ERR_CONFIG_INVALID',
-  })
-  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', headers: { 'x-bad': 'a\nb' } }), {
-    code: 'ERR_CONFIG_INVALID',
-  })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', backoff: { initialMs: 10, maxMs: 1 } }), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', headers: { 'x-bad': 'a\nb' } }), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', headers: { 'Webhook-Signature': 'forged' } }), { code: 'ERR_CONFIG_INVALID', message: /cannot be overridden/ })
   t.throws(() => new HttpWebhookSink({ ...base, url: 'http://x/', secret: 'whsec_!!' }), { code: 'ERR_CONFIG_INVALID' })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'https://x/', ca: 'not a certificate' }), { code: 'ERR_CONFIG_INVALID', message: /no PEM certificate/ })
+  t.throws(() => new HttpWebhookSink({ ...base, url: 'https://x/', ca: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }), {
+    code: 'ERR_CONFIG_INVALID',
+    message: /cannot be parsed/,
+  })
 })

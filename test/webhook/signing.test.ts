@@ -79,7 +79,7 @@ t.test('the independent receiver accepts what the sink signs', async (t) => {
     url: receiver.url,
     secret,
     timeoutMs: 2000,
-    maxAttempts: 1,
+    maxAgeMs: 60_000,
     backoff: { initialMs: 1, maxMs: 5 },
     logger: pino({ level: 'silent' }),
   })

@@ -1,0 +1,186 @@
+/**
+ * `audiosocket-soniox dead-letters list|redeliver`: read the dead-letter file of SPOOL_DIR, and
+ * POST its events again with the current webhook settings (URL, secret, headers, CA), removing the
+ * ones the webhook accepts. Settings come from the same environment and --config file as `serve`.
+ */
+import { parseArgs } from 'node:util'
+import { loadConfig, type Config } from '../config.js'
+import { deadLetterPath, spoolDirectory, webhookTransportOptions } from '../delivery.js'
+import { isAppError, isErrnoException } from '../shared/errors.js'
+import { DeadLetterFile, type DeadLetterEntry } from '../webhook/dead-letter.js'
+import { WebhookTransport } from '../webhook/http-transport.js'
+import { acquireSpoolLock } from '../webhook/spool.js'
+import { EXIT_CONFIG } from './serve.js'
+
+export const DEAD_LETTERS_USAGE = `Usage:
+  audiosocket-soniox dead-letters list [--json] [--config FILE]
+      one line per dead-lettered event (--json: the stored JSON lines)
+  audiosocket-soniox dead-letters redeliver [--id ID]... [--config FILE]
+      POST them again (all, or only the given ids) to WEBHOOK_URL, one attempt each, in seq order per
+      call; the ones answered 2xx leave the file. Exit 0 when every one was delivered, 1 otherwise.`
+
+export interface DeadLettersIo {
+  env: NodeJS.ProcessEnv
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+  /** Wall clock for the redelivered records. Default Date.now. */
+  now?: () => number
+}
+
+/**
+ * Stands in for SONIOX_API_KEY when it is unset: loadConfig requires it for `serve`, but these
+ * commands never talk to Soniox, and an operator should not need the key to inspect a file.
+ */
+const UNUSED_API_KEY = 'not-used-by-dead-letters'
+
+export async function deadLetters(args: string[], io: DeadLettersIo): Promise<number> {
+  const [sub, ...rest] = args
+  let values: { config?: string | undefined; json?: boolean | undefined; id?: string[] | undefined }
+  try {
+    values = parseArgs({
+      args: rest,
+      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, id: { type: 'string', multiple: true } },
+      strict: true,
+    }).values
+  } catch (err) {
+    io.stderr.write(`audiosocket-soniox dead-letters: ${(err as Error).message}\n${DEAD_LETTERS_USAGE}\n`)
+    return 2
+  }
+  if (sub !== 'list' && sub !== 'redeliver') {
+    io.stderr.write(`${sub === undefined ? '' : `audiosocket-soniox dead-letters: unknown command "${sub}"\n`}${DEAD_LETTERS_USAGE}\n`)
+    return 2
+  }
+  if ((sub === 'list' && values.id !== undefined) || (sub === 'redeliver' && values.json !== undefined)) {
+    io.stderr.write(`audiosocket-soniox dead-letters: ${sub === 'list' ? '--id' : '--json'} does not apply to ${sub}\n${DEAD_LETTERS_USAGE}\n`)
+    return 2
+  }
+
+  let config: Config
+  try {
+    const apiKey = io.env.SONIOX_API_KEY?.trim() ? io.env.SONIOX_API_KEY : UNUSED_API_KEY
+    config = loadConfig({ env: { ...io.env, SONIOX_API_KEY: apiKey }, configFile: values.config })
+  } catch (err) {
+    if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
+      io.stderr.write(`audiosocket-soniox: ${err.message}\n`)
+      return EXIT_CONFIG
+    }
+    throw err
+  }
+
+  const file = new DeadLetterFile(deadLetterPath(config))
+  let contents: Awaited<ReturnType<DeadLetterFile['read']>>
+  try {
+    contents = await file.read()
+  } catch (err) {
+    io.stderr.write(`audiosocket-soniox: cannot read ${file.path}: ${(err as Error).message}\n`)
+    return 1
+  }
+  if (contents.damaged > 0) io.stderr.write(`${contents.damaged} damaged line(s) in ${file.path} skipped\n`)
+
+  if (sub === 'list') {
+    if (values.json) {
+      for (const entry of contents.entries) io.stdout.write(`${entry.line}\n`)
+    } else if (contents.entries.length === 0) {
+      io.stdout.write(`no dead letters in ${file.path}\n`)
+    } else {
+      for (const entry of contents.entries) io.stdout.write(`${describe(entry)}\n`)
+      io.stdout.write(`${contents.entries.length} dead letter(s) in ${file.path}\n`)
+    }
+    return 0
+  }
+  return redeliver(config, file, contents.entries, values.id, io)
+}
+
+function describe(entry: DeadLetterEntry): string {
+  const status = entry.status === null ? 'no-response' : `status=${entry.status}`
+  return `${entry.deadLetteredAt}  ${entry.id}  call=${entry.callId} seq=${entry.seq} ${entry.type}  ${entry.reason} ${status} attempts=${entry.attempts}`
+}
+
+async function redeliver(
+  config: Config,
+  file: DeadLetterFile,
+  entries: DeadLetterEntry[],
+  ids: string[] | undefined,
+  io: DeadLettersIo,
+): Promise<number> {
+  if (config.webhook.url === null) {
+    io.stderr.write('audiosocket-soniox: WEBHOOK_URL is not set: there is nowhere to redeliver to\n')
+    return EXIT_CONFIG
+  }
+  const wanted = ids === undefined ? undefined : new Set(ids)
+  const selected = wanted === undefined ? entries : entries.filter((e) => wanted.has(e.id))
+  let failed = 0
+  if (wanted !== undefined) {
+    const found = new Set(selected.map((e) => e.id))
+    for (const id of wanted) {
+      if (found.has(id)) continue
+      io.stderr.write(`${id}: not in ${file.path}\n`)
+      failed++
+    }
+  }
+  if (selected.length === 0) {
+    io.stdout.write('nothing to redeliver\n')
+    return failed > 0 ? 1 : 0
+  }
+
+  // In seq order per call, and a call stops at its first failure: a receiver must never get a
+  // call's later event before an earlier one it has not seen.
+  const byCall = new Map<string, DeadLetterEntry[]>()
+  for (const entry of selected) {
+    const list = byCall.get(entry.callId) ?? []
+    list.push(entry)
+    byCall.set(entry.callId, list)
+  }
+  const now = io.now ?? Date.now
+  const transport = new WebhookTransport(webhookTransportOptions(config))
+  let delivered = 0
+  try {
+    for (const list of byCall.values()) {
+      list.sort((a, b) => a.seq - b.seq)
+      for (const [index, entry] of list.entries()) {
+        const outcome = await transport.post(entry.id, entry.bodyText).done
+        if (outcome.kind === 'delivered') {
+          await file.appendRedelivered(entry.id, outcome.status, now())
+          delivered++
+          io.stdout.write(`${entry.id}  call=${entry.callId} seq=${entry.seq}  delivered (${outcome.status})\n`)
+          continue
+        }
+        const why = outcome.kind === 'failed' ? (outcome.status === undefined ? outcome.err.message : `status ${outcome.status}`) : 'aborted'
+        io.stdout.write(`${entry.id}  call=${entry.callId} seq=${entry.seq}  failed: ${why}; kept\n`)
+        const skipped = list.length - index - 1
+        if (skipped > 0) io.stdout.write(`  ${skipped} later event(s) of call ${entry.callId} not attempted, to keep its order\n`)
+        failed += list.length - index
+        break
+      }
+    }
+  } finally {
+    transport.close()
+  }
+  io.stdout.write(`${delivered} delivered, ${failed} not\n`)
+  if (delivered > 0) await tidy(config, file, io)
+  return failed === 0 ? 0 : 1
+}
+
+/**
+ * Drops delivered entries from the file when no server holds the spool: rewriting while a server
+ * runs could lose a dead letter it appends at that moment, so then the tombstones stay and the
+ * server compacts at its next start.
+ */
+async function tidy(config: Config, file: DeadLetterFile, io: DeadLettersIo): Promise<void> {
+  let release: (() => Promise<void>) | undefined
+  try {
+    release = await acquireSpoolLock(spoolDirectory(config))
+  } catch (err) {
+    if (isAppError(err) && err.code === 'ERR_SPOOL_LOCKED') return
+    if (isAppError(err) && isErrnoException(err.cause) && err.cause.code === 'ENOENT') return
+    io.stderr.write(`could not tidy ${file.path}: ${(err as Error).message}\n`)
+    return
+  }
+  try {
+    await file.compact()
+  } catch (err) {
+    io.stderr.write(`could not tidy ${file.path}: ${(err as Error).message}\n`)
+  } finally {
+    await release()
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Event delivery wiring: which sinks a Config asks for, built with their real parts (spool,
+ * dead-letter file, CA). Used by the composition root (app.ts) and by the `dead-letters` command,
+ * so both reach the webhook with exactly the same settings.
+ */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Config } from './config.js'
+import type { Logger } from './logger.js'
+import { AppError } from './shared/errors.js'
+import { VERSION } from './version.js'
+import { DEAD_LETTER_FILE, DeadLetterFile } from './webhook/dead-letter.js'
+import type { EventSink } from './webhook/envelope.js'
+import { FanOutSink } from './webhook/fan-out-sink.js'
+import { JsonLinesFileSink } from './webhook/file-sink.js'
+import { HttpWebhookSink } from './webhook/http-sink.js'
+import type { WebhookTransportOptions } from './webhook/http-transport.js'
+import { Spool } from './webhook/spool.js'
+import { JsonLinesSink } from './webhook/stdout-sink.js'
+
+/** SPOOL_DIR as an absolute path (relative settings are taken from the working directory at start). */
+export function spoolDirectory(config: Config): string {
+  return path.resolve(config.spool.dir)
+}
+
+export function deadLetterPath(config: Config): string {
+  return path.join(spoolDirectory(config), DEAD_LETTER_FILE)
+}
+
+/**
+ * Everything needed to POST to WEBHOOK_URL. Reads WEBHOOK_CA_FILE (once, at start; config
+ * validation has already checked it is readable PEM). Throws ERR_CONFIG_INVALID without WEBHOOK_URL.
+ */
+export function webhookTransportOptions(config: Config): WebhookTransportOptions {
+  const w = config.webhook
+  if (w.url === null) throw new AppError('ERR_CONFIG_INVALID', 'WEBHOOK_URL is not set')
+  return {
+    url: w.url,
+    secret: w.secret ?? undefined,
+    timeoutMs: w.timeoutMs,
+    headers: w.headers,
+    ca: w.caFile === null ? undefined : readFileSync(w.caFile, 'utf8'),
+    maxSockets: w.concurrency,
+    version: VERSION,
+  }
+}
+
+/**
+ * WEBHOOK_URL (spooled, retried, dead-lettered) and/or EVENTS_FILE (JSON lines); stdout JSON lines
+ * when neither is set. The caller must `start()` the result before taking calls.
+ */
+export function createEventSink(config: Config, logger: Logger): EventSink {
+  const sinks: EventSink[] = []
+  if (config.webhook.url !== null) {
+    const webhookLog = logger.child({ component: 'webhook' })
+    const transport = webhookTransportOptions(config)
+    sinks.push(
+      new HttpWebhookSink({
+        ...transport,
+        url: config.webhook.url,
+        maxAgeMs: config.webhook.maxAgeMs,
+        concurrency: config.webhook.concurrency,
+        backoff: { initialMs: config.webhook.retryInitialMs, maxMs: config.webhook.retryMaxMs },
+        logger: webhookLog,
+        spool: new Spool({ dir: spoolDirectory(config), maxBytes: config.spool.maxBytes, logger: webhookLog }),
+        deadLetters: new DeadLetterFile(deadLetterPath(config)),
+      }),
+    )
+  }
+  if (config.events.file !== null) {
+    sinks.push(new JsonLinesFileSink({ path: config.events.file, logger: logger.child({ component: 'events-file' }) }))
+  }
+  if (sinks.length === 0) return new JsonLinesSink({ logger: logger.child({ component: 'events' }) })
+  const [only] = sinks
+  return sinks.length === 1 && only ? only : new FanOutSink(sinks)
+}

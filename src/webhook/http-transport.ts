@@ -1,0 +1,297 @@
+/**
+ * One HTTP(S) POST of one event to the webhook, classified for the retry policy. Shared by the
+ * sink (which retries) and the dead-letter CLI (which posts once), so both sign, time out and
+ * classify answers the same way.
+ */
+import { X509Certificate } from 'node:crypto'
+import http from 'node:http'
+import https from 'node:https'
+import tls from 'node:tls'
+import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
+import { decodeWebhookSecret, webhookHeaders } from './signing.js'
+
+/** How much of a failed answer's body is kept for the log and the dead-letter file. */
+export const BODY_EXCERPT_BYTES = 512
+
+/**
+ * Headers the sink owns: the body's framing and the signature. An extra header of these names
+ * would break the contract or the signature, so it is refused at start.
+ */
+export const RESERVED_HEADERS: readonly string[] = [
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'host',
+  'user-agent',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+]
+
+/** Statuses whose Retry-After we honour (RFC 9110 defines it for 503 and 429 defines it for 429). */
+const RETRY_AFTER_STATUSES = new Set([429, 503])
+
+export interface WebhookTransportOptions {
+  /** Absolute http: or https: URL. */
+  url: string
+  /** Standard Webhooks secret (`whsec_<base64>` or any other string used as bytes). Unsigned without it. */
+  secret?: string | undefined
+  /** Deadline for one request, from sending it to the end of the response, in milliseconds. */
+  timeoutMs: number
+  /** Extra request headers (e.g. authorization). Names in RESERVED_HEADERS are refused. */
+  headers?: Record<string, string> | undefined
+  /** PEM CA certificate(s) trusted for an https: URL in addition to Node's bundled ones. */
+  ca?: string | Buffer | undefined
+  /** Pooled keep-alive connections at most (the sink passes its concurrency). Default Infinity. */
+  maxSockets?: number | undefined
+  /** Sent as `user-agent: audiosocket-soniox/<version>`. Default '0'. */
+  version?: string | undefined
+  /** Wall clock in epoch ms for the signature timestamp and Retry-After dates. Default Date. */
+  clock?: { now(): number } | undefined
+  setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
+  clearTimer?: ((handle: unknown) => void) | undefined
+}
+
+export type PostOutcome =
+  | { kind: 'delivered'; status: number }
+  | {
+      kind: 'failed'
+      /** 408, 429, 5xx, timeouts and network errors are worth another attempt; the rest is final. */
+      retriable: boolean
+      status?: number
+      retryAfterMs?: number
+      bodyExcerpt?: string
+      err: AppError
+    }
+  /** Cancelled by abort() (shutdown): says nothing about the receiver. */
+  | { kind: 'aborted' }
+
+export type FailedPost = Extract<PostOutcome, { kind: 'failed' }>
+
+export interface PostHandle {
+  /** Resolves (never rejects) with the outcome. */
+  readonly done: Promise<PostOutcome>
+  abort(): void
+}
+
+/** Throws ERR_CONFIG_INVALID for a bad URL, secret, header or CA: configuration errors surface at start. */
+export class WebhookTransport {
+  readonly url: URL
+  private readonly transport: typeof http | typeof https
+  private readonly agent: http.Agent
+  private readonly secretKey: Buffer | undefined
+  private readonly fixedHeaders: Record<string, string>
+  private readonly timeoutMs: number
+  private readonly clock: { now(): number }
+  private readonly setTimer: (callback: () => void, ms: number) => unknown
+  private readonly clearTimer: (handle: unknown) => void
+
+  constructor(options: WebhookTransportOptions) {
+    let url: URL
+    try {
+      url = new URL(options.url)
+    } catch (cause) {
+      throw new AppError('ERR_CONFIG_INVALID', 'the webhook URL is not a valid absolute URL', { cause })
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new AppError('ERR_CONFIG_INVALID', `the webhook URL must be http: or https:, got ${url.protocol}`)
+    }
+    if (!(options.timeoutMs > 0)) {
+      throw new AppError('ERR_CONFIG_INVALID', `webhook timeoutMs must be > 0, got ${options.timeoutMs}`)
+    }
+    this.url = url
+    this.timeoutMs = options.timeoutMs
+    this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
+    this.clock = options.clock ?? Date
+    this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms))
+    this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
+
+    // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
+    const agentOptions: https.AgentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? Infinity }
+    if (url.protocol === 'https:') {
+      this.transport = https
+      if (options.ca !== undefined) {
+        checkCertificates(options.ca)
+        // Added to, not instead of, the bundled roots: a receiver behind a public CA keeps working.
+        agentOptions.ca = [...tls.rootCertificates, options.ca]
+      }
+      this.agent = new https.Agent(agentOptions)
+    } else {
+      this.transport = http
+      this.agent = new http.Agent(agentOptions)
+    }
+
+    const fixedHeaders: Record<string, string> = {}
+    for (const [name, value] of Object.entries(options.headers ?? {})) {
+      try {
+        http.validateHeaderName(name)
+        http.validateHeaderValue(name, value)
+      } catch (cause) {
+        // The value is not quoted: it may be a token.
+        throw new AppError('ERR_CONFIG_INVALID', `the webhook header ${JSON.stringify(name)} is not valid`, { cause })
+      }
+      if (RESERVED_HEADERS.includes(name.toLowerCase())) {
+        throw new AppError('ERR_CONFIG_INVALID', `the webhook header ${JSON.stringify(name)} is set by the server and cannot be overridden`)
+      }
+      fixedHeaders[name.toLowerCase()] = value
+    }
+    fixedHeaders['user-agent'] = `audiosocket-soniox/${options.version ?? '0'}`
+    fixedHeaders['content-type'] = 'application/json'
+    this.fixedHeaders = fixedHeaders
+  }
+
+  /**
+   * POSTs `body` (the serialised envelope) for event `id`. For a 2xx the outcome is known at the
+   * status line; for anything else once a body excerpt is read. The deadline covers the whole
+   * exchange, so a stalled body cannot pin a pooled socket.
+   */
+  post(id: string, body: string): PostHandle {
+    let abort: () => void = () => {}
+    const done = new Promise<PostOutcome>((resolve) => {
+      abort = this.attempt(id, body, false, resolve)
+    })
+    return { done, abort: () => abort() }
+  }
+
+  /** Closes pooled connections. Requests still running are not affected (abort them first). */
+  close(): void {
+    this.agent.destroy()
+  }
+
+  /** Starts one request; returns its abort function. `resolve` is called exactly once. */
+  private attempt(id: string, body: string, isStaleSocketRetry: boolean, resolve: (outcome: PostOutcome) => void): () => void {
+    let settled = false
+    let retryAbort: (() => void) | undefined
+    /** Set once a non-2xx status line arrived: whatever happens next, that status is the outcome. */
+    let finishResponse: (() => void) | undefined
+    const settle = (outcome: PostOutcome): void => {
+      if (settled) return
+      settled = true
+      resolve(outcome)
+    }
+
+    let req: http.ClientRequest
+    try {
+      req = this.transport.request(this.url, { method: 'POST', agent: this.agent, headers: this.headersFor(id, body) })
+    } catch (cause) {
+      // Only reachable through a bug (headers are validated up front); retrying cannot help.
+      settle({ kind: 'failed', retriable: false, err: new AppError('ERR_WEBHOOK_NETWORK', 'the webhook request could not be created', { cause }) })
+      return () => {}
+    }
+    const deadline = this.setTimer(() => {
+      req.destroy(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
+    }, this.timeoutMs)
+    req.once('close', () => this.clearTimer(deadline))
+
+    req.once('response', (res) => {
+      const status = res.statusCode ?? 0
+      if (status >= 200 && status < 300) {
+        // Drain and discard: the socket goes back to the pool only once the body is consumed.
+        res.on('error', () => {})
+        res.resume()
+        settle({ kind: 'delivered', status })
+        return
+      }
+      const chunks: Buffer[] = []
+      let kept = 0
+      res.on('data', (chunk: Buffer) => {
+        if (kept >= BODY_EXCERPT_BYTES) return
+        const part = chunk.subarray(0, BODY_EXCERPT_BYTES - kept)
+        chunks.push(part)
+        kept += part.length
+      })
+      const finish = (): void => settle(classifyFailure(status, res.headers['retry-after'], Buffer.concat(chunks), this.clock.now()))
+      finishResponse = finish
+      res.once('end', finish)
+      res.once('error', finish)
+      res.once('close', finish)
+    })
+
+    req.on('error', (error: unknown) => {
+      if (settled) return
+      if (finishResponse) {
+        // A body that stalled or broke after the status line: the status still decides.
+        finishResponse()
+        return
+      }
+      // A pooled keep-alive socket the server closed while idle fails at once with ECONNRESET; that
+      // says nothing about the receiver, so resend once on a fresh socket without counting an attempt
+      // (the pattern Node's http docs recommend around `request.reusedSocket`).
+      const staleSocket = req.reusedSocket && isErrnoException(error) && error.code === 'ECONNRESET'
+      if (staleSocket && !isStaleSocketRetry) {
+        settled = true
+        retryAbort = this.attempt(id, body, true, resolve)
+        return
+      }
+      if (isAppError(error) && error.code === 'ERR_WEBHOOK_TIMEOUT') {
+        settle({ kind: 'failed', retriable: true, err: error })
+        return
+      }
+      // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
+      settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
+    })
+
+    req.end(body)
+    return () => {
+      if (retryAbort) {
+        retryAbort()
+        return
+      }
+      this.clearTimer(deadline)
+      settle({ kind: 'aborted' })
+      req.destroy()
+    }
+  }
+
+  private headersFor(id: string, body: string): http.OutgoingHttpHeaders {
+    const headers: http.OutgoingHttpHeaders = { ...this.fixedHeaders, 'content-length': Buffer.byteLength(body, 'utf8') }
+    if (this.secretKey) {
+      // Refreshed per attempt: receivers reject timestamps older than a few minutes.
+      Object.assign(headers, webhookHeaders(this.secretKey, id, Math.floor(this.clock.now() / 1000), body))
+    }
+    return headers
+  }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
+
+/**
+ * Node accepts any string as `ca` and only fails at the first handshake, with an unrelated-looking
+ * certificate error. Parse every certificate now so a wrong file is reported at start.
+ */
+function checkCertificates(ca: string | Buffer): void {
+  const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? []
+  if (blocks.length === 0) throw new AppError('ERR_CONFIG_INVALID', 'the webhook CA holds no PEM certificate')
+  for (const [index, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block)
+    } catch (cause) {
+      throw new AppError('ERR_CONFIG_INVALID', `certificate ${index + 1} of the webhook CA cannot be parsed`, { cause })
+    }
+  }
+}
+
+/** A non-2xx answer: 408, 429 and 5xx are worth retrying; anything else (3xx, other 4xx) is final. */
+function classifyFailure(status: number, retryAfter: string | undefined, excerpt: Buffer, nowMs: number): FailedPost {
+  const retriable = status === 408 || status === 429 || status >= 500
+  const err = new AppError('ERR_WEBHOOK_STATUS', `the webhook answered ${status}`)
+  const outcome: FailedPost = { kind: 'failed', retriable, status, err }
+  if (excerpt.length > 0) outcome.bodyExcerpt = excerpt.toString('utf8')
+  if (RETRY_AFTER_STATUSES.has(status)) {
+    const retryAfterMs = parseRetryAfter(retryAfter, nowMs)
+    if (retryAfterMs !== undefined) outcome.retryAfterMs = retryAfterMs
+  }
+  return outcome
+}
+
+/** `Retry-After` as delay-seconds or an HTTP date, in milliseconds from now; undefined if unusable. */
+export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  // Every HTTP-date form starts with a day name; without this check V8 would read "-5" as a year.
+  if (!/^[A-Za-z]{3}/.test(trimmed)) return undefined
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs)
+}
