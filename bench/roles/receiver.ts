@@ -1,0 +1,40 @@
+/**
+ * Benchmark webhook receiver: answers 204 at once and records, per call, each transcript.final
+ * (utterance index, word count, epoch ms of arrival). The same receiver serves the server under
+ * test and the minimal relay, which posts the same envelope shape.
+ */
+import http from 'node:http'
+import { epochMs, serveRole } from '../lib/roles.js'
+
+/** callId -> [index, words, receivedAt][] */
+const finals = new Map<string, Array<[number, number, number]>>()
+let requests = 0
+let callsEnded = 0
+
+const server = http.createServer((req, res) => {
+  const chunks: Buffer[] = []
+  req.on('data', (c: Buffer) => chunks.push(c))
+  req.on('end', () => {
+    const at = epochMs()
+    requests++
+    const event = JSON.parse(Buffer.concat(chunks).toString()) as { type: string; call_id: string; data: { index?: number; text?: string } }
+    if (event.type === 'transcript.final') {
+      const text = event.data.text ?? ''
+      const words = text.trim() === '' ? 0 : text.trim().split(/\s+/).length
+      let list = finals.get(event.call_id)
+      if (!list) finals.set(event.call_id, (list = []))
+      list.push([event.data.index ?? -1, words, at])
+    } else if (event.type === 'call.ended') {
+      callsEnded++
+    }
+    res.writeHead(204).end()
+  })
+})
+server.keepAliveTimeout = 60_000
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address() as { port: number }
+  serveRole(
+    { url: `http://127.0.0.1:${port}/events` },
+    { report: () => ({ requests, callsEnded, finals: Object.fromEntries(finals) }) },
+  )
+})

@@ -1,0 +1,332 @@
+/**
+ * The benchmark: the server under test and a minimal relay, each under the identical load, each
+ * measured in the same run so that figures are ratios that survive a noisy machine.
+ *
+ *   npm run bench -- --levels 100,500,1000 --duration 60 --ramp 20 --warmup 5
+ *   npm run bench -- --smoke          (a few calls for a few seconds; checks words match)
+ *
+ * Per level and target, five processes: the Soniox stand-in, the webhook receiver, the target
+ * (built server `dist/cli/main.js serve` with production settings and LOG_LEVEL=info, or
+ * bench/roles/relay), the load generator, and this orchestrator, which only coordinates and
+ * reads /proc. Times: every process stamps events with performance.timeOrigin + performance.now()
+ * (epoch ms, sub-ms resolution, one machine's clock), so cross-process differences are latencies.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { cpuSeconds, rssBytes } from './lib/proc.js'
+import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
+import { distribution, type Distribution } from './lib/stats.js'
+
+interface Options {
+  levels: number[]
+  durationMs: number
+  rampMs: number
+  warmupMs: number
+  sampledCalls: number
+  targets: Array<'relay' | 'server'>
+  results: string | undefined
+}
+
+export interface Figures {
+  target: 'relay' | 'server'
+  calls: number
+  /** CPU seconds (user+sys) per second of call audio, over the measurement window. */
+  cpuPerCallSecond: number
+  /** Resident memory above idle, per live call, mid-window. */
+  rssPerCallKb: number
+  audioLatencyMs: Distribution
+  transcriptLatencyMs: Distribution
+  wordsProduced: number
+  wordsDelivered: number
+  callsFailed: number
+  errors: number
+  maxLoadLatenessMs: number
+}
+
+const ROOT = repoRoot()
+const SERVER_BIN = join(ROOT, 'dist/cli/main.js')
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Starts the built server and resolves once it logs that it listens; counts error log lines. */
+async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; errors: () => number; stop: () => Promise<void> }> {
+  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run "npm run build" first`)
+  const child = spawn(process.execPath, [SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let errors = 0
+  let rest = ''
+  const listening = new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)))
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (text: string) => {
+      const lines = (rest + text).split('\n')
+      rest = lines.pop() ?? ''
+      for (const line of lines) {
+        if (line.includes('"AudioSocket server listening"')) resolve()
+        if (/"level":(50|60)/.test(line)) errors++
+      }
+    })
+  })
+  await listening
+  child.removeAllListeners('exit')
+  return {
+    child,
+    errors: () => errors,
+    stop: async () => {
+      if (child.exitCode !== null) return
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+interface StandInReport {
+  connections: number
+  calls: Record<string, { wordsProduced: number; utteranceEnds: Array<[number, number]>; arrivals?: Array<[number, number]> }>
+}
+interface ReceiverReport {
+  requests: number
+  callsEnded: number
+  finals: Record<string, Array<[number, number, number]>>
+}
+interface LoadReport {
+  calls: number
+  ok: number
+  failures: string[]
+  maxLatenessMs: number
+  writes: Record<string, Array<[number, number]>>
+}
+
+/** Audio latency: each sampled write, to the first stand-in arrival that holds its last byte. */
+function audioLatencies(writes: LoadReport['writes'], standIn: StandInReport): number[] {
+  const out: number[] = []
+  for (const [uuid, log] of Object.entries(writes)) {
+    const arrivals = standIn.calls[uuid]?.arrivals
+    if (!arrivals) continue
+    let j = 0
+    let previous = 0
+    for (const [bytes, at] of log) {
+      if (bytes === previous) continue // not an audio write (the UUID frame)
+      previous = bytes
+      while (j < arrivals.length && (arrivals[j]?.[0] ?? 0) < bytes) j++
+      const arrival = arrivals[j]
+      if (!arrival) break
+      out.push(arrival[1] - at)
+    }
+  }
+  return out
+}
+
+function transcriptLatencies(standIn: StandInReport, receiver: ReceiverReport): number[] {
+  const out: number[] = []
+  for (const [callId, call] of Object.entries(standIn.calls)) {
+    const received = new Map((receiver.finals[callId] ?? []).map(([index, , at]) => [index, at]))
+    for (const [index, sentAt] of call.utteranceEnds) {
+      const at = received.get(index)
+      if (at !== undefined) out.push(at - sentAt)
+    }
+  }
+  return out
+}
+
+async function measure(target: 'relay' | 'server', calls: number, options: Options): Promise<Figures> {
+  const standIn = await startRole<{ url: string }>('stand-in', { BENCH_SAMPLED_CALLS: String(options.sampledCalls) })
+  const receiver = await startRole<{ url: string }>('receiver')
+  const port = await freePort()
+  const spoolDir = mkdtempSync(join(os.tmpdir(), 'bench-spool-'))
+  const env = {
+    AUDIOSOCKET_PORT: String(port),
+    SONIOX_API_KEY: 'bench-key',
+    SONIOX_WEBSOCKET_URL: standIn.ready.url,
+    WEBHOOK_URL: receiver.ready.url,
+    WEBHOOK_SECRET: 'whsec_YmVuY2htYXJrLXNlY3JldA==',
+    LOG_LEVEL: 'info',
+    SPOOL_DIR: spoolDir,
+    HTTP_PORT: '0',
+    NODE_ENV: 'production',
+  }
+  let stopTarget: () => Promise<void>
+  let pid: number
+  let errorCount = (): number => 0
+  if (target === 'server') {
+    const server = await startServer(env)
+    stopTarget = server.stop
+    pid = server.child.pid as number
+    errorCount = server.errors
+  } else {
+    const relay: RoleHandle<{ port: number }> = await startRole('relay', env)
+    stopTarget = relay.stop
+    pid = relay.child.pid as number
+  }
+  try {
+    await sleep(1000)
+    const idleRss = rssBytes(pid)
+    const load = await startRole<{ pid: number }>('load')
+    const loadDone = load.request<LoadReport>('run', { port, calls, rampMs: options.rampMs, durationMs: options.durationMs, sampledCalls: options.sampledCalls })
+
+    // The window: every call is live (after the ramp and a warm-up) until the first call ends.
+    await sleep(options.rampMs + options.warmupMs)
+    const windowMs = Math.max(1000, options.durationMs - options.rampMs - options.warmupMs - 2000)
+    const cpu0 = cpuSeconds(pid)
+    const t0 = performance.now()
+    await sleep(windowMs / 2)
+    const rss = rssBytes(pid)
+    await sleep(windowMs / 2)
+    const cpu1 = cpuSeconds(pid)
+    const seconds = (performance.now() - t0) / 1000
+
+    const loadReport = await loadDone
+    await load.stop()
+    // Let the last words reach the receiver: every call ends with call.ended (server) or its last POST.
+    const deadline = Date.now() + 30_000
+    let receiverReport = await receiver.request<ReceiverReport>('report')
+    while (Date.now() < deadline && target === 'server' && receiverReport.callsEnded < loadReport.ok) {
+      await sleep(500)
+      receiverReport = await receiver.request<ReceiverReport>('report')
+    }
+    if (target === 'relay') {
+      await sleep(2000)
+      receiverReport = await receiver.request<ReceiverReport>('report')
+    }
+    const standInReport = await standIn.request<StandInReport>('report')
+    const produced = Object.values(standInReport.calls).reduce((n, c) => n + c.wordsProduced, 0)
+    const delivered = Object.values(receiverReport.finals).reduce((n, list) => n + list.reduce((m, [, words]) => m + words, 0), 0)
+    return {
+      target,
+      calls,
+      cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
+      rssPerCallKb: (rss - idleRss) / calls / 1024,
+      audioLatencyMs: distribution(audioLatencies(loadReport.writes, standInReport)),
+      transcriptLatencyMs: distribution(transcriptLatencies(standInReport, receiverReport)),
+      wordsProduced: produced,
+      wordsDelivered: delivered,
+      callsFailed: loadReport.calls - loadReport.ok,
+      errors: errorCount() + loadReport.failures.length,
+      maxLoadLatenessMs: loadReport.maxLatenessMs,
+    }
+  } finally {
+    await stopTarget()
+    await receiver.stop()
+    await standIn.stop()
+    rmSync(spoolDir, { recursive: true, force: true })
+  }
+}
+
+function fmt(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
+}
+
+function table(level: number, relay: Figures | undefined, server: Figures | undefined): string {
+  const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
+    `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
+  return [
+    `### ${level} concurrent calls`,
+    '',
+    '| figure | relay | server | server / relay |',
+    '|---|---|---|---|',
+    row('CPU ms per call-second of audio', relay && relay.cpuPerCallSecond * 1000, server && server.cpuPerCallSecond * 1000, 3),
+    row('RSS KB per live call (above idle)', relay?.rssPerCallKb, server?.rssPerCallKb, 1),
+    row('audio latency p50 ms', relay?.audioLatencyMs.p50, server?.audioLatencyMs.p50, 3),
+    row('audio latency p99 ms', relay?.audioLatencyMs.p99, server?.audioLatencyMs.p99, 3),
+    row('audio latency max ms', relay?.audioLatencyMs.max, server?.audioLatencyMs.max, 3),
+    row('transcript latency p50 ms', relay?.transcriptLatencyMs.p50, server?.transcriptLatencyMs.p50, 3),
+    row('transcript latency p99 ms', relay?.transcriptLatencyMs.p99, server?.transcriptLatencyMs.p99, 3),
+    row('transcript latency max ms', relay?.transcriptLatencyMs.max, server?.transcriptLatencyMs.max, 3),
+    row('words produced by the stand-in', relay?.wordsProduced, server?.wordsProduced, 0, false),
+    row('words delivered to the receiver', relay?.wordsDelivered, server?.wordsDelivered, 0, false),
+    row('calls failed or cut short', relay?.callsFailed, server?.callsFailed, 0, false),
+    row('errors (error logs + failed calls)', relay?.errors, server?.errors, 0, false),
+    row('load generator max write lateness ms', relay?.maxLoadLatenessMs, server?.maxLoadLatenessMs, 1, false),
+    '',
+    server && relay
+      ? `Added audio latency (server p99 - relay p99): ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 3)} ms. Audio latency samples: ${server.audioLatencyMs.count}; transcript latency samples: ${server.transcriptLatencyMs.count}.`
+      : '',
+    '',
+  ].join('\n')
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      levels: { type: 'string', default: '100,500,1000' },
+      duration: { type: 'string', default: '60' },
+      ramp: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '5' },
+      sampled: { type: 'string', default: '50' },
+      targets: { type: 'string', default: 'relay,server' },
+      results: { type: 'string' },
+      smoke: { type: 'boolean', default: false },
+    },
+  })
+  if (values.smoke) {
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, targets: ['relay', 'server'], results: values.results }
+  }
+  return {
+    levels: String(values.levels).split(',').map(Number),
+    durationMs: Number(values.duration) * 1000,
+    rampMs: Number(values.ramp) * 1000,
+    warmupMs: Number(values.warmup) * 1000,
+    sampledCalls: Number(values.sampled),
+    targets: String(values.targets).split(',') as Options['targets'],
+    results: values.results,
+  }
+}
+
+/** Runs the benchmark; appends to `results` (default bench/RESULTS.md) unless it is "-". */
+export async function main(argv: string[]): Promise<{ figures: Figures[]; markdown: string }> {
+  const options = parseOptions(argv)
+  const figures: Figures[] = []
+  const sections: string[] = []
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  for (const level of options.levels) {
+    const byTarget: Partial<Record<'relay' | 'server', Figures>> = {}
+    for (const target of options.targets) {
+      process.stderr.write(`bench: ${level} calls against the ${target}...\n`)
+      byTarget[target] = await measure(target, level, options)
+      figures.push(byTarget[target] as Figures)
+    }
+    sections.push(table(level, byTarget.relay, byTarget.server))
+  }
+  const cpus = os.cpus()
+  const markdown = [
+    `## ${new Date().toISOString()} — audiosocket-soniox ${pkg.version}`,
+    '',
+    `Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
+    `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s; window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
+    '',
+    ...sections,
+  ].join('\n')
+  const resultsFile = options.results ?? join(ROOT, 'bench/RESULTS.md')
+  if (resultsFile !== '-') appendFileSync(resultsFile, `${markdown}\n`)
+  return { figures, markdown }
+}
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    ({ markdown }) => {
+      process.stdout.write(`${markdown}\n`)
+      process.exit(0)
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exit(1)
+    },
+  )
+}
