@@ -66,7 +66,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** Starts the built server and resolves once it logs that it listens; counts error log lines. */
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; errors: () => number; stop: () => Promise<void> }> {
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run "npm run build" first`)
-  const child = spawn(process.execPath, [SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  // BENCH_PROFILE=<dir> writes a V8 CPU profile of the server (node --cpu-prof) for the profiler.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let errors = 0
   let rest = ''
   const listening = new Promise<void>((resolve, reject) => {

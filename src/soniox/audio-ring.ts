@@ -6,13 +6,20 @@
  * Bounded: past `capacityBytes` the OLDEST audio is evicted. Dropping the oldest (rather than the
  * newest) keeps what is retained contiguous, so a session resumed from `startPos` still maps
  * its timestamps onto call time exactly; the owner counts what eviction cost.
+ *
+ * Storage: frames are copied into fixed-size blocks rather than kept as one Buffer each. This is
+ * on the audio hot path (every frame of every call): a per-frame allocation that lives ~0.5 s
+ * until Soniox finalizes it survives young-generation GC, gets promoted, and costs old-generation
+ * collections and resident memory. With blocks, an append is a memcpy; a released block is kept
+ * as a spare for the next one, so a steady call allocates nothing.
  */
+const BLOCK_BYTES = 8192
+
 export class AudioRing {
-  private chunks: Buffer[] = []
-  /** Index of the first live chunk; the array is compacted now and then instead of shifted. */
-  private head = 0
-  /** Bytes of chunks[head] already released or evicted. */
-  private headSkip = 0
+  /** blocks[0] starts at call position `firstBlockPos`; all but the last are full. */
+  private blocks: Buffer[] = []
+  private firstBlockPos = 0
+  private spare: Buffer | undefined
   private start = 0
   private end = 0
 
@@ -37,9 +44,18 @@ export class AudioRing {
    * @returns how many of the oldest bytes were evicted to stay within capacity.
    */
   append(chunk: Buffer): number {
-    if (chunk.length === 0) return 0
-    this.chunks.push(Buffer.from(chunk))
-    this.end += chunk.length
+    let copied = 0
+    while (copied < chunk.length) {
+      const fill = (this.end - this.firstBlockPos) % BLOCK_BYTES
+      if (fill === 0 && this.end - this.firstBlockPos === this.blocks.length * BLOCK_BYTES) {
+        this.blocks.push(this.spare ?? Buffer.allocUnsafeSlow(BLOCK_BYTES))
+        this.spare = undefined
+      }
+      const block = this.blocks[this.blocks.length - 1] as Buffer
+      const n = chunk.copy(block, fill, copied)
+      copied += n
+      this.end += n
+    }
     const excess = this.bytesHeld - this.capacityBytes
     if (excess <= 0) return 0
     this.release(this.start + excess)
@@ -48,38 +64,32 @@ export class AudioRing {
 
   /** Forgets everything before `pos` (finalized audio, or evicted). */
   release(pos: number): void {
-    let drop = Math.min(pos, this.end) - this.start
-    while (drop > 0 && this.head < this.chunks.length) {
-      const first = this.chunks[this.head] as Buffer
-      const left = first.length - this.headSkip
-      if (drop < left) {
-        this.headSkip += drop
-        this.start += drop
-        break
-      }
-      drop -= left
-      this.start += left
-      this.headSkip = 0
-      this.head++
+    const to = Math.min(pos, this.end)
+    if (to <= this.start) return
+    this.start = to
+    // Whole blocks before the new start are done; keep one as a spare for the next append.
+    while (this.blocks.length > 1 && this.firstBlockPos + BLOCK_BYTES <= this.start) {
+      this.spare = this.blocks.shift()
+      this.firstBlockPos += BLOCK_BYTES
     }
-    if (this.head > 512 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head)
-      this.head = 0
+    if (this.start === this.end && this.blocks.length === 1 && this.firstBlockPos + BLOCK_BYTES <= this.start) {
+      // Everything held was released exactly at a block boundary: the last block is done too.
+      this.spare = this.blocks.shift()
+      this.firstBlockPos += BLOCK_BYTES
     }
   }
 
-  /** Views of every byte from `pos` (clamped to what is held) to the end, in order. */
+  /** Views of every byte from `pos` (clamped to what is held) to the end, in order; valid until the next append or release. */
   slice(pos: number): Buffer[] {
     const out: Buffer[] = []
-    let skip = Math.max(pos, this.start) - this.start + this.headSkip
-    for (let i = this.head; i < this.chunks.length; i++) {
-      const chunk = this.chunks[i] as Buffer
-      if (skip >= chunk.length) {
-        skip -= chunk.length
-        continue
-      }
-      out.push(skip === 0 ? chunk : chunk.subarray(skip))
-      skip = 0
+    let from = Math.max(pos, this.start)
+    while (from < this.end) {
+      const index = Math.floor((from - this.firstBlockPos) / BLOCK_BYTES)
+      const block = this.blocks[index] as Buffer
+      const blockStart = this.firstBlockPos + index * BLOCK_BYTES
+      const upTo = Math.min(this.end, blockStart + BLOCK_BYTES)
+      out.push(block.subarray(from - blockStart, upTo - blockStart))
+      from = upTo
     }
     return out
   }

@@ -43,6 +43,24 @@ export interface SonioxSessionOptions {
   createSocket?: (url: string, headers: Record<string, string>, handshakeTimeoutMs: number) => WebSocket
   setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
   clearTimer?: (timer: NodeJS.Timeout) => void
+  metrics?: SonioxMetrics
+}
+
+/**
+ * Counts Soniox sessions (Prometheus in production). SonioxSession reports its own lifetime and
+ * connect time; ResilientTranscriber reports replacements and errors.
+ */
+export interface SonioxMetrics {
+  /** A session was created (its WebSocket is opening). */
+  sessionOpened(): void
+  /** ... and is over (finished, failed or closed); called once per session. */
+  sessionClosed(): void
+  /** Its WebSocket opened this many milliseconds after the session was created. */
+  connected(ms: number): void
+  /** A session was opened to replace a failed one. */
+  reconnected(): void
+  /** A session failed, or the transcriber gave up (ERR_SONIOX_GAVE_UP). */
+  error(error: AppError): void
 }
 
 export interface SonioxSessionHandlers {
@@ -109,6 +127,10 @@ export class SonioxSession {
   private finishTimer: NodeJS.Timeout | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private lastSentAt = 0
+  /** Audio went out since the last heartbeat: cheaper than reading the clock per frame. */
+  private sentSinceTick = false
+  private readonly createdAt: number
+  private released = false
   private lastPingAt = 0
   private pongDueSince: number | undefined
   private finishWaiters: Array<() => void> = []
@@ -128,6 +150,8 @@ export class SonioxSession {
     this.setTimer = options.setTimer ?? setTimeout
     this.clearTimer = options.clearTimer ?? clearTimeout
     this.now = options.now ?? Date.now
+    this.createdAt = this.now()
+    options.metrics?.sessionOpened()
     const create = options.createSocket ?? defaultCreateSocket
     this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
     this.socket.binaryType = 'nodebuffer'
@@ -237,6 +261,7 @@ export class SonioxSession {
   private onOpen(): void {
     if (this.stateValue !== 'connecting') return
     this.stateValue = 'open'
+    this.options.metrics?.connected(this.now() - this.createdAt)
     this.lastSentAt = this.now()
     this.lastPingAt = this.now()
     this.scheduleHeartbeat()
@@ -257,6 +282,10 @@ export class SonioxSession {
     this.heartbeatTimer = undefined
     if (this.stateValue !== 'open' && this.stateValue !== 'streaming' && this.stateValue !== 'finishing') return
     const now = this.now()
+    if (this.sentSinceTick) {
+      this.sentSinceTick = false
+      this.lastSentAt = now
+    }
     if (this.pongDueSince !== undefined && now - this.pongDueSince >= this.options.pongTimeoutMs) {
       this.fail(new AppError('ERR_SONIOX_UNRESPONSIVE', `no pong from Soniox within ${this.options.pongTimeoutMs} ms`))
       return
@@ -303,8 +332,9 @@ export class SonioxSession {
       this.fail(new AppError('ERR_SONIOX_BACKPRESSURE', `${this.socket.bufferedAmount} bytes are waiting to be sent to Soniox`))
       return
     }
-    this.socket.send(chunk, { binary: true })
-    this.lastSentAt = this.now()
+    // A Buffer goes out as a binary frame by default; no options object per frame.
+    this.socket.send(chunk)
+    this.sentSinceTick = true
     this.bytesSent += chunk.length
   }
 
@@ -375,6 +405,10 @@ export class SonioxSession {
   }
 
   private cleanup(): void {
+    if (!this.released) {
+      this.released = true
+      this.options.metrics?.sessionClosed()
+    }
     if (this.finishTimer !== undefined) this.clearTimer(this.finishTimer)
     if (this.heartbeatTimer !== undefined) this.clearTimer(this.heartbeatTimer)
     this.finishTimer = undefined

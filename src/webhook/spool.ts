@@ -334,6 +334,8 @@ class Segment implements SpoolRef {
   /** A failed header write: nothing more may be appended to this file. */
   unusable = false
   queue: PendingWrite[] = []
+  /** Acknowledgements not yet queued: they ride along with the next batch (see Spool.ack). */
+  deferredAcks: PendingWrite[] = []
   writing = false
 
   constructor(
@@ -347,8 +349,12 @@ class Segment implements SpoolRef {
 
 type SpoolState = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 
+/** Longest an acknowledgement waits to be written when no event write comes along to carry it. */
+const ACK_FLUSH_MS = 100
+
 export class Spool {
   private state: SpoolState = 'new'
+  private ackFlushTimer: NodeJS.Timeout | undefined
   private readonly dir: string
   private readonly maxBytes: number
   private readonly segmentBytes: number
@@ -527,7 +533,23 @@ export class Spool {
     if (!(ref instanceof Segment) || ref.state !== 'open' || this.state === 'closed') return
     ref.live--
     if (this.retireIfDone(ref)) return
-    this.enqueue(ref, { line: ackRecord(id), done: () => {} })
+    // Acks are not urgent (a lost one costs a redelivery with the same id) but event records are:
+    // an event is POSTed only once its record is written. So acks do not get a write of their own
+    // in front of the next event; they go out with the next batch, or by a flush within ACK_FLUSH_MS.
+    const line = ackRecord(id)
+    this.account(ref, line.length)
+    ref.deferredAcks.push({ line, done: () => {} })
+    this.ackFlushTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS)
+  }
+
+  private flushAcks(): void {
+    this.ackFlushTimer = undefined
+    for (const segment of this.segments) {
+      if (segment.deferredAcks.length === 0 || segment.state !== 'open') continue
+      segment.queue.push(...segment.deferredAcks)
+      segment.deferredAcks = []
+      if (!segment.writing) this.track(this.drain(segment))
+    }
   }
 
   stats(): SpoolStats {
@@ -540,6 +562,8 @@ export class Spool {
   async close(): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return
     const wasOpen = this.state === 'open'
+    if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer)
+    this.flushAcks()
     this.state = 'closing'
     while (this.busy.size > 0) await Promise.allSettled([...this.busy])
     for (const segment of this.segments) {
@@ -592,6 +616,11 @@ export class Spool {
     while (segment.queue.length > 0 && segment.state === 'open') {
       const batch = segment.queue
       segment.queue = []
+      // Pending acks ride along: no extra system call for them.
+      if (segment.deferredAcks.length > 0) {
+        batch.push(...segment.deferredAcks)
+        segment.deferredAcks = []
+      }
       await this.writeBatch(segment, batch)
     }
     segment.writing = false
@@ -684,6 +713,7 @@ export class Spool {
     // Its queued acks are moot once the file is gone.
     for (const write of segment.queue) write.done(null)
     segment.queue = []
+    segment.deferredAcks = []
     if (!segment.writing) this.track(this.remove(segment))
     return true
   }

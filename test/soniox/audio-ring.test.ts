@@ -108,8 +108,7 @@ t.test('slice', async (t) => {
   t.test('from inside a chunk', async (t) => {
     const ring = filled(1000, [100, 100, 100])
     const views = ring.slice(130)
-    t.equal(views.length, 2)
-    t.equal(views[0]?.length, 70)
+    t.ok(views.every((v) => v.length > 0), 'no empty views')
     t.ok(Buffer.concat(views).equals(bytesAt(130, 170)))
   })
   t.test('from inside a partly released first chunk', async (t) => {
@@ -176,7 +175,7 @@ t.test('eviction', async (t) => {
 t.test('100k appends and releases: memory stays bounded and slices stay correct', async (t) => {
   const capacity = 16_000 // 1 s of 8 kHz s16le
   const ring = new AudioRing(capacity)
-  const internals = ring as unknown as { chunks: Buffer[] }
+  const internals = ring as unknown as { blocks: Buffer[] }
   let pos = 0
   let evicted = 0
   let maxArray = 0
@@ -189,7 +188,7 @@ t.test('100k appends and releases: memory stays bounded and slices stay correct'
     // altogether (a session down), so eviction does the work.
     if (Math.floor(i / 500) % 2 === 0 && i % 3 !== 0) ring.release(pos - ((i * 37) % 12_000))
     if (ring.bytesHeld > capacity) bad++
-    maxArray = Math.max(maxArray, internals.chunks.length)
+    maxArray = Math.max(maxArray, internals.blocks.length)
     if (i % 9973 === 0) {
       const from = ring.startPos + ((i * 13) % Math.max(1, ring.bytesHeld))
       if (!joined(ring, from).equals(bytesAt(from, ring.endPos - from))) bad++
@@ -200,5 +199,22 @@ t.test('100k appends and releases: memory stays bounded and slices stay correct'
   t.ok(evicted > 0, `eviction happened (${evicted} bytes)`)
   t.ok(joined(ring, 0).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'the final content is exactly startPos..endPos')
   // Released chunks are compacted away: the chunk array never grows with the number of appends.
-  t.ok(maxArray < 2000, `the internal chunk array stayed small (max ${maxArray} entries for 100k appends)`)
+  // Storage is fixed 8 KB blocks: never more than the capacity needs, plus the partly used ends.
+  t.ok(maxArray <= Math.ceil(capacity / 8192) + 2, `the block list stayed within the capacity (max ${maxArray} blocks for 100k appends)`)
+})
+
+t.test('a steady call allocates no new blocks: released blocks are reused', async (t) => {
+  const ring = new AudioRing(16_000)
+  const internals = ring as unknown as { blocks: Buffer[]; spare: Buffer | undefined }
+  const seen = new Set<Buffer>()
+  let pos = 0
+  for (let i = 0; i < 5000; i++) {
+    ring.append(bytesAt(pos, 320))
+    pos += 320
+    // Soniox finalizes about 0.4 s behind the live audio.
+    ring.release(pos - 6400)
+    for (const b of internals.blocks) seen.add(b)
+  }
+  t.ok(seen.size <= 4, `5000 frames went through ${seen.size} distinct blocks`)
+  t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
 })
