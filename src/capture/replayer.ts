@@ -1,0 +1,598 @@
+/**
+ * Plays captures into an AudioSocket server the way Asterisk sent them: the recorded reads, one
+ * write each, at their recorded times (or faster), then the recorded ending (FIN or reset).
+ * Usable as a library: `audiosocket-soniox replay` and the benchmark's load generator both use it.
+ *
+ * Pacing: every write is due at `start + offset / speed` on one monotonic clock, so timer lateness
+ * never accumulates (drift-corrected). All calls share one Scheduler, which keeps one timer for the
+ * earliest due write whatever the number of calls, and each call keeps at most one entry in it.
+ * The clock is injectable, so tests drive pacing without waiting on wall time.
+ *
+ * Acting like Asterisk: a hangup frame (00 00 00) or a FIN from the server stops the call and
+ * closes our side. Unlike Asterisk, which close()s both ways, the replay half-closes and keeps
+ * reading until the server closes, so it can report everything the server sent back.
+ */
+import { randomUUID } from 'node:crypto'
+import net from 'node:net'
+import { FrameParser, Kind, UUID_PAYLOAD_LENGTH, uuidToBytes, uuidToString } from '../audiosocket/index.js'
+import { AppError, isErrnoException } from '../shared/errors.js'
+import { directionStream, type Capture } from './format.js'
+import { walkFrames } from './frame-walk.js'
+
+// ---------------------------------------------------------------------------------------------
+// Clock and scheduler
+
+export interface ReplayClock {
+  /** Monotonic milliseconds. */
+  now(): number
+  setTimer(callback: () => void, delayMs: number): unknown
+  clearTimer(handle: unknown): void
+}
+
+export const systemClock: ReplayClock = {
+  now: () => performance.now(),
+  setTimer: (callback, delayMs) => setTimeout(callback, delayMs),
+  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+}
+
+interface ScheduledTask {
+  due: number
+  seq: number
+  run: () => void
+  cancelled: boolean
+}
+
+/**
+ * Runs callbacks at absolute times on one clock, with a single timer armed for the earliest.
+ * A task may run up to `earlyMs` before its time: Node timers have 1 ms granularity, and waking
+ * for a sub-millisecond wait would only make that write later.
+ */
+export class Scheduler {
+  readonly clock: ReplayClock
+  readonly #earlyMs: number
+  readonly #heap: ScheduledTask[] = []
+  #seq = 0
+  #timer: unknown
+  #timerDue = Infinity
+
+  constructor(clock: ReplayClock = systemClock, options: { earlyMs?: number } = {}) {
+    this.clock = clock
+    this.#earlyMs = options.earlyMs ?? 0.5
+  }
+
+  /** Runs `run` at clock time `due` (ms); returns a cancel function. */
+  at(due: number, run: () => void): () => void {
+    const task: ScheduledTask = { due, seq: this.#seq++, run, cancelled: false }
+    this.#push(task)
+    this.#arm()
+    return () => {
+      task.cancelled = true
+    }
+  }
+
+  get size(): number {
+    return this.#heap.length
+  }
+
+  #fire = (): void => {
+    this.#timer = undefined
+    this.#timerDue = Infinity
+    const limit = this.clock.now() + this.#earlyMs
+    while (this.#heap.length > 0 && (this.#heap[0] as ScheduledTask).due <= limit) {
+      const task = this.#pop()
+      if (task.cancelled) continue
+      try {
+        task.run()
+      } catch {
+        // A task's failure belongs to its call, which handles its own errors; never stop the others.
+      }
+    }
+    this.#arm()
+  }
+
+  #arm(): void {
+    while (this.#heap.length > 0 && (this.#heap[0] as ScheduledTask).cancelled) this.#pop()
+    const next = this.#heap[0]
+    if (next === undefined) {
+      if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
+      this.#timer = undefined
+      this.#timerDue = Infinity
+      return
+    }
+    if (this.#timer !== undefined && this.#timerDue <= next.due) return
+    if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
+    this.#timerDue = next.due
+    this.#timer = this.clock.setTimer(this.#fire, Math.max(0, next.due - this.clock.now()))
+  }
+
+  #less(a: ScheduledTask, b: ScheduledTask): boolean {
+    return a.due < b.due || (a.due === b.due && a.seq < b.seq)
+  }
+
+  #push(task: ScheduledTask): void {
+    const h = this.#heap
+    h.push(task)
+    let i = h.length - 1
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (!this.#less(h[i] as ScheduledTask, h[parent] as ScheduledTask)) break
+      ;[h[i], h[parent]] = [h[parent] as ScheduledTask, h[i] as ScheduledTask]
+      i = parent
+    }
+  }
+
+  #pop(): ScheduledTask {
+    const h = this.#heap
+    const top = h[0] as ScheduledTask
+    const last = h.pop() as ScheduledTask
+    if (h.length > 0) {
+      h[0] = last
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < h.length && this.#less(h[l] as ScheduledTask, h[m] as ScheduledTask)) m = l
+        if (r < h.length && this.#less(h[r] as ScheduledTask, h[m] as ScheduledTask)) m = r
+        if (m === i) break
+        ;[h[i], h[m]] = [h[m] as ScheduledTask, h[i] as ScheduledTask]
+        i = m
+      }
+    }
+    return top
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plan: what a capture replays as. Built once per capture and shared by every call replaying it.
+
+export type ReplayStep =
+  | { type: 'data'; atUs: number; bytes: Buffer; streamOffset: number }
+  | { type: 'fin'; atUs: number }
+  | { type: 'reset'; atUs: number }
+
+export interface ReplayPlan {
+  name: string
+  /** Asterisk's side of the capture, in time order, ending with its FIN or reset if recorded. */
+  steps: ReplayStep[]
+  inboundBytes: number
+  /** Stream end offset of every complete frame Asterisk sent, ascending (to count frames sent). */
+  frameEnds: number[]
+  /** The capture's own UUID, when the stream starts with a well-formed UUID frame. */
+  uuid: string | undefined
+  /** The recorded server ended the call (hangup frame, FIN or reset from its side). */
+  serverEndedInCapture: boolean
+}
+
+const UUID_HEADER = Buffer.from([Kind.Uuid, 0x00, UUID_PAYLOAD_LENGTH])
+const UUID_START = UUID_HEADER.length
+const UUID_END = UUID_START + UUID_PAYLOAD_LENGTH
+
+export function planReplay(capture: Capture, name: string): ReplayPlan {
+  const steps: ReplayStep[] = []
+  let streamOffset = 0
+  let serverEndedInCapture = false
+  for (const r of capture.records) {
+    if (r.direction === 'out') {
+      if (r.type !== 'data') serverEndedInCapture = true
+      continue
+    }
+    if (r.type === 'data') {
+      if (r.data.length === 0) continue
+      steps.push({ type: 'data', atUs: r.offsetUs, bytes: r.data, streamOffset })
+      streamOffset += r.data.length
+    } else {
+      // Asterisk's side ends here; anything it "sent" after that cannot be replayed.
+      steps.push({ type: r.type, atUs: r.offsetUs })
+      break
+    }
+  }
+  const inbound = directionStream(capture, 'in')
+  const walk = walkFrames(inbound.bytes.subarray(0, streamOffset))
+  const frameEnds = walk.frames.map((f) => f.offset + 3 + f.length)
+  const outbound = directionStream(capture, 'out')
+  if (walkFrames(outbound.bytes).frames.some((f) => f.kind === Kind.Hangup)) serverEndedInCapture = true
+  const hasUuid = inbound.bytes.length >= UUID_END && inbound.bytes.subarray(0, UUID_START).equals(UUID_HEADER)
+  return {
+    name,
+    steps,
+    inboundBytes: streamOffset,
+    frameEnds,
+    uuid: hasUuid ? uuidToString(inbound.bytes.subarray(UUID_START, UUID_END)) : undefined,
+    serverEndedInCapture,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One call
+
+export interface CallReplayOptions {
+  host: string
+  port: number
+  /** 1 = recorded cadence, 10 = ten times faster, Infinity = as fast as the socket takes it. */
+  speed?: number
+  /** Send the capture's own UUID instead of a fresh one. */
+  keepUuid?: boolean
+  /** Use this UUID (overrides keepUuid). */
+  uuid?: string
+  scheduler?: Scheduler
+  /** Like Asterisk's 2 s per address. */
+  connectTimeoutMs?: number
+  /** After our side has ended, how long to wait for the server to close before giving up. Default 10 s. */
+  lingerMs?: number
+  /** Sees every write as it goes out, with when it was due and when it went (clock ms): a timeline. */
+  onSend?: (write: { index: number; bytes: number; dueMs: number; atMs: number }) => void
+}
+
+/** How the server ended its side of the call. */
+export type ServerEnding = 'hangup-frame' | 'fin' | 'reset' | 'none'
+
+export interface CallReplayResult {
+  name: string
+  /** The UUID sent (fresh unless kept), or undefined if the stream has no UUID frame. */
+  uuid: string | undefined
+  ok: boolean
+  /** Why the call failed, when it did. */
+  failure: string | undefined
+  connected: boolean
+  framesSent: number
+  framesTotal: number
+  bytesSent: number
+  bytesTotal: number
+  writes: number
+  /** Every recorded byte was sent (the server did not stop the call first). */
+  completed: boolean
+  /** How our side ended: FIN or reset (as the capture did, or FIN in answer to the server's end), or 'none' if the connection was gone first. */
+  ending: 'fin' | 'reset' | 'none'
+  /** Connect to close. */
+  durationMs: number
+  server: {
+    ending: ServerEnding
+    /** The server ended its side before we had sent everything. */
+    endedFirst: boolean
+    /** ms after connect when the server ended its side. */
+    endedAtMs: number | undefined
+    bytes: number
+    /** Frames the server sent, by kind ("0x00", "0x10", ...). */
+    frames: Record<string, number>
+    /** When what the server sent is not valid AudioSocket framing. */
+    protocolError: string | undefined
+  }
+  /** How late writes went out against their due time (ms). */
+  lateness: { maxMs: number; meanMs: number }
+  /** Writes the socket could not take at once: Asterisk's non-blocking write would have failed the call. */
+  writeStalls: number
+  /** Anything else worth telling (e.g. the server never closed after our FIN). */
+  notes: string[]
+}
+
+type CallState = 'connecting' | 'sending' | 'ended' | 'closed'
+
+function hexKind(kind: number): string {
+  return `0x${kind.toString(16).padStart(2, '0')}`
+}
+
+/** Stream bytes of step `bytes` with the UUID (stream offsets 3..19) replaced by `uuid`. */
+function withUuid(bytes: Buffer, streamOffset: number, uuid: Buffer): Buffer {
+  const end = streamOffset + bytes.length
+  if (end <= UUID_START || streamOffset >= UUID_END) return bytes
+  const copy = Buffer.from(bytes)
+  for (let i = Math.max(streamOffset, UUID_START); i < Math.min(end, UUID_END); i++) {
+    copy[i - streamOffset] = uuid[i - UUID_START] as number
+  }
+  return copy
+}
+
+export function replayCall(plan: ReplayPlan, options: CallReplayOptions): Promise<CallReplayResult> {
+  return new Promise((resolve) => new CallReplay(plan, options, resolve).start())
+}
+
+class CallReplay {
+  #state: CallState = 'connecting'
+  readonly #plan: ReplayPlan
+  readonly #options: CallReplayOptions
+  readonly #resolve: (result: CallReplayResult) => void
+  readonly #scheduler: Scheduler
+  readonly #clock: ReplayClock
+  readonly #speed: number
+  readonly #uuidBytes: Buffer | undefined
+  readonly #uuid: string | undefined
+  #socket!: net.Socket
+  #startMs = 0
+  #connectedAtMs: number | undefined
+  #next = 0
+  #bytesSent = 0
+  #writes = 0
+  #writeStalls = 0
+  #latenessSum = 0
+  #latenessMax = 0
+  #cancelTask: (() => void) | undefined
+  #connectTimer: unknown
+  #lingerTimer: unknown
+  #ending: 'fin' | 'reset' | 'none' = 'none'
+  #failure: string | undefined
+  readonly #notes: string[] = []
+  readonly #received = new FrameParser()
+  #receivedBytes = 0
+  readonly #receivedFrames: Record<string, number> = {}
+  #serverEnding: ServerEnding = 'none'
+  #serverEndedAtMs: number | undefined
+  #serverEndedFirst = false
+  #protocolError: string | undefined
+
+  constructor(plan: ReplayPlan, options: CallReplayOptions, resolve: (result: CallReplayResult) => void) {
+    this.#plan = plan
+    this.#options = options
+    this.#resolve = resolve
+    this.#scheduler = options.scheduler ?? new Scheduler()
+    this.#clock = this.#scheduler.clock
+    this.#speed = options.speed ?? 1
+    if (!(this.#speed > 0)) throw new RangeError(`speed must be above 0, got ${this.#speed}`)
+    if (plan.uuid !== undefined && (options.uuid !== undefined || !options.keepUuid)) {
+      this.#uuid = options.uuid ?? randomUUID()
+      this.#uuidBytes = uuidToBytes(this.#uuid)
+    } else {
+      this.#uuid = plan.uuid
+    }
+  }
+
+  start(): void {
+    this.#startMs = this.#clock.now()
+    const socket = net.connect({ host: this.#options.host, port: this.#options.port, allowHalfOpen: true, noDelay: true })
+    this.#socket = socket
+    const timeoutMs = this.#options.connectTimeoutMs ?? 2000
+    this.#connectTimer = this.#clock.setTimer(() => {
+      if (this.#state === 'connecting') socket.destroy(new Error(`no connection within ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.once('connect', () => this.#onConnect())
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk))
+    socket.on('end', () => this.#onServerEnd('fin'))
+    socket.on('error', (err) => this.#onError(err))
+    socket.on('close', () => this.#onClose())
+  }
+
+  #elapsedMs(): number {
+    return this.#clock.now() - (this.#connectedAtMs ?? this.#startMs)
+  }
+
+  #onConnect(): void {
+    this.#clock.clearTimer(this.#connectTimer)
+    this.#state = 'sending'
+    this.#connectedAtMs = this.#clock.now()
+    if (Number.isFinite(this.#speed)) this.#schedule()
+    else this.#sendFast()
+  }
+
+  // Paced: one entry in the shared scheduler at a time, for the next step.
+  #schedule(): void {
+    const step = this.#plan.steps[this.#next]
+    if (step === undefined) return this.#endOurSide('fin')
+    const due = (this.#connectedAtMs as number) + step.atUs / 1000 / this.#speed
+    this.#cancelTask = this.#scheduler.at(due, () => {
+      this.#cancelTask = undefined
+      if (this.#state !== 'sending') return
+      const lateness = Math.max(0, this.#clock.now() - due)
+      this.#latenessMax = Math.max(this.#latenessMax, lateness)
+      this.#latenessSum += lateness
+      this.#runStep(step, due)
+      if (this.#state === 'sending') this.#schedule()
+    })
+  }
+
+  #sendFast(): void {
+    while (this.#state === 'sending') {
+      const step = this.#plan.steps[this.#next]
+      if (step === undefined) return this.#endOurSide('fin')
+      if (step.type === 'data' && !this.#runStep(step)) {
+        this.#socket.once('drain', () => this.#sendFast())
+        return
+      }
+      if (step.type !== 'data') this.#runStep(step)
+    }
+  }
+
+  /** Returns false when the socket's buffer is full (the write was still queued). */
+  #runStep(step: ReplayStep, dueMs = this.#clock.now()): boolean {
+    this.#next++
+    if (step.type === 'fin' || step.type === 'reset') {
+      this.#endOurSide(step.type)
+      return true
+    }
+    const bytes = this.#uuidBytes ? withUuid(step.bytes, step.streamOffset, this.#uuidBytes) : step.bytes
+    this.#bytesSent += bytes.length
+    this.#writes++
+    const flushed = this.#socket.write(bytes)
+    if (!flushed) this.#writeStalls++
+    this.#options.onSend?.({ index: this.#writes - 1, bytes: bytes.length, dueMs, atMs: this.#clock.now() })
+    if (this.#next === this.#plan.steps.length) this.#endOurSide('fin')
+    return flushed
+  }
+
+  #endOurSide(how: 'fin' | 'reset'): void {
+    if (this.#state !== 'sending' && this.#state !== 'connecting') return
+    this.#state = 'ended'
+    this.#cancelTask?.()
+    this.#cancelTask = undefined
+    this.#ending = how
+    if (how === 'reset') {
+      this.#socket.resetAndDestroy()
+      return
+    }
+    this.#socket.end()
+    const lingerMs = this.#options.lingerMs ?? 10000
+    this.#lingerTimer = this.#clock.setTimer(() => {
+      this.#notes.push(`the server had not closed the connection ${lingerMs} ms after ours ended`)
+      this.#socket.destroy()
+    }, lingerMs)
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#receivedBytes += chunk.length
+    if (this.#protocolError !== undefined) return
+    for (const frame of this.#received.push(chunk)) {
+      const kind =
+        frame.type === 'audio' || frame.type === 'unknown' ? frame.kind : frame.type === 'hangup' ? Kind.Hangup : frame.type === 'uuid' ? Kind.Uuid : frame.type === 'dtmf' ? Kind.Dtmf : Kind.Error
+      const key = hexKind(kind)
+      this.#receivedFrames[key] = (this.#receivedFrames[key] ?? 0) + 1
+      if (frame.type === 'hangup' && this.#serverEnding === 'none') {
+        // Asterisk reads the hangup and closes: stop sending, end our side.
+        this.#markServerEnd('hangup-frame')
+        this.#endOurSide('fin')
+      }
+    }
+    if (this.#received.error !== null) this.#protocolError = this.#received.error.message
+  }
+
+  #markServerEnd(how: ServerEnding): void {
+    if (this.#serverEnding !== 'none') return
+    this.#serverEnding = how
+    this.#serverEndedAtMs = this.#elapsedMs()
+    this.#serverEndedFirst = this.#state === 'sending' || this.#state === 'connecting'
+  }
+
+  #onServerEnd(how: 'fin' | 'reset'): void {
+    this.#markServerEnd(how)
+    // Asterisk treats EOF as the end of the call (20.14+): stop and close our side.
+    this.#endOurSide('fin')
+  }
+
+  #onError(err: Error): void {
+    if (this.#state === 'connecting') {
+      this.#failure = new AppError('ERR_REPLAY_CONNECT', `cannot connect to ${this.#options.host}:${this.#options.port}: ${err.message}`).message
+      return
+    }
+    if (isErrnoException(err) && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+      this.#markServerEnd('reset')
+      this.#state = this.#state === 'sending' ? 'ended' : this.#state
+      this.#cancelTask?.()
+      return
+    }
+    this.#failure ??= `socket error: ${err.message}`
+  }
+
+  #onClose(): void {
+    if (this.#state === 'closed') return
+    const wasConnecting = this.#state === 'connecting'
+    this.#state = 'closed'
+    this.#cancelTask?.()
+    this.#clock.clearTimer(this.#connectTimer)
+    this.#clock.clearTimer(this.#lingerTimer)
+    if (wasConnecting) this.#failure ??= `cannot connect to ${this.#options.host}:${this.#options.port}`
+    // Complete once every recorded byte went out: a server closing just before Asterisk's FIN cut nothing.
+    const complete = !this.#plan.steps.slice(this.#next).some((step) => step.type === 'data')
+    if (this.#failure === undefined && !complete && !this.#plan.serverEndedInCapture) {
+      const sent = this.#sentFrames()
+      this.#failure = `cut short: the server ended the call (${this.#serverEnding}) after ${sent} of ${this.#plan.frameEnds.length} frames`
+    }
+    const writes = Math.max(1, this.#writes)
+    this.#resolve({
+      name: this.#plan.name,
+      uuid: this.#uuid,
+      ok: this.#failure === undefined,
+      failure: this.#failure,
+      connected: this.#connectedAtMs !== undefined,
+      completed: complete,
+      framesSent: this.#sentFrames(),
+      framesTotal: this.#plan.frameEnds.length,
+      bytesSent: this.#bytesSent,
+      bytesTotal: this.#plan.inboundBytes,
+      writes: this.#writes,
+      ending: this.#ending,
+      durationMs: this.#connectedAtMs === undefined ? 0 : this.#clock.now() - this.#connectedAtMs,
+      server: {
+        ending: this.#serverEnding,
+        endedFirst: this.#serverEndedFirst,
+        endedAtMs: this.#serverEndedAtMs,
+        bytes: this.#receivedBytes,
+        frames: { ...this.#receivedFrames },
+        protocolError: this.#protocolError,
+      },
+      lateness: { maxMs: this.#latenessMax, meanMs: this.#latenessSum / writes },
+      writeStalls: this.#writeStalls,
+      notes: this.#notes,
+    })
+  }
+
+  #sentFrames(): number {
+    // frameEnds is ascending: binary search for the frames wholly sent.
+    const ends = this.#plan.frameEnds
+    let lo = 0
+    let hi = ends.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if ((ends[mid] as number) <= this.#bytesSent) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many calls: the load generator
+
+export interface ReplayRunOptions extends Omit<CallReplayOptions, 'uuid'> {
+  /** Calls in flight at once. Default 1. */
+  concurrency?: number
+  /** Times the whole list is played. Default 1. */
+  repeat?: number
+  /** Minimum time between two call starts, to ramp up instead of starting all at once. Default 0. */
+  startIntervalMs?: number
+  /** Called as each call finishes, in finishing order. */
+  onResult?: (result: CallReplayResult, index: number) => void
+}
+
+export interface ReplaySummary {
+  results: CallReplayResult[]
+  calls: number
+  ok: number
+  failed: number
+  framesSent: number
+  bytesSent: number
+  /** First connect attempt to last close. */
+  wallMs: number
+  maxLatenessMs: number
+}
+
+/** Replays `plans` × `repeat` with at most `concurrency` calls at once; results in job order. */
+export async function runReplays(plans: ReplayPlan[], options: ReplayRunOptions): Promise<ReplaySummary> {
+  const concurrency = options.concurrency ?? 1
+  const repeat = options.repeat ?? 1
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a whole number of at least 1, got ${concurrency}`)
+  if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`repeat must be a whole number of at least 1, got ${repeat}`)
+  const scheduler = options.scheduler ?? new Scheduler()
+  const clock = scheduler.clock
+  const jobs: ReplayPlan[] = []
+  for (let r = 0; r < repeat; r++) jobs.push(...plans)
+  const results: CallReplayResult[] = new Array(jobs.length)
+  const started = clock.now()
+  let nextJob = 0
+  let nextStartAt = started
+  const interval = options.startIntervalMs ?? 0
+
+  const waitUntil = (at: number): Promise<void> =>
+    at <= clock.now() ? Promise.resolve() : new Promise((resolve) => scheduler.at(at, resolve))
+
+  const worker = async (): Promise<void> => {
+    while (nextJob < jobs.length) {
+      const index = nextJob++
+      const startAt = nextStartAt
+      nextStartAt = Math.max(startAt, clock.now()) + interval
+      await waitUntil(startAt)
+      const result = await replayCall(jobs[index] as ReplayPlan, { ...options, scheduler })
+      results[index] = result
+      options.onResult?.(result, index)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, worker))
+
+  let framesSent = 0
+  let bytesSent = 0
+  let maxLatenessMs = 0
+  for (const r of results) {
+    framesSent += r.framesSent
+    bytesSent += r.bytesSent
+    maxLatenessMs = Math.max(maxLatenessMs, r.lateness.maxMs)
+  }
+  const ok = results.filter((r) => r.ok).length
+  return { results, calls: results.length, ok, failed: results.length - ok, framesSent, bytesSent, wallMs: clock.now() - started, maxLatenessMs }
+}

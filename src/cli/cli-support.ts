@@ -1,0 +1,55 @@
+/**
+ * What the capture subcommands share: where output goes (injectable, so commands run in process
+ * under test), `HOST:PORT` and number parsing, and the one way a usage error is reported (exit 2).
+ */
+import { isAppError } from '../shared/errors.js'
+
+export interface CliIo {
+  stdout: { write(text: string): unknown }
+  stderr: { write(text: string): unknown }
+  /** Aborted to stop a long-running command (capture) as SIGINT would. */
+  signal?: AbortSignal
+}
+
+export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr }
+
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+/** A mistake in the command line: reported with the command's usage, exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+export function usageError(io: CliIo, command: string, message: string, usage: string): number {
+  io.stderr.write(`audiosocket-soniox ${command}: ${message}\n\n${usage}\n`)
+  return EXIT_USAGE
+}
+
+/** A runtime failure: an AppError's message is written for a person (no stack); exit 1. */
+export function runtimeError(io: CliIo, command: string, err: unknown): number {
+  const text = isAppError(err) ? `${err.message} [${err.code}]` : err instanceof Error ? err.message : String(err)
+  io.stderr.write(`audiosocket-soniox ${command}: ${text}\n`)
+  return EXIT_FAILURE
+}
+
+/** `127.0.0.1:9092`, `[::1]:9092` or `:9092` (loopback). Throws UsageError. */
+export function parseHostPort(text: string, option: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text)
+  const port = Number(m?.[3])
+  if (!m || port > 65535) throw new UsageError(`${option} must be HOST:PORT (e.g. 127.0.0.1:9092 or [::1]:9092), got "${text}"`)
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port }
+}
+
+export function parseCount(text: string | undefined, option: string, fallback: number, min = 1): number {
+  if (text === undefined) return fallback
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`${option} must be a whole number of at least ${min}, got "${text}"`)
+  return Number(text)
+}
+
+export function parseSlinRate(text: string | undefined): number {
+  if (text === undefined) return 8000
+  if (text !== '8000' && text !== '16000') throw new UsageError(`--slin-rate must be 8000 or 16000, got "${text}"`)
+  return Number(text)
+}
