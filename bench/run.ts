@@ -68,7 +68,8 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run "npm run build" first`)
   // BENCH_PROFILE=<dir> writes a V8 CPU profile of the server (node --cpu-prof) for the profiler.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
-  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  // HTTP_PORT=0: the bench measures the call path, and must not collide with a server on 9093.
+  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
   let errors = 0
   let rest = ''
   const listening = new Promise<void>((resolve, reject) => {

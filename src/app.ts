@@ -1,41 +1,94 @@
 /**
  * Composition root: turns a Config into a running server with its real parts (Soniox sessions,
- * event sink). Used by `audiosocket-soniox serve` and by the integration tests.
+ * event sink, admission, the HTTP endpoint and its metrics). Used by `audiosocket-soniox serve` and
+ * by the integration tests.
  */
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
-import { CallSession } from './call/call-session.js'
+import { CallSession, type CallAdmission, type CallRecognitionOptions } from './call/call-session.js'
 import { AudioSocketServer } from './server/audiosocket-server.js'
+import { AddressMatcher, parseCidr } from './server/admission.js'
+import { HttpEndpoint, type NotReady } from './server/http-endpoint.js'
+import { RegistrationStore } from './server/registrations.js'
+import { createServiceMetrics, type ServiceMetrics } from './server/service-metrics.js'
+import { AppError } from './shared/errors.js'
+import { probeSoniox } from './soniox/probe.js'
 import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
 import { SonioxHealth } from './soniox/soniox-health.js'
-import { SonioxSession, type SonioxSessionHandlers } from './soniox/soniox-session.js'
+import { SonioxSession, type SonioxMetrics, type SonioxSessionHandlers } from './soniox/soniox-session.js'
 import type { EventSink } from './webhook/envelope.js'
-import { createEventSink } from './delivery.js'
+import type { HttpWebhookSink } from './webhook/http-sink.js'
+import { createDelivery } from './delivery.js'
 import { createCaptureTaps } from './capture/recorder.js'
 import { VERSION } from './version.js'
 
 export interface App {
   readonly server: AudioSocketServer
   readonly sink: EventSink
-  /** Resolves with the bound port once listening. */
-  start(): Promise<{ host: string; port: number }>
-  /** Ends every live call properly, then delivers what the sink holds, bounded by `timeoutMs`. */
-  stop(timeoutMs: number): Promise<void>
+  readonly metrics: ServiceMetrics
+  readonly registrations: RegistrationStore
+  /** Resolves with the bound ports once listening (`httpPort` undefined when HTTP_PORT is 0). */
+  start(): Promise<{ host: string; port: number; httpPort: number | undefined }>
+  /**
+   * Stops taking calls (readyz 503, the AudioSocket listener closed, so new connections are
+   * refused) while live calls go on; resolves true once they have all ended, false at `timeoutMs`.
+   */
+  drain(timeoutMs: number): Promise<boolean>
+  /**
+   * Ends every remaining call properly (Soniox's last words, call.ended with reason shutdown,
+   * hangup to Asterisk), delivers what the sink holds within `flushTimeoutMs` (the spool keeps the
+   * rest), then closes the HTTP endpoint.
+   */
+  stop(flushTimeoutMs: number): Promise<void>
 }
 
 /** A partial frame that Asterisk does not complete in this time is a broken peer (Asterisk writes whole frames). */
 const STALL_TIMEOUT_MS = 2000
 
-export function createApp(config: Config, logger: Logger, options: { sink?: EventSink } = {}): App {
-  const sink = options.sink ?? createEventSink(config, logger)
+/** While Soniox refuses the account (401/402), one probe session this often notices when it accepts again. */
+const ACCOUNT_REPROBE_MS = 30_000
+
+export function createApp(config: Config, logger: Logger, options: { sink?: EventSink; accountReprobeMs?: number } = {}): App {
+  let state: 'starting' | 'running' | 'draining' = 'starting'
+  let webhook: HttpWebhookSink | undefined
+  const metrics = createServiceMetrics({
+    version: VERSION,
+    ready: () => notReady() === undefined,
+    webhook: () => webhook && { pending: webhook.stats().pending, spoolBytes: webhook.spoolStats()?.bytes ?? 0 },
+  })
+  let sink: EventSink
+  if (options.sink) sink = options.sink
+  else ({ sink, webhook } = createDelivery(config, logger, { webhookMetrics: metrics.webhook }))
   const sonioxHealth = new SonioxHealth(logger.child({ component: 'soniox' }))
+  const registrations = new RegistrationStore(config.admission.registrationTtlMs)
+
+  const notReady = (): NotReady | undefined => {
+    if (state !== 'running') return { reason: state }
+    const problem = sonioxHealth.problem
+    if (problem !== undefined) return { reason: 'soniox_account', detail: { soniox_code: problem.sonioxCode, since: new Date(problem.since).toISOString() } }
+    return undefined
+  }
+
+  const admit = (callId: string): CallAdmission => {
+    const registered = registrations.take(callId)
+    if (registered !== undefined) return { admitted: true, options: registered }
+    if (!config.admission.requireRegistration) return { admitted: true }
+    metrics.connectionRefused('unregistered')
+    return { admitted: false, reason: 'its UUID is not registered (REQUIRE_REGISTRATION: POST /calls/{uuid} before AudioSocket())' }
+  }
+
   // CAPTURE_DIR: every call recorded as it is served; a recording failure never touches the call.
   const captureTaps =
     config.capture.dir === null ? undefined : createCaptureTaps({ dir: config.capture.dir, logger: logger.child({ component: 'capture' }), tool: `audiosocket-soniox ${VERSION}` })
+  const allowed = config.admission.allowedSources
   const server = new AudioSocketServer({
     host: config.audiosocket.host,
     port: config.audiosocket.port,
     logger,
+    maxCalls: config.admission.maxCalls,
+    allowedSources: allowed.length === 0 ? undefined : new AddressMatcher(allowed.map(parseCidr)),
+    hangupGraceMs: config.audiosocket.hangupGraceMs,
+    metrics,
     createCall: (socket, onClosed) =>
       new CallSession({
         socket,
@@ -43,6 +96,8 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
         logger,
         sink,
         onClosed,
+        metrics: metrics.call,
+        admit,
         settings: {
           firstFrameTimeoutMs: config.audiosocket.firstFrameTimeoutMs,
           slinSampleRate: config.audiosocket.slinSampleRate,
@@ -54,36 +109,106 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
           silenceMode: config.audiosocket.silenceMode,
           silenceAfterMs: config.audiosocket.silenceAfterMs,
         },
-        createTranscriber: (callId, handlers, callLog) => createTranscriber(config, callId, handlers, callLog, sonioxHealth),
+        createTranscriber: (callId, handlers, callLog, recognition) =>
+          createTranscriber(config, callId, handlers, callLog, { health: sonioxHealth, metrics: metrics.soniox, recognition }),
       }),
   })
+
+  const http =
+    config.http.port === 0
+      ? undefined
+      : new HttpEndpoint({
+          host: config.http.host,
+          port: config.http.port,
+          logger: logger.child({ component: 'http' }),
+          notReady,
+          renderMetrics: () => metrics.registry.render(),
+          activeCalls: () => server.activeCalls,
+          registrations,
+          token: config.http.token,
+        })
+
+  // While Soniox refuses the account no call proves it fixed (none is routed here while not
+  // ready), so a tiny probe session does, now and then, until it works.
+  let probing = false
+  const reprobe = async (): Promise<void> => {
+    if (probing || state !== 'running' || sonioxHealth.problem === undefined) return
+    probing = true
+    try {
+      const s = config.soniox
+      const result = await probeSoniox({ url: s.websocketUrl, apiKey: s.apiKey, recognition: s, timeoutMs: s.connectTimeoutMs })
+      if (result.ok) sonioxHealth.reportHealthy()
+      else sonioxHealth.reportFailure(result.error)
+    } finally {
+      probing = false
+    }
+  }
+  let reprobeTimer: NodeJS.Timeout | undefined
 
   return {
     server,
     sink,
+    metrics,
+    registrations,
     async start() {
       // Before the first call: the sink recovers what a previous run left in the spool and opens its files.
       await sink.start?.()
+      let httpPort: number | undefined
+      if (http !== undefined) {
+        try {
+          httpPort = (await http.listen()).port
+        } catch (cause) {
+          throw new AppError('ERR_HTTP_LISTEN', `cannot listen on ${config.http.host}:${config.http.port}: ${(cause as Error).message}`, { cause })
+        }
+        logger.info({ host: config.http.host, port: httpPort }, 'HTTP endpoint listening (/healthz, /readyz, /metrics)')
+      }
       const address = await server.listen()
+      state = 'running'
+      reprobeTimer = setInterval(() => void reprobe().catch((err: unknown) => logger.error({ err }, 'Soniox probe failed unexpectedly')), options.accountReprobeMs ?? ACCOUNT_REPROBE_MS)
+      reprobeTimer.unref()
       logger.info(
-        { host: address.address, port: address.port, sonioxUrl: config.soniox.websocketUrl, model: config.soniox.model, webhook: config.webhook.url ?? 'stdout' },
+        {
+          host: address.address,
+          port: address.port,
+          sonioxUrl: config.soniox.websocketUrl,
+          model: config.soniox.model,
+          webhook: config.webhook.url ?? 'stdout',
+          maxCalls: config.admission.maxCalls || undefined,
+          allowedSources: allowed.length === 0 ? undefined : allowed,
+          requireRegistration: config.admission.requireRegistration || undefined,
+        },
         'AudioSocket server listening',
       )
       if (config.capture.dir !== null) logger.info({ captureDir: config.capture.dir }, 'recording every call to CAPTURE_DIR (the files hold call audio)')
-      return { host: address.address, port: address.port }
+      return { host: address.address, port: address.port, httpPort }
     },
-    async stop(timeoutMs) {
-      const deadline = Date.now() + timeoutMs
+    drain(timeoutMs) {
+      state = 'draining'
+      server.stopAccepting()
+      return server.waitIdle(timeoutMs)
+    },
+    async stop(flushTimeoutMs) {
+      state = 'draining'
+      if (reprobeTimer !== undefined) clearInterval(reprobeTimer)
       await server.close()
       await captureTaps?.drain()
-      await sink.close(Math.max(0, deadline - Date.now()))
+      await sink.close(flushTimeoutMs)
+      await http?.close()
     },
   }
 }
 
 /** One call's transcriber: Soniox sessions, replaced on failure and rotated before their limit. */
-function createTranscriber(config: Config, callId: string, handlers: SonioxSessionHandlers, callLog: Logger, health: SonioxHealth): ResilientTranscriber {
+function createTranscriber(
+  config: Config,
+  callId: string,
+  handlers: SonioxSessionHandlers,
+  callLog: Logger,
+  extra: { health: SonioxHealth; metrics: SonioxMetrics; recognition: CallRecognitionOptions | undefined },
+): ResilientTranscriber {
   const s = config.soniox
+  // A pre-registered call's own language hints and context replace the configured ones.
+  const recognition = extra.recognition === undefined ? s : { ...s, ...extra.recognition }
   return new ResilientTranscriber(
     {
       createSession: (sessionHandlers) =>
@@ -91,7 +216,7 @@ function createTranscriber(config: Config, callId: string, handlers: SonioxSessi
           {
             url: s.websocketUrl,
             apiKey: s.apiKey,
-            recognition: s,
+            recognition,
             clientReferenceId: callId,
             connectTimeoutMs: s.connectTimeoutMs,
             finishTimeoutMs: s.finishTimeoutMs,
@@ -100,6 +225,7 @@ function createTranscriber(config: Config, callId: string, handlers: SonioxSessi
             keepaliveMs: s.keepaliveMs,
             pingIntervalMs: s.pingIntervalMs,
             pongTimeoutMs: s.pongTimeoutMs,
+            metrics: extra.metrics,
           },
           sessionHandlers,
         ),
@@ -112,7 +238,8 @@ function createTranscriber(config: Config, callId: string, handlers: SonioxSessi
         maxDelayMs: s.reconnectMaxDelayMs,
       },
       logger: callLog,
-      health,
+      health: extra.health,
+      metrics: extra.metrics,
     },
     handlers,
   )

@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
-import type { RecognitionOptions } from './soniox/start-message.js'
+import { LANGUAGE_CODE, type RecognitionOptions } from './soniox/start-message.js'
 import { RESERVED_HEADERS } from './webhook/http-transport.js'
+import { parseCidr, parseCidrList } from './server/admission.js'
 
 type TranslationConfig = NonNullable<RecognitionOptions['translation']>
 
@@ -71,11 +72,30 @@ export interface Config {
     dir: string | null
   }
   logLevel: string
-  shutdownTimeoutMs: number
+  /** The operations endpoint: /healthz, /readyz, /metrics, POST /calls/{uuid}. */
+  http: {
+    host: string
+    /** 0 = no HTTP endpoint. */
+    port: number
+    /** Bearer token of /calls; null = registration off. */
+    token: string | null
+  }
+  admission: {
+    /** 0 = no limit. */
+    maxCalls: number
+    /** CIDR blocks (canonical text); empty = any source. */
+    allowedSources: string[]
+    requireRegistration: boolean
+    registrationTtlMs: number
+  }
+  shutdown: {
+    /** How long live calls may go on after SIGTERM/SIGINT before they are ended. */
+    drainTimeoutMs: number
+    /** Bound on delivering pending events once every call has ended. */
+    flushTimeoutMs: number
+  }
 }
 
-/** ISO 639 code with optional subtags: what Soniox's language_hints take. */
-const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
 /** An HTTP token (RFC 9110) and a field value without control characters. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
@@ -240,6 +260,16 @@ convict.addFormats({
   'max-age': durationFormat(1000, 30 * 24 * 3600 * 1000, '1s to 30d'),
   'spool-bytes': byteSizeFormat(64 * 1024, 2 ** 40, '64K to 1T'),
   'concurrency': integerFormat('concurrency', 1, 1000),
+  'max-calls': integerFormat('max-calls', 0, 100000),
+  'cidr-list': {
+    coerce: (v: unknown) => (typeof v === 'string' ? v.split(/[\s,]+/).filter((s) => s !== '') : v),
+    validate(v: unknown) {
+      if (!Array.isArray(v) || v.some((item) => typeof item !== 'string')) {
+        throw new Error('must be a comma-separated list of addresses or CIDR blocks, e.g. "127.0.0.1, 10.0.0.0/8, fd00::/8"')
+      }
+      parseCidrList(v.join(','))
+    },
+  },
   'header-map': {
     coerce(v: unknown) {
       if (typeof v !== 'string') return v
@@ -432,18 +462,62 @@ const schema = {
     },
   },
   logLevel: { doc: 'pino log level.', format: 'log-level', default: 'info', env: 'LOG_LEVEL' },
-  shutdownTimeoutMs: {
-    doc: 'On SIGTERM/SIGINT, bound on finishing live calls and delivering their events before exit.',
-    format: 'positive-ms',
-    default: 15000,
-    env: 'SHUTDOWN_TIMEOUT_MS',
+  http: {
+    host: { doc: 'Address of the HTTP endpoint (/healthz, /readyz, /metrics, POST /calls/{uuid}).', format: String, default: '127.0.0.1', env: 'HTTP_HOST' },
+    port: { doc: 'Port of the HTTP endpoint; 0 turns it off.', format: 'tcp-port', default: 9093, env: 'HTTP_PORT' },
+    token: {
+      doc: 'Bearer token that POST and DELETE /calls/{uuid} require (at least 16 characters, e.g. openssl rand -hex 32); unset = call registration off.',
+      format: 'optional-secret',
+      default: null as string | null,
+      env: 'HTTP_TOKEN',
+      sensitive: true,
+    },
+  },
+  admission: {
+    maxCalls: {
+      doc: 'Live calls at most; a connection beyond it gets a hangup frame and is closed, logged and counted. 0 = no limit.',
+      format: 'max-calls',
+      default: 0,
+      env: 'MAX_CALLS',
+    },
+    allowedSources: {
+      doc: 'Comma-separated addresses or CIDR blocks, IPv4 or IPv6, allowed to connect to the AudioSocket port (e.g. "127.0.0.1, 10.1.0.0/16"); others are reset before a byte is read. Unset = any.',
+      format: 'cidr-list',
+      default: [] as string[],
+      env: 'ALLOWED_SOURCES',
+    },
+    requireRegistration: {
+      doc: 'Refuse calls whose UUID was not registered with POST /calls/{uuid} (needs HTTP_PORT and HTTP_TOKEN).',
+      format: 'strict-boolean',
+      default: false,
+      env: 'REQUIRE_REGISTRATION',
+    },
+    registrationTtlMs: { doc: 'How long a registration waits for its call.', format: 'positive-ms', default: 300000, env: 'REGISTRATION_TTL_MS' },
+  },
+  shutdown: {
+    drainTimeoutMs: {
+      doc: 'On SIGTERM/SIGINT, how long live calls may go on (not ready, new connections refused) before each is ended with reason shutdown. 0 = end them at once.',
+      format: 'non-negative-ms',
+      default: 30000,
+      env: 'DRAIN_TIMEOUT_MS',
+    },
+    flushTimeoutMs: {
+      doc: 'Once every call has ended, bound on delivering pending events before exit; the spool keeps what is left. SHUTDOWN_TIMEOUT_MS is accepted as an older name.',
+      format: 'positive-ms',
+      default: 10000,
+      env: 'FLUSH_TIMEOUT_MS',
+    },
   },
 }
 
-/** AVR's variable names, accepted so an AVR user can switch by changing one dialplan line. */
+/**
+ * Other names accepted: AVR's variable names, so an AVR user can switch by changing one dialplan
+ * line, and earlier names of renamed settings.
+ */
 const ENV_ALIASES: Record<string, string> = {
   SONIOX_SPEECH_RECOGNITION_MODEL: 'soniox.model',
   SONIOX_SPEECH_RECOGNITION_LANGUAGE: 'soniox.languageHints',
+  SHUTDOWN_TIMEOUT_MS: 'shutdown.flushTimeoutMs',
 }
 
 /** Every setting: its dotted key, environment variable, default and doc (for the README and `--help`). */
@@ -586,6 +660,13 @@ function checkRanges(raw: RawConfig): string[] {
   if (typeof s.model === 'string' && !/^stt-rt-[\w.-]+$/.test(s.model)) {
     problems.push(`SONIOX_MODEL (soniox.model): must be a real-time model name such as stt-rt-v5: value was ${JSON.stringify(s.model)}`)
   }
+  const token = raw.http.token
+  if (typeof token === 'string' && token.length < 16) {
+    problems.push('HTTP_TOKEN (http.token): must be at least 16 characters (e.g. the output of openssl rand -hex 32)')
+  }
+  if (raw.admission.requireRegistration === true && (token === null || raw.http.port === 0)) {
+    problems.push('REQUIRE_REGISTRATION (admission.requireRegistration): needs the HTTP endpoint (HTTP_PORT not 0) and HTTP_TOKEN, or no call could ever be registered')
+  }
   return problems
 }
 
@@ -627,7 +708,9 @@ function readContext(path: string | null, problems: string[]): Config['soniox'][
 
 function toConfig(raw: RawConfig, context: Config['soniox']['context']): Config {
   const { contextFile: _unused, ...soniox } = raw.soniox
-  return { ...raw, soniox: { ...soniox, context } }
+  // Canonical CIDR text (host bits cleared, IPv4-mapped blocks as IPv4): what the logs show.
+  const allowedSources = raw.admission.allowedSources.map((block) => parseCidr(block).text)
+  return { ...raw, soniox: { ...soniox, context }, admission: { ...raw.admission, allowedSources } }
 }
 
 function deepFreeze<T>(value: T): T {

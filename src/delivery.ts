@@ -13,7 +13,7 @@ import { DEAD_LETTER_FILE, DeadLetterFile } from './webhook/dead-letter.js'
 import type { EventSink } from './webhook/envelope.js'
 import { FanOutSink } from './webhook/fan-out-sink.js'
 import { JsonLinesFileSink } from './webhook/file-sink.js'
-import { HttpWebhookSink } from './webhook/http-sink.js'
+import { HttpWebhookSink, type WebhookMetrics } from './webhook/http-sink.js'
 import type { WebhookTransportOptions } from './webhook/http-transport.js'
 import { Spool } from './webhook/spool.js'
 import { JsonLinesSink } from './webhook/stdout-sink.js'
@@ -50,12 +50,22 @@ export function webhookTransportOptions(config: Config): WebhookTransportOptions
  * when neither is set. The caller must `start()` the result before taking calls.
  */
 export function createEventSink(config: Config, logger: Logger): EventSink {
+  return createDelivery(config, logger).sink
+}
+
+/** As createEventSink, also handing back the webhook sink itself (for its stats), counted in `metrics`. */
+export function createDelivery(
+  config: Config,
+  logger: Logger,
+  options: { webhookMetrics?: WebhookMetrics } = {},
+): { sink: EventSink; webhook: HttpWebhookSink | undefined } {
   const sinks: EventSink[] = []
+  let webhook: HttpWebhookSink | undefined
   if (config.webhook.url !== null) {
     const webhookLog = logger.child({ component: 'webhook' })
     const transport = webhookTransportOptions(config)
     sinks.push(
-      new HttpWebhookSink({
+      (webhook = new HttpWebhookSink({
         ...transport,
         url: config.webhook.url,
         maxAgeMs: config.webhook.maxAgeMs,
@@ -64,13 +74,14 @@ export function createEventSink(config: Config, logger: Logger): EventSink {
         logger: webhookLog,
         spool: new Spool({ dir: spoolDirectory(config), maxBytes: config.spool.maxBytes, logger: webhookLog }),
         deadLetters: new DeadLetterFile(deadLetterPath(config)),
-      }),
+        metrics: options.webhookMetrics,
+      })),
     )
   }
   if (config.events.file !== null) {
     sinks.push(new JsonLinesFileSink({ path: config.events.file, logger: logger.child({ component: 'events-file' }) }))
   }
-  if (sinks.length === 0) return new JsonLinesSink({ logger: logger.child({ component: 'events' }) })
+  if (sinks.length === 0) return { sink: new JsonLinesSink({ logger: logger.child({ component: 'events' }) }), webhook }
   const [only] = sinks
-  return sinks.length === 1 && only ? only : new FanOutSink(sinks)
+  return { sink: sinks.length === 1 && only ? only : new FanOutSink(sinks), webhook }
 }

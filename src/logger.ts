@@ -20,6 +20,9 @@ const REDACT_PATHS = [
   '*.api_key',
   'config.soniox.apiKey',
   'config.webhook.secret',
+  'token',
+  '*.token',
+  'config.http.token',
 ]
 
 export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {

@@ -83,7 +83,38 @@ t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   t.equal(c.events.file, null)
   t.equal(c.transcript.partialEvents, false)
   t.equal(c.logLevel, 'info')
-  t.ok(c.shutdownTimeoutMs > 0)
+  t.same(c.http, { host: '127.0.0.1', port: 9093, token: null }, 'the HTTP endpoint is on, on loopback')
+  t.same(c.admission, { maxCalls: 0, allowedSources: [], requireRegistration: false, registrationTtlMs: 300000 })
+  t.same(c.shutdown, { drainTimeoutMs: 30000, flushTimeoutMs: 10000 })
+})
+
+t.test('admission, HTTP and shutdown settings', async (t) => {
+  const c = load({
+    ALLOWED_SOURCES: '127.0.0.1, 10.1.2.3/16 ::ffff:192.0.2.0/120,fd00::/8',
+    MAX_CALLS: '40',
+    HTTP_TOKEN: 'a-token-of-32-characters-0123456',
+    REQUIRE_REGISTRATION: 'true',
+    DRAIN_TIMEOUT_MS: '0',
+  })
+  t.same(c.admission.allowedSources, ['127.0.0.1/32', '10.1.0.0/16', '192.0.2.0/24', 'fd00::/8'], 'canonical blocks; an IPv4-mapped block is its IPv4 block')
+  t.equal(c.admission.maxCalls, 40)
+  t.equal(c.admission.requireRegistration, true)
+  t.equal(c.shutdown.drainTimeoutMs, 0, 'DRAIN_TIMEOUT_MS=0 ends live calls at once')
+  t.equal(load({ SHUTDOWN_TIMEOUT_MS: '4000' }).shutdown.flushTimeoutMs, 4000, 'SHUTDOWN_TIMEOUT_MS, the older name, still works')
+  t.equal(load({ SHUTDOWN_TIMEOUT_MS: '4000', FLUSH_TIMEOUT_MS: '7000' }).shutdown.flushTimeoutMs, 7000, 'the current name wins')
+
+  const message = problemsOf(t, () => load({ ALLOWED_SOURCES: '10.0.0.0/33, example.com', MAX_CALLS: '-1', HTTP_TOKEN: 'short-token-1234567' }))
+  t.match(message, /ALLOWED_SOURCES \(admission\.allowedSources\): .*"10\.0\.0\.0\/33" has an invalid prefix length.*"example\.com" is not an IPv4 or IPv6 address/)
+  t.match(message, /MAX_CALLS \(admission\.maxCalls\): must be a whole number from 0/)
+  t.notOk(leaks(message, 'short-token-1234567'), 'the token is not echoed')
+  t.match(problemsOf(t, () => load({ HTTP_TOKEN: 'too-short' })), /HTTP_TOKEN \(http\.token\): must be at least 16 characters/)
+  t.equal(load({ HTTP_TOKEN: '0123456789abcdef' }).http.token, '0123456789abcdef', 'a 16-character token is enough')
+  t.match(problemsOf(t, () => load({ REQUIRE_REGISTRATION: 'true' })), /REQUIRE_REGISTRATION .*needs the HTTP endpoint \(HTTP_PORT not 0\) and HTTP_TOKEN/)
+  t.match(
+    problemsOf(t, () => load({ REQUIRE_REGISTRATION: 'true', HTTP_TOKEN: 'a-token-of-32-characters-0123456', HTTP_PORT: '0' })),
+    /REQUIRE_REGISTRATION/,
+    'registration needs the endpoint itself, not only a token',
+  )
 })
 
 t.test('every problem is reported at once, each naming its variable and the expected form', async (t) => {
@@ -389,7 +420,7 @@ t.test('describeSettings lists every environment variable exactly once', async (
   }
   t.same(
     settings.filter((s) => s.sensitive).map((s) => s.env).sort(),
-    ['SONIOX_API_KEY', 'WEBHOOK_HEADERS', 'WEBHOOK_SECRET'],
+    ['HTTP_TOKEN', 'SONIOX_API_KEY', 'WEBHOOK_HEADERS', 'WEBHOOK_SECRET'],
     'the secrets are marked sensitive',
   )
   t.equal(settings.find((s) => s.env === 'AUDIOSOCKET_PORT')?.default, 9092)

@@ -16,7 +16,7 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { FrameParser, HEADER_LENGTH, Kind, encodeAudio, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
+import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
@@ -25,6 +25,7 @@ import type { SonioxError, SonioxSessionHandlers } from '../soniox/soniox-sessio
 import { TranscriptAssembler, type Utterance } from '../soniox/transcript-assembler.js'
 import type { TranscriberStats } from '../soniox/resilient-transcriber.js'
 import { isAccountProblem } from '../soniox/soniox-health.js'
+import type { RecognitionOptions } from '../soniox/start-message.js'
 import { CallEventFactory } from './call-events.js'
 import { SILENCE_FRAME_MS, SilenceKeeper, type SilenceMode } from './silence-keeper.js'
 
@@ -55,8 +56,42 @@ export interface Transcriber {
   stats(): TranscriberStats
 }
 
-/** Builds the call's transcriber; `log` is the call's logger (it carries callId). */
-export type TranscriberFactory = (callId: string, handlers: SonioxSessionHandlers, log: Logger) => Transcriber
+/**
+ * Builds the call's transcriber; `log` is the call's logger (it carries callId); `recognition`
+ * holds this call's own options (from its pre-registration), to be laid over the configured ones.
+ */
+export type TranscriberFactory = (
+  callId: string,
+  handlers: SonioxSessionHandlers,
+  log: Logger,
+  recognition?: CallRecognitionOptions,
+) => Transcriber
+
+export type CallRecognitionOptions = Partial<Pick<RecognitionOptions, 'languageHints' | 'languageHintsStrict' | 'context'>>
+
+/** What a pre-registration (POST /calls/{uuid}) gives one call. */
+export interface CallOptions {
+  recognition?: CallRecognitionOptions
+  /** Echoed as `metadata` in call.started and call.ended. */
+  metadata?: Readonly<Record<string, unknown>>
+}
+
+/** Whether a call whose UUID just arrived is served, and with which options. */
+export type CallAdmission = { admitted: true; options?: CallOptions | undefined } | { admitted: false; reason: string }
+
+/**
+ * Counts what calls do (Prometheus in production). `frameReceived` runs for every inbound frame:
+ * an implementation must be plain additions on pre-resolved series, no lookups by label.
+ */
+export interface CallMetrics {
+  callStarted(): void
+  callEnded(reason: CallEndReason): void
+  frameReceived(type: Frame['type'], payloadBytes: number): void
+  frameSent(kind: 'silence' | 'hangup'): void
+}
+
+const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, frameReceived() {}, frameSent() {} }
+const ADMITTED: CallAdmission = { admitted: true }
 
 export interface CallSettings {
   firstFrameTimeoutMs: number
@@ -95,6 +130,12 @@ export interface CallSessionDeps {
   now?: () => number
   /** Called once, when the call has fully ended and its last event is published. */
   onClosed?: (call: CallSession) => void
+  metrics?: CallMetrics
+  /**
+   * Decides, once the UUID is known, whether the call is served (pre-registration). A refused call
+   * gets a hangup frame and nothing else: no event, no Soniox session. Default: every call is served.
+   */
+  admit?: (callId: string) => CallAdmission
 }
 
 export class CallSession {
@@ -126,11 +167,15 @@ export class CallSession {
   private lastPartialText = ''
   private endPromise: Promise<void> | undefined
   private readonly onceClosed: Array<() => void> = []
+  private readonly metrics: CallMetrics
+  /** From the call's pre-registration; echoed in call.started and call.ended. */
+  private metadata: Readonly<Record<string, unknown>> | null = null
 
   constructor(private readonly deps: CallSessionDeps) {
     this.socket = deps.socket
     this.settings = deps.settings
     this.now = deps.now ?? Date.now
+    this.metrics = deps.metrics ?? NO_METRICS
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
     this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes })
@@ -227,6 +272,7 @@ export class CallSession {
   }
 
   private onFrame(frame: Frame): void {
+    this.metrics.frameReceived(frame.type, payloadBytes(frame))
     if (this.stateValue === 'awaiting-uuid' && frame.type !== 'uuid') {
       void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame is ${frame.type}, not the UUID`))
       return
@@ -265,18 +311,29 @@ export class CallSession {
   }
 
   private beginCall(uuid: string): void {
+    const admission = this.deps.admit?.(uuid) ?? ADMITTED
+    if (!admission.admitted) {
+      // Before any event or Soniox session: a refused call is not a call. The hangup frame makes
+      // Asterisk end AudioSocket() (current versions continue the dialplan, old ones hang up).
+      this.log.warn({ callId: uuid }, `call refused: ${admission.reason}`)
+      void this.end('server_hangup')
+      return
+    }
+    this.metadata = admission.options?.metadata ?? null
     this.stateValue = 'streaming'
     this.callIdValue = uuid
     this.log = this.deps.logger.child({ callId: uuid })
     if (this.firstFrameTimer !== undefined) clearTimeout(this.firstFrameTimer)
     this.firstFrameTimer = undefined
     this.events = new CallEventFactory(uuid, this.now)
+    this.metrics.callStarted()
     this.publish('call.started', {
       remote_address: this.socket.remoteAddress ?? null,
       remote_port: this.socket.remotePort ?? null,
       local_port: this.socket.localPort ?? null,
+      metadata: this.metadata,
     })
-    this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` }, 'call started')
+    this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, registered: admission.options !== undefined }, 'call started')
     if (this.settings.silenceMode !== 'off') {
       this.silence = new SilenceKeeper(
         { mode: this.settings.silenceMode, afterMs: this.settings.silenceAfterMs, write: (frame) => this.writeSilence(frame), now: this.now },
@@ -287,7 +344,7 @@ export class CallSession {
       onResult: (result) => this.onTranscriptResult(result),
       onError: (err) => this.onTranscriptionError(err),
       onFinished: () => {},
-    }, this.log)
+    }, this.log, admission.options?.recognition)
   }
 
   private onAudio(kind: number, payload: Buffer): void {
@@ -327,6 +384,7 @@ export class CallSession {
     if (this.socket.writableLength > MAX_UNSENT_SILENCE_BYTES) return
     this.deps.wireTap?.outbound(frame)
     this.socket.write(frame)
+    this.metrics.frameSent('silence')
   }
 
   private audioMs(): number {
@@ -419,6 +477,7 @@ export class CallSession {
     const hangup = encodeHangup()
     this.deps.wireTap?.outbound(hangup)
     this.socket.end(hangup)
+    this.metrics.frameSent('hangup')
     this.graceTimer = setTimeout(() => this.socket.destroy(), this.settings.hangupGraceMs)
     this.graceTimer.unref()
   }
@@ -462,7 +521,9 @@ export class CallSession {
       frames: { ...this.frameCounts },
       silence_frames_sent: this.silence?.totalFrames ?? 0,
       error: endError ? describeError(endError) : null,
+      metadata: this.metadata,
     })
+    this.metrics.callEnded(endReason)
     this.log.info(
       {
         reason: endReason,
@@ -511,6 +572,20 @@ function describeError(err: AppError): Record<string, unknown> {
   if (soniox.sonioxType !== undefined) out.soniox_type = soniox.sonioxType
   if (soniox.requestId !== undefined) out.request_id = soniox.requestId
   return out
+}
+
+/** Payload size of a decoded frame (the UUID and DTMF kinds have fixed sizes and no payload field). */
+function payloadBytes(frame: Frame): number {
+  switch (frame.type) {
+    case 'uuid':
+      return UUID_PAYLOAD_LENGTH
+    case 'dtmf':
+      return DTMF_PAYLOAD_LENGTH
+    case 'hangup':
+      return 0
+    default:
+      return frame.payload.length
+  }
 }
 
 function countWords(text: string): number {

@@ -7,6 +7,7 @@ import { describeSettings } from '../config.js'
 import { VERSION } from '../version.js'
 import { serve } from './serve.js'
 import { deadLetters } from './dead-letters.js'
+import { checkCommand } from './check.js'
 import { captureCommand } from './capture.js'
 import { importPcapCommand } from './import-pcap.js'
 import { inspectCommand } from './inspect.js'
@@ -17,6 +18,7 @@ const USAGE = `Usage: audiosocket-soniox <command> [options]
 
 Commands:
   serve [--config FILE]   run the AudioSocket server (settings from the environment and FILE)
+  check [--config FILE]   check the settings, Soniox and the webhook; a verdict per item
   settings                list every setting with its environment variable and default
   version                 print the version
   dead-letters list|redeliver [--id ID]... [--json] [--config FILE]
@@ -56,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`${s.env.padEnd(42)} ${def.padEnd(48)} ${s.doc}\n`)
       }
       return 0
+    case 'check':
+      return checkCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
     case 'dead-letters':
       return deadLetters(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
     case 'capture':

@@ -1,7 +1,9 @@
 /**
  * `audiosocket-soniox serve`: load the configuration, start the server, run until SIGTERM/SIGINT,
- * then end every live call properly (last words from Soniox, call.ended, hangup to Asterisk) and
- * deliver pending events within SHUTDOWN_TIMEOUT_MS. A second signal exits at once.
+ * then drain: report not ready and refuse new connections while live calls go on for up to
+ * DRAIN_TIMEOUT_MS; end the remaining ones properly (last words from Soniox, call.ended with
+ * reason shutdown, hangup to Asterisk); deliver pending events within FLUSH_TIMEOUT_MS (the spool
+ * keeps the rest); exit 0. A second signal exits at once.
  */
 import { createApp } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
@@ -32,6 +34,8 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
     // The sink starts first (spool recovery, EVENTS_FILE): name the setting that is actually at fault.
     if (isAppError(err) && (err.code.startsWith('ERR_SPOOL_') || err.code === 'ERR_EVENTS_FILE')) {
       logger.fatal({ err }, 'cannot start event delivery (SPOOL_DIR / EVENTS_FILE)')
+    } else if (isAppError(err) && err.code === 'ERR_HTTP_LISTEN') {
+      logger.fatal({ err, host: config.http.host, port: config.http.port }, 'cannot listen for HTTP (HTTP_HOST / HTTP_PORT)')
     } else {
       logger.fatal({ err, host: config.audiosocket.host, port: config.audiosocket.port }, 'cannot listen for AudioSocket connections (AUDIOSOCKET_HOST / AUDIOSOCKET_PORT)')
     }
@@ -44,7 +48,8 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
     process.once('SIGTERM', () => resolve('SIGTERM'))
     process.once('SIGINT', () => resolve('SIGINT'))
   })
-  logger.info({ signal, activeCalls: app.server.activeCalls }, 'shutting down: ending live calls')
+  const { drainTimeoutMs, flushTimeoutMs } = config.shutdown
+  logger.info({ signal, activeCalls: app.server.activeCalls, drainTimeoutMs }, 'draining: new connections refused, live calls go on')
   const exitNow = (): void => {
     logger.warn('second signal: exiting without waiting')
     logger.flush()
@@ -53,7 +58,10 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
   process.once('SIGTERM', exitNow)
   process.once('SIGINT', exitNow)
 
-  await app.stop(config.shutdownTimeoutMs)
+  if (!(await app.drain(drainTimeoutMs))) {
+    logger.info({ activeCalls: app.server.activeCalls }, 'drain timeout: ending the remaining calls')
+  }
+  await app.stop(flushTimeoutMs)
   logger.info('stopped')
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return 0

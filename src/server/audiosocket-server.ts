@@ -1,10 +1,14 @@
 /**
- * The TCP listener Asterisk connects to: one CallSession per connection, tracked so the process
- * can end every live call properly on shutdown.
+ * The TCP listener Asterisk connects to: admission (ALLOWED_SOURCES, MAX_CALLS), one CallSession
+ * per admitted connection, tracked so the process can drain (stop accepting, let live calls end)
+ * and end every remaining call properly on shutdown.
  */
 import net from 'node:net'
+import { encodeHangup } from '../audiosocket/index.js'
 import type { Logger } from '../logger.js'
 import type { CallSession } from '../call/call-session.js'
+import type { AddressMatcher } from './admission.js'
+import type { RefusalReason } from './service-metrics.js'
 
 export interface AudioSocketServerOptions {
   host: string
@@ -12,15 +16,26 @@ export interface AudioSocketServerOptions {
   logger: Logger
   /** Builds the call for a new connection; the server only tracks it. */
   createCall: (socket: net.Socket, onClosed: (call: CallSession) => void) => CallSession
+  /** Live connections at most (a call still finishing counts until its call.ended); 0 or unset = no limit. */
+  maxCalls?: number
+  /** Peers allowed to connect; unset = any. */
+  allowedSources?: AddressMatcher | undefined
+  /** After a refusal's hangup frame, how long Asterisk gets to close before the socket is destroyed. */
+  hangupGraceMs?: number
+  metrics?: { connectionAccepted(): void; connectionRefused(reason: RefusalReason): void }
 }
 
 export class AudioSocketServer {
   private readonly server: net.Server
   private readonly calls = new Set<CallSession>()
+  /** Resolves when the listener is closed and every connection is gone (net.Server 'close'). */
+  private listenerClosed: Promise<void> | undefined
+  private readonly idleWaiters = new Set<() => void>()
 
   constructor(private readonly options: AudioSocketServerOptions) {
-    // Asterisk never half-closes on purpose; treat its FIN as the end of the call.
-    this.server = net.createServer({ allowHalfOpen: false, noDelay: true }, (socket) => this.onConnection(socket))
+    // Asterisk never half-closes on purpose; treat its FIN as the end of the call. Paused on
+    // connect: admission decides before a single byte of the peer is read.
+    this.server = net.createServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (socket) => this.onConnection(socket))
     this.server.on('error', (err) => options.logger.error({ err }, 'AudioSocket listener error'))
   }
 
@@ -40,15 +55,87 @@ export class AudioSocketServer {
     return this.calls.size
   }
 
+  /**
+   * Closes the listening socket at once: new connections are refused by the kernel (and a proxy in
+   * front sends them elsewhere); live calls go on. Idempotent.
+   */
+  stopAccepting(): void {
+    void this.closeListener()
+  }
+
+  /** Resolves true once no call is live, or false when `timeoutMs` passes first. */
+  waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.calls.size === 0) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (idle: boolean): void => {
+        clearTimeout(timer)
+        this.idleWaiters.delete(onIdle)
+        resolve(idle)
+      }
+      const onIdle = (): void => done(true)
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.idleWaiters.add(onIdle)
+    })
+  }
+
   /** Stops accepting, ends every live call (hangup to Asterisk, last words from Soniox), waits. */
   async close(): Promise<void> {
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    const stopped = this.closeListener()
     await Promise.all([...this.calls].map((call) => call.shutdown()))
     await stopped
   }
 
+  private closeListener(): Promise<void> {
+    // Once only: net.Server emits 'close' once, and a callback added after it would never run.
+    this.listenerClosed ??= new Promise<void>((resolve) => this.server.close(() => resolve()))
+    return this.listenerClosed
+  }
+
   private onConnection(socket: net.Socket): void {
-    const call = this.options.createCall(socket, (closed) => this.calls.delete(closed))
+    const metrics = this.options.metrics
+    metrics?.connectionAccepted()
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`
+    const allowed = this.options.allowedSources
+    if (allowed !== undefined && !allowed.matches(socket.remoteAddress)) {
+      // A reset, not a FIN and not a hangup frame: nothing of the protocol is said to a stranger,
+      // and every Asterisk version treats a reset as a failed AudioSocket (the channel hangs up),
+      // whereas Asterisk before 20.14 ignores a bare FIN and leaves the caller in a dead call.
+      metrics?.connectionRefused('source')
+      this.options.logger.warn({ remote }, 'connection refused: source address not in ALLOWED_SOURCES')
+      socket.resetAndDestroy()
+      return
+    }
+    const maxCalls = this.options.maxCalls ?? 0
+    if (maxCalls > 0 && this.calls.size >= maxCalls) {
+      metrics?.connectionRefused('max_calls')
+      this.options.logger.warn({ remote, activeCalls: this.calls.size, maxCalls }, 'connection refused: MAX_CALLS reached')
+      this.refuseWithHangup(socket)
+      return
+    }
+    const call = this.options.createCall(socket, (closed) => this.onCallClosed(closed))
     if (call.state !== 'closed') this.calls.add(call)
+    socket.resume()
+  }
+
+  /**
+   * A peer that is Asterisk but cannot be served now: the hangup frame `00 00 00`, then FIN. Current
+   * Asterisk ends AudioSocket() and continues the dialplan (so it can route the call elsewhere);
+   * Asterisk before 20.14 hangs the channel up, where a bare FIN would leave the caller in a dead
+   * call. No CallSession, no Soniox session, no event: the call is refused, not half-served. What
+   * Asterisk sends meanwhile (its UUID frame) is read and dropped, never left unread.
+   */
+  private refuseWithHangup(socket: net.Socket): void {
+    socket.on('error', () => {})
+    socket.on('data', () => {})
+    socket.end(encodeHangup())
+    const grace = setTimeout(() => socket.destroy(), this.options.hangupGraceMs ?? 2000)
+    grace.unref()
+    socket.once('close', () => clearTimeout(grace))
+    socket.resume()
+  }
+
+  private onCallClosed(call: CallSession): void {
+    this.calls.delete(call)
+    if (this.calls.size === 0) for (const notify of [...this.idleWaiters]) notify()
   }
 }

@@ -42,6 +42,8 @@ export const ErrorCodes = {
   ERR_REPLAY_CONNECT: 'the replay could not connect to the server',
   // Configuration
   ERR_CONFIG_INVALID: 'the configuration is invalid',
+  // HTTP endpoint (HTTP_HOST / HTTP_PORT)
+  ERR_HTTP_LISTEN: 'the HTTP endpoint cannot listen on HTTP_HOST:HTTP_PORT',
   // Webhook delivery
   ERR_WEBHOOK_STATUS: 'the webhook answered with a non-2xx status',
   ERR_WEBHOOK_NETWORK: 'the webhook request failed before a response arrived',

@@ -19,7 +19,7 @@ import { createBackoff, type Backoff } from '../shared/backoff.js'
 import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
-import { isRetriableSonioxError, type SonioxError, type SonioxSessionHandlers } from './soniox-session.js'
+import { isRetriableSonioxError, type SonioxError, type SonioxMetrics, type SonioxSessionHandlers } from './soniox-session.js'
 import type { SonioxHealth } from './soniox-health.js'
 
 /** What this class needs of a session; SonioxSession is the real one. */
@@ -59,6 +59,7 @@ export interface ResilientTranscriberOptions {
   reconnect: ReconnectPolicy
   logger: Logger
   health?: SonioxHealth
+  metrics?: Pick<SonioxMetrics, 'reconnected' | 'error'>
   now?: () => number
   random?: () => number
   setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
@@ -230,6 +231,7 @@ export class ResilientTranscriber {
   private onSessionError(record: SessionRecord, error: AppError): void {
     if (record !== this.current) return
     this.current = undefined
+    this.options.metrics?.error(error)
     if (this.format === undefined) {
       // The session opened early (at the UUID) failed before any audio, e.g. Soniox's start
       // timeout on a call that stays silent: nothing is lost; open a new one when audio comes.
@@ -283,6 +285,7 @@ export class ResilientTranscriber {
   private resume(cause: AppError, delayMs: number): void {
     if (this.state !== 'waiting') return
     this.counters.reconnects++
+    this.options.metrics?.reconnected()
     const { resumeFrom, lost, resent } = this.continueFromFinal()
     this.options.logger.info(
       {
@@ -314,6 +317,8 @@ export class ResilientTranscriber {
   }
 
   private fail(error: AppError): void {
+    // The session's own error was counted when it came; giving up is an outcome of its own.
+    if (error.code === 'ERR_SONIOX_GAVE_UP') this.options.metrics?.error(error)
     // Audio held and never finalized is lost with the transcription.
     this.counters.droppedBytes += Math.max(0, (this.ring?.endPos ?? 0) - this.finalPos)
     this.finalPos = this.ring?.endPos ?? 0

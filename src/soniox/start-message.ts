@@ -19,6 +19,12 @@ export interface RecognitionOptions {
   translation: Readonly<{ type: 'one_way' | 'two_way'; target_language?: string; language_a?: string; language_b?: string }> | null
 }
 
+/** ISO 639 code with optional subtags: what Soniox's language_hints take. */
+export const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
+
+/** Soniox refuses a context longer than this (characters of its JSON). */
+export const MAX_CONTEXT_CHARS = 10000
+
 export interface AudioFormat {
   sampleRate: number
 }

@@ -4,7 +4,7 @@ import { AppError } from '../shared/errors.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
-import type { Spool, SpoolRef } from './spool.js'
+import type { Spool, SpoolRef, SpoolStats } from './spool.js'
 
 export { parseRetryAfter } from './http-transport.js'
 
@@ -49,6 +49,19 @@ export interface HttpWebhookSinkOptions {
    */
   setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
   clearTimer?: ((handle: unknown) => void) | undefined
+  metrics?: WebhookMetrics | undefined
+}
+
+/** Counts deliveries (Prometheus in production); each call is one event's outcome, never per byte. */
+export interface WebhookMetrics {
+  /**
+   * An event was answered 2xx. `latencyMs`: from its publication by this process to that answer
+   * (undefined for an event recovered from the spool: it was published by an earlier run).
+   */
+  delivered(type: string, latencyMs: number | undefined): void
+  /** An attempt failed (retriable or not). */
+  attemptFailed(): void
+  deadLettered(reason: DeadLetterReason): void
 }
 
 export interface WebhookSinkStats {
@@ -83,6 +96,8 @@ interface Delivery {
   readonly bodyText: string
   /** When the event was first published (epoch ms; from the spool after a restart). Max age counts from here. */
   readonly firstAtMs: number
+  /** Published by this process (not recovered from the spool): its delivery latency is measured. */
+  readonly publishedHere: boolean
   /** The spool write has completed or failed: delivery may start (never before). */
   ready: boolean
   spoolRef: SpoolRef | undefined
@@ -156,6 +171,7 @@ export class HttpWebhookSink implements EventSink {
   private readonly random: () => number
   private readonly setTimer: (callback: () => void, ms: number) => unknown
   private readonly clearTimer: (handle: unknown) => void
+  private readonly metrics: WebhookMetrics | undefined
 
   /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header, CA or limits: configuration errors surface at startup. */
   constructor(options: HttpWebhookSinkOptions) {
@@ -189,6 +205,7 @@ export class HttpWebhookSink implements EventSink {
     this.backoffOptions = options.backoff
     this.logger = options.logger
     this.random = options.random ?? Math.random
+    this.metrics = options.metrics
     // With a spool, start() must recover what a previous run left before new events may go out.
     this.state = this.spool ? 'starting' : 'open'
   }
@@ -227,6 +244,7 @@ export class HttpWebhookSink implements EventSink {
       type: event.type,
       bodyText,
       firstAtMs: this.clock.now(),
+      publishedHere: true,
       ready: this.spool === undefined,
       spoolRef: undefined,
       attempts: 0,
@@ -247,6 +265,11 @@ export class HttpWebhookSink implements EventSink {
 
   stats(): WebhookSinkStats {
     return { ...this.counts }
+  }
+
+  /** The spool's size and counts; undefined without a spool. */
+  spoolStats(): SpoolStats | undefined {
+    return this.spool?.stats()
   }
 
   /**
@@ -284,6 +307,7 @@ export class HttpWebhookSink implements EventSink {
           type: r.type,
           bodyText: r.bodyText,
           firstAtMs: r.enqueuedAtMs,
+          publishedHere: false,
           ready: true,
           spoolRef: r.ref,
           attempts: 0,
@@ -397,14 +421,17 @@ export class HttpWebhookSink implements EventSink {
 
     if (outcome.kind === 'delivered') {
       this.counts.delivered++
+      this.metrics?.delivered(item.type, item.publishedHere ? this.clock.now() - item.firstAtMs : undefined)
       this.noteHealthy()
       if (item.attempts > 1) this.logger.debug({ ...itemFields(item), attempts: item.attempts, status: outcome.status }, 'webhook event delivered after retries')
       if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
       this.finish(queue)
     } else if (!outcome.retriable) {
+      this.metrics?.attemptFailed()
       this.deadLetter(item, 'rejected', outcome)
       this.finish(queue)
     } else {
+      this.metrics?.attemptFailed()
       this.noteFailing(item, outcome)
       const now = this.clock.now()
       const expiresAt = item.firstAtMs + this.maxAgeMs
@@ -448,6 +475,7 @@ export class HttpWebhookSink implements EventSink {
 
   private deadLetter(item: Delivery, reason: DeadLetterReason, outcome: FailedPost): void {
     this.counts.deadLettered++
+    this.metrics?.deadLettered(reason)
     const now = this.clock.now()
     const err =
       reason === 'rejected'

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
-import { CallSession, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
+import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
 import { createLogger } from '../../src/logger.js'
 import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
 import type { TranscriberStats } from '../../src/soniox/resilient-transcriber.js'
@@ -29,6 +29,8 @@ const SETTINGS: CallSettings = {
 
 class RecordingTranscriber implements Transcriber {
   format: { sampleRate: number } | undefined
+  /** The call's own recognition options, as the factory received them. */
+  recognition: CallRecognitionOptions | undefined
   readonly chunks: Buffer[] = []
   finished = false
   closedCount = 0
@@ -62,7 +64,7 @@ interface Rig {
   clock: { now: number }
 }
 
-async function rig(t: Test, settings: Partial<CallSettings> = {}): Promise<Rig> {
+async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<CallSessionDeps> = {}): Promise<Rig> {
   const server = net.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as net.AddressInfo).port
@@ -91,7 +93,12 @@ async function rig(t: Test, settings: Partial<CallSettings> = {}): Promise<Rig> 
     sink,
     settings: { ...SETTINGS, ...settings },
     now: () => clock.now,
-    createTranscriber: (_id, handlers) => (transcriber = new RecordingTranscriber(handlers)),
+    createTranscriber: (_id, handlers, _log, recognition) => {
+      transcriber = new RecordingTranscriber(handlers)
+      transcriber.recognition = recognition
+      return transcriber
+    },
+    ...deps,
   })
   return {
     peer,
@@ -229,4 +236,85 @@ t.test('transcript.partial is off by default and throttled when on', async (t) =
   push(' hello there') // t=1210: not published yet, so it goes out now
   const partials = on.events.filter((e) => e.type === 'transcript.partial').map((e) => e.data.text)
   t.same(partials, [' hel', ' hello', ' hello there'], 'first partial at once, then at most one per interval, only when the text changed')
+})
+
+t.test('a pre-registered call: its recognition options reach the transcriber, its metadata both call events', async (t) => {
+  const id = randomUUID()
+  const asked: string[] = []
+  const r = await rig(t, {}, {
+    admit: (callId) => {
+      asked.push(callId)
+      return { admitted: true, options: { recognition: { languageHints: ['de'] }, metadata: { ticket: 'T-7' } } }
+    },
+  })
+  r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
+  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'audio')
+  t.same(asked, [id], 'admission is asked once, with the UUID')
+  t.same(r.transcriber().recognition, { languageHints: ['de'] })
+  r.peer.end()
+  await r.call.closed()
+  t.same(r.events[0]?.data.metadata, { ticket: 'T-7' }, 'call.started carries the metadata')
+  t.same(r.events.at(-1)?.data.metadata, { ticket: 'T-7' }, 'and so does call.ended')
+
+  const plain = await rig(t)
+  plain.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
+  await waitUntil(() => plain.call.state === 'streaming' && plain.transcriber().chunks.length === 1, 'audio')
+  plain.peer.end()
+  await plain.call.closed()
+  t.equal(plain.events[0]?.data.metadata, null, 'without a registration the field is null, never absent')
+  t.equal(plain.transcriber().recognition, undefined, 'and the configured options apply')
+})
+
+t.test('a refused call: a hangup frame, no event, no transcriber, one warn line', async (t) => {
+  const id = randomUUID()
+  let transcribers = 0
+  const r = await rig(t, {}, {
+    admit: () => ({ admitted: false, reason: 'its UUID is not registered' }),
+    createTranscriber: () => {
+      transcribers++
+      throw new Error('a refused call must not get a transcriber')
+    },
+  })
+  const received: Buffer[] = []
+  r.peer.on('data', (c: Buffer) => received.push(c))
+  const peerClosed = new Promise<void>((resolve) => r.peer.once('close', () => resolve()))
+  r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
+  await r.call.closed()
+  await peerClosed
+  t.same([...Buffer.concat(received)], [0, 0, 0], 'exactly one hangup frame')
+  t.same(r.events, [], 'no event at all')
+  t.equal(transcribers, 0)
+  t.equal(r.call.callId, undefined, 'it never became a call')
+  t.same(r.logs.filter((l) => l.level === 40).map((l) => [l.msg, l.callId]), [['call refused: its UUID is not registered', id]])
+})
+
+t.test('metrics: every frame by type and size, calls started and ended by reason, frames sent', async (t) => {
+  const counts: Record<string, number> = {}
+  const add = (key: string, n = 1): void => void (counts[key] = (counts[key] ?? 0) + n)
+  const metrics: CallMetrics = {
+    callStarted: () => add('started'),
+    callEnded: (reason) => add(`ended:${reason}`),
+    frameReceived: (type, bytes) => {
+      add(`frames:${type}`)
+      add(`bytes:${type}`, bytes)
+    },
+    frameSent: (kind) => add(`sent:${kind}`),
+  }
+  const r = await rig(t, {}, { metrics })
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.audio(0x10, 161), frames.dtmf('7'), frames.raw(0x7f, Buffer.alloc(5))]))
+  await waitUntil(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf')
+  await r.call.shutdown()
+  t.same(counts, {
+    'frames:uuid': 1,
+    'bytes:uuid': 16,
+    started: 1,
+    'frames:audio': 2,
+    'bytes:audio': 481,
+    'frames:dtmf': 1,
+    'bytes:dtmf': 1,
+    'frames:unknown': 1,
+    'bytes:unknown': 5,
+    'sent:hangup': 1,
+    'ended:shutdown': 1,
+  })
 })

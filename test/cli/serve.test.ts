@@ -61,10 +61,10 @@ t.test('serve with no webhook: events as JSON lines on stdout, logs on stderr, e
   t.notOk(transcriptWords.some((w) => w.length > 3 && infoText.includes(w)), 'no transcript text above debug')
 })
 
-t.test('SIGTERM during a live call: the call is finished properly and Asterisk gets a hangup frame', async (t) => {
+t.test('SIGTERM during a live call with DRAIN_TIMEOUT_MS=0: the call is finished properly and Asterisk gets a hangup frame', async (t) => {
   const soniox = await startFakeSoniox()
   t.teardown(() => soniox.close())
-  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
+  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, DRAIN_TIMEOUT_MS: '0' })
   t.teardown(() => p.child.kill('SIGKILL'))
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
   const id = randomUUID()

@@ -720,3 +720,19 @@ t.test('results and events from a replaced (stale) session are ignored', async (
   t.equal(r.results.length, 2, 'the current session delivers')
   t.match(r.results[1]?.tokens[0], { start_ms: 500, end_ms: 600 })
 })
+
+t.test('metrics: each session error by code, each replacement, and giving up', async (t) => {
+  const seen: string[] = []
+  const r = rig({
+    reconnect: { maxAttempts: 2, maxMs: 600_000, initialDelayMs: 100, maxDelayMs: 100 },
+    metrics: { reconnected: () => seen.push('reconnect'), error: (e) => seen.push(`${e.code}:${(e as SonioxError).sonioxCode ?? ''}`) },
+  })
+  r.feed(0, 1000)
+  r.session(0).fail('ERR_SONIOX_SERVER_ERROR', 503)
+  r.timers.advance(0)
+  r.session(1).fail('ERR_SONIOX_CLOSED')
+  r.timers.advance(1000)
+  r.session(2).fail('ERR_SONIOX_SERVER_ERROR', 503)
+  t.same(seen, ['ERR_SONIOX_SERVER_ERROR:503', 'reconnect', 'ERR_SONIOX_CLOSED:', 'reconnect', 'ERR_SONIOX_SERVER_ERROR:503', 'ERR_SONIOX_GAVE_UP:'])
+  t.equal(r.tr.stats().reconnects, seen.filter((s) => s === 'reconnect').length, 'the counter agrees with call.ended')
+})

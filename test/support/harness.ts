@@ -26,7 +26,7 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { env?: Record<string, string>; soniox?: FakeSonioxOptions; receiver?: WebhookReceiverOptions } = {},
+  options: { env?: Record<string, string>; soniox?: FakeSonioxOptions; receiver?: WebhookReceiverOptions; app?: { accountReprobeMs?: number } } = {},
 ): Promise<Harness> {
   const soniox = await startFakeSoniox(options.soniox)
   const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, ...options.receiver })
@@ -35,6 +35,8 @@ export async function startHarness(
   const config = loadConfig({
     env: {
       AUDIOSOCKET_PORT: '0',
+      // Off unless a test asks: tests run in parallel and must not all bind the fixed 9093.
+      HTTP_PORT: '0',
       SONIOX_API_KEY: 'test-key',
       SONIOX_WEBSOCKET_URL: soniox.url,
       WEBHOOK_URL: receiver.url,
@@ -57,7 +59,7 @@ export async function startHarness(
     },
   })
   const logger = createLogger({ level: config.logLevel, destination })
-  const app = createApp(config, logger)
+  const app = createApp(config, logger, options.app)
   const { port } = await app.start()
   return {
     app,

@@ -22,6 +22,8 @@ export interface ReplayOptions {
   speed?: number
   /** Replace the capture's UUID (its first frame) with this one, so several replays do not collide. */
   uuidBytes?: Buffer
+  /** Connect from this local address (e.g. 127.0.0.2, to test a source allowlist on loopback). */
+  localAddress?: string
 }
 
 /** Byte ranges of each frame in the capture, from its frame list. */
@@ -61,7 +63,7 @@ export function replayCapture(capture: Capture, options: ReplayOptions): Promise
     let closedByServer = false
     let sent = 0
     let finished = false
-    const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port }, () => {
+    const socket = net.connect({ host: options.host ?? '127.0.0.1', port: options.port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, () => {
       socket.setNoDelay(true)
       const start = performance.now()
       connectedAt = start

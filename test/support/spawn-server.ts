@@ -22,7 +22,8 @@ export interface ServerProcess {
 
 export function spawnCli(args: string[], env: Record<string, string>): ServerProcess {
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run "npm run build" first (npm test does)`)
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  // HTTP_PORT defaults to off: tests run in parallel and must not all bind the fixed 9093.
+  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const stdoutLines: string[] = []
   const stderrLines: string[] = []
   const listeners = new Set<() => void>()

@@ -725,3 +725,38 @@ t.test('configuration errors surface in the constructor', async (t) => {
     message: /cannot be parsed/,
   })
 })
+
+t.test('metrics: deliveries with their latency from publication, failed attempts, dead letters by reason', async (t) => {
+  const logs = captureLogs()
+  const r = await receiver(t, {
+    respond: (req, attempt) => (req.body?.call_id === 'bad' ? { status: 422 } : attempt === 1 && req.body?.seq === 1 ? { status: 503 } : undefined),
+  })
+  const time = virtualTime()
+  const seen: string[] = []
+  const latencies: Array<number | undefined> = []
+  const s = sink(t, {
+    url: r.url,
+    logger: logs.logger,
+    clock: time.clock,
+    setTimer: time.setTimer,
+    clearTimer: time.clearTimer,
+    metrics: {
+      delivered: (type, latencyMs) => {
+        seen.push(`delivered:${type}`)
+        latencies.push(latencyMs)
+      },
+      attemptFailed: () => seen.push('failed'),
+      deadLettered: (reason) => seen.push(`dead:${reason}`),
+    },
+  })
+  s.publish(event('ok', 0, 'call.started'))
+  s.publish(event('ok', 1))
+  s.publish(event('bad', 0))
+  // (close() would time out at once on the virtual clock: wait for the outcomes instead)
+  await waitUntil(() => s.stats().pending === 0, 'every event settled')
+  t.same(seen.filter((x) => x.startsWith('delivered')).sort(), ['delivered:call.started', 'delivered:transcript.final'])
+  t.equal(seen.filter((x) => x === 'failed').length, 2, 'the 503 that was retried and the 422 that was not')
+  t.same(seen.filter((x) => x.startsWith('dead')), ['dead:rejected'])
+  t.ok(latencies.every((ms) => typeof ms === 'number' && ms >= 0), 'events published by this process have a latency')
+  t.ok((latencies[1] ?? 0) >= 1, 'the retried one includes its backoff (virtual time)')
+})

@@ -1,0 +1,171 @@
+/**
+ * `audiosocket-soniox check`: what an admin runs right after installing. Each item gets one verdict
+ * line (ok / FAIL / skip):
+ *
+ *   config    the settings load (same environment and --config file as `serve`)
+ *   dns       the Soniox host resolves
+ *   soniox    a real session: start message (the configured options), 100 ms of silence, the empty
+ *             frame, `finished` (proves the key, its region, the balance and the options)
+ *   webhook   one signed test event POSTed to WEBHOOK_URL answered 2xx
+ *   spool     SPOOL_DIR is writable (or can be created)
+ *
+ * Exit 0 when nothing failed, 1 when something did, 78 when the settings themselves are invalid.
+ */
+import { randomUUID } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import { access, constants, stat } from 'node:fs/promises'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadConfig, type Config } from '../config.js'
+import { spoolDirectory, webhookTransportOptions } from '../delivery.js'
+import { isAppError } from '../shared/errors.js'
+import { probeSoniox } from '../soniox/probe.js'
+import type { SonioxError } from '../soniox/soniox-session.js'
+import { VERSION } from '../version.js'
+import { WebhookTransport } from '../webhook/http-transport.js'
+import { EXIT_CONFIG } from './serve.js'
+
+export const CHECK_USAGE = `Usage: audiosocket-soniox check [--config FILE]
+  Checks the settings, Soniox (DNS, a tiny real session) and the webhook (a signed test event of
+  type "webhook.test"), and prints a verdict per item. Exit 0 when nothing failed.`
+
+export interface CheckIo {
+  env: NodeJS.ProcessEnv
+  stdout: NodeJS.WritableStream
+  stderr: NodeJS.WritableStream
+}
+
+type Verdict = 'ok' | 'FAIL' | 'skip'
+
+/** The call_id of the test event: no real call has the nil UUID. */
+const TEST_CALL_ID = '00000000-0000-0000-0000-000000000000'
+
+export async function checkCommand(args: string[], io: CheckIo): Promise<number> {
+  let values: { config?: string | undefined }
+  try {
+    values = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true }).values
+  } catch (err) {
+    io.stderr.write(`audiosocket-soniox check: ${(err as Error).message}\n${CHECK_USAGE}\n`)
+    return 2
+  }
+  let failures = 0
+  const report = (verdict: Verdict, item: string, text: string): void => {
+    if (verdict === 'FAIL') failures++
+    io.stdout.write(`${verdict.padEnd(5)} ${item.padEnd(8)} ${text}\n`)
+  }
+
+  let config: Config
+  try {
+    config = loadConfig({ env: io.env, configFile: values.config })
+  } catch (err) {
+    if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
+      report('FAIL', 'config', err.message.replace(/\n/g, '\n               '))
+      return EXIT_CONFIG
+    }
+    throw err
+  }
+  report(
+    'ok',
+    'config',
+    `valid: AudioSocket on ${config.audiosocket.host}:${config.audiosocket.port}, ` +
+      `HTTP ${config.http.port === 0 ? 'off' : `on ${config.http.host}:${config.http.port}`}, ` +
+      `events to ${config.webhook.url ?? (config.events.file ? `EVENTS_FILE ${config.events.file}` : 'stdout')}`,
+  )
+
+  const sonioxUrl = new URL(config.soniox.websocketUrl)
+  const host = sonioxUrl.hostname.replace(/^\[(.*)\]$/, '$1')
+  let resolved = false
+  try {
+    const addresses = await lookup(host, { all: true })
+    report('ok', 'dns', `${host} resolves to ${addresses.map((a) => a.address).join(', ')}`)
+    resolved = true
+  } catch (err) {
+    report('FAIL', 'dns', `${host} does not resolve: ${(err as Error).message} (DNS on this host, or SONIOX_WEBSOCKET_URL)`)
+  }
+
+  if (resolved) {
+    const s = config.soniox
+    const result = await probeSoniox({ url: s.websocketUrl, apiKey: s.apiKey, recognition: s, timeoutMs: s.connectTimeoutMs, clientReferenceId: 'audiosocket-soniox-check' })
+    if (result.ok) {
+      report('ok', 'soniox', `session accepted and finished in ${result.totalMs} ms (connected in ${result.connectMs} ms; model ${s.model})`)
+    } else {
+      report('FAIL', 'soniox', `${result.error.message}${sonioxHint(result.error as SonioxError)}`)
+    }
+  } else {
+    report('skip', 'soniox', 'not tried: the host does not resolve')
+  }
+
+  if (config.webhook.url === null) {
+    report('skip', 'webhook', 'WEBHOOK_URL is not set: events go to stdout (or EVENTS_FILE)')
+  } else {
+    const transport = new WebhookTransport(webhookTransportOptions(config))
+    const event = {
+      id: `evt_${randomUUID()}`,
+      type: 'webhook.test',
+      call_id: TEST_CALL_ID,
+      seq: 0,
+      time: new Date().toISOString(),
+      data: { message: 'audiosocket-soniox check: a test event; answer 2xx and ignore it', version: VERSION },
+    }
+    const outcome = await transport.post(event.id, JSON.stringify(event)).done
+    transport.close()
+    const signed = config.webhook.secret === null ? 'unsigned (WEBHOOK_SECRET not set)' : 'signed'
+    if (outcome.kind === 'delivered') {
+      report('ok', 'webhook', `${config.webhook.url} answered ${outcome.status} to a ${signed} test event`)
+    } else if (outcome.kind === 'failed') {
+      const cause = outcome.err.cause instanceof Error ? `: ${outcome.err.cause.message}` : ''
+      const answer = outcome.status === undefined ? `${outcome.err.message}${cause}` : `answered ${outcome.status}${outcome.bodyExcerpt ? `: ${outcome.bodyExcerpt.slice(0, 200)}` : ''}`
+      report('FAIL', 'webhook', `${config.webhook.url} ${answer}`)
+    }
+  }
+
+  if (config.webhook.url === null) {
+    report('skip', 'spool', 'no webhook, no spool')
+  } else {
+    const dir = spoolDirectory(config)
+    const spool = await checkSpool(dir)
+    report(spool.ok ? 'ok' : 'FAIL', 'spool', spool.text)
+  }
+
+  io.stdout.write(failures === 0 ? 'verdict: ready to take calls\n' : `verdict: ${failures} problem(s); fix them before taking calls\n`)
+  return failures === 0 ? 0 : 1
+}
+
+function sonioxHint(error: SonioxError): string {
+  switch (error.sonioxCode) {
+    case 401:
+      return ' (SONIOX_API_KEY is refused: a wrong key, or a key of another region than SONIOX_WEBSOCKET_URL)'
+    case 402:
+      return ' (the Soniox account has no balance or budget left)'
+    case 400:
+      return ' (Soniox refuses the start message: check the SONIOX_* recognition settings)'
+    default:
+      return error.code === 'ERR_SONIOX_CONNECT' ? ' (no route to Soniox from this host: firewall, proxy, DNS?)' : ''
+  }
+}
+
+/**
+ * Whether the server (running as this user) can use `dir`: writable if it exists, else its nearest
+ * existing parent must be (the server creates it). Nothing is created here: under systemd the
+ * directory belongs to the service's StateDirectory, made at its start.
+ */
+async function checkSpool(dir: string): Promise<{ ok: boolean; text: string }> {
+  let existing = dir
+  for (;;) {
+    try {
+      const info = await stat(existing)
+      if (!info.isDirectory()) return { ok: false, text: `${existing} is not a directory` }
+      break
+    } catch {
+      const parent = path.dirname(existing)
+      if (parent === existing) return { ok: false, text: `no part of ${dir} exists` }
+      existing = parent
+    }
+  }
+  try {
+    await access(existing, constants.W_OK | constants.X_OK)
+  } catch {
+    return { ok: false, text: existing === dir ? `${dir} is not writable by this user` : `${dir} does not exist and ${existing} is not writable by this user` }
+  }
+  return { ok: true, text: existing === dir ? `${dir} is writable` : `${dir} does not exist yet; the server creates it (${existing} is writable)` }
+}

@@ -1,0 +1,168 @@
+/**
+ * Every metric the server exports (GET /metrics), and the small interfaces the counting places
+ * receive: CallSession (CallMetrics), the Soniox sessions (SonioxMetrics), the webhook sink
+ * (WebhookMetrics) and the listener (connections). Labels come from fixed, small sets: no call ids.
+ *
+ * Per-frame counting resolves nothing at run time: each frame type's series is looked up once here,
+ * and a frame costs two additions on a fixed-shape object.
+ */
+import type { CallEndReason, CallMetrics } from '../call/call-session.js'
+import type { AppError } from '../shared/errors.js'
+import type { SonioxError, SonioxMetrics } from '../soniox/soniox-session.js'
+import type { DeadLetterReason } from '../webhook/dead-letter.js'
+import type { WebhookMetrics } from '../webhook/http-sink.js'
+import { Registry, type CounterChild } from './metrics.js'
+
+/** Why a connection or call was refused before it was served. */
+export type RefusalReason = 'max_calls' | 'source' | 'unregistered'
+
+export interface ServiceMetrics {
+  readonly registry: Registry
+  readonly call: CallMetrics
+  readonly soniox: SonioxMetrics
+  readonly webhook: WebhookMetrics
+  connectionAccepted(): void
+  connectionRefused(reason: RefusalReason): void
+}
+
+export interface ServiceMetricsOptions {
+  version: string
+  /** Read at each scrape. */
+  ready: () => boolean
+  /** The webhook sink's queue and spool, read at each scrape; undefined without WEBHOOK_URL. */
+  webhook?: () => { pending: number; spoolBytes: number } | undefined
+  /** process.memoryUsage().rss by default. */
+  rss?: () => number
+  startTimeMs?: number
+}
+
+const END_REASONS: readonly CallEndReason[] = ['hangup', 'server_hangup', 'error', 'shutdown', 'timeout']
+const REFUSALS: readonly RefusalReason[] = ['max_calls', 'source', 'unregistered']
+const FRAME_TYPES = ['uuid', 'audio', 'dtmf', 'hangup', 'error', 'unknown'] as const
+const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['rejected', 'expired']
+
+/** Seconds; Soniox connects in ~0.1-0.5 s from a well-connected host, and times out at 10 s by default. */
+const CONNECT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/** Seconds from a transcript.final being published to its 2xx: milliseconds normally, minutes in an outage. */
+const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+
+export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMetrics {
+  const r = new Registry()
+  const startSeconds = (options.startTimeMs ?? Date.now()) / 1000
+  const rss = options.rss ?? (() => process.memoryUsage.rss())
+
+  r.gauge('audiosocket_build_info', 'Always 1; the version label says which build runs.', ['version']).child(options.version).set(1)
+  r.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', [], () => startSeconds)
+  r.gauge('process_resident_memory_bytes', 'Resident memory of the process, in bytes.', [], rss)
+  r.gauge('audiosocket_ready', '1 while new calls are accepted (GET /readyz answers 200), 0 while draining or while Soniox refuses the account.', [], () =>
+    options.ready() ? 1 : 0,
+  )
+
+  const connections = r.counter('audiosocket_connections_total', 'TCP connections accepted on the AudioSocket port (refused ones included).')
+  const refused = r.counter('audiosocket_connections_refused_total', 'Connections refused before being served, by reason: max_calls, source (ALLOWED_SOURCES), unregistered (REQUIRE_REGISTRATION).', ['reason'])
+  const refusedBy = Object.fromEntries(REFUSALS.map((reason) => [reason, refused.child(reason)])) as Record<RefusalReason, CounterChild>
+
+  const active = r.gauge('audiosocket_calls_active', 'Calls in progress (UUID received, call.ended not yet published).')
+  const started = r.counter('audiosocket_calls_started_total', 'Calls started (call.started published).')
+  const ended = r.counter('audiosocket_calls_total', 'Calls ended, by call.ended reason.', ['reason'])
+  const endedBy = Object.fromEntries(END_REASONS.map((reason) => [reason, ended.child(reason)])) as Record<CallEndReason, CounterChild>
+
+  const framesIn = r.counter('audiosocket_frames_received_total', 'AudioSocket frames received from Asterisk, by kind.', ['kind'])
+  const bytesIn = r.counter('audiosocket_bytes_received_total', 'AudioSocket payload bytes received from Asterisk, by kind (headers not counted).', ['kind'])
+  const framesOut = r.counter('audiosocket_frames_sent_total', 'AudioSocket frames sent to Asterisk, by kind: silence (keeping its inactivity timer alive), hangup.', ['kind'])
+  type FrameType = (typeof FRAME_TYPES)[number]
+  const inByType = Object.fromEntries(FRAME_TYPES.map((type) => [type, { frames: framesIn.child(type), bytes: bytesIn.child(type) }])) as Record<
+    FrameType,
+    { frames: CounterChild; bytes: CounterChild }
+  >
+  const silenceOut = framesOut.child('silence')
+  const hangupOut = framesOut.child('hangup')
+
+  const sessions = r.counter('audiosocket_soniox_sessions_total', 'Soniox real-time sessions opened (replacements and rotations included).')
+  const sessionsActive = r.gauge('audiosocket_soniox_sessions_active', 'Soniox sessions open now.')
+  const reconnects = r.counter('audiosocket_soniox_reconnects_total', 'Soniox sessions opened to replace a failed one.')
+  const errors = r.counter(
+    'audiosocket_soniox_errors_total',
+    'Soniox session failures, by error code (ERR_SONIOX_*) and Soniox/HTTP status (soniox_code, empty when none).',
+    ['code', 'soniox_code'],
+  )
+  const connectTime = r.histogram('audiosocket_soniox_connect_seconds', 'Time from opening a Soniox WebSocket to its upgrade completing.', CONNECT_BUCKETS)
+
+  const deliveries = r.counter('audiosocket_webhook_deliveries_total', 'Events the webhook answered 2xx.')
+  const failures = r.counter('audiosocket_webhook_failures_total', 'Webhook delivery attempts that failed (retried, or dead-lettered when not retriable).')
+  const deadLetters = r.counter('audiosocket_webhook_dead_letters_total', 'Events moved to the dead-letter file, by reason: rejected, expired.', ['reason'])
+  const deadLettersBy = Object.fromEntries(DEAD_LETTER_REASONS.map((reason) => [reason, deadLetters.child(reason)])) as Record<DeadLetterReason, CounterChild>
+  r.gauge('audiosocket_webhook_pending_events', 'Events waiting for delivery (in the spool, retrying or in flight).', [], () => options.webhook?.()?.pending ?? 0)
+  r.gauge('audiosocket_webhook_spool_bytes', 'Size of the webhook spool on disk, in bytes.', [], () => options.webhook?.()?.spoolBytes ?? 0)
+  const latency = r.histogram(
+    'audiosocket_transcript_delivery_latency_seconds',
+    'Time from a transcript.final event being published to the webhook answering it 2xx (retries and outages included).',
+    LATENCY_BUCKETS,
+  )
+
+  const call: CallMetrics = {
+    callStarted() {
+      started.inc()
+      active.inc()
+    },
+    callEnded(reason) {
+      endedBy[reason].inc()
+      active.dec()
+    },
+    frameReceived(type, payloadBytes) {
+      const series = inByType[type]
+      series.frames.value++
+      series.bytes.value += payloadBytes
+    },
+    frameSent(kind) {
+      ;(kind === 'silence' ? silenceOut : hangupOut).value++
+    },
+  }
+
+  const soniox: SonioxMetrics = {
+    sessionOpened() {
+      sessions.inc()
+      sessionsActive.inc()
+    },
+    sessionClosed() {
+      sessionsActive.dec()
+    },
+    connected(ms) {
+      connectTime.observe(ms / 1000)
+    },
+    reconnected() {
+      reconnects.inc()
+    },
+    error(error: AppError) {
+      errors.child(error.code, sonioxCodeLabel((error as SonioxError).sonioxCode)).inc()
+    },
+  }
+
+  const webhook: WebhookMetrics = {
+    delivered(type, latencyMs) {
+      deliveries.inc()
+      if (type === 'transcript.final' && latencyMs !== undefined) latency.observe(Math.max(0, latencyMs) / 1000)
+    },
+    attemptFailed() {
+      failures.inc()
+    },
+    deadLettered(reason) {
+      deadLettersBy[reason].inc()
+    },
+  }
+
+  return {
+    registry: r,
+    call,
+    soniox,
+    webhook,
+    connectionAccepted: () => connections.inc(),
+    connectionRefused: (reason) => refusedBy[reason].inc(),
+  }
+}
+
+/** Soniox codes are HTTP-like statuses; anything else is folded into "other" to keep the series few. */
+function sonioxCodeLabel(code: number | undefined): string {
+  if (code === undefined) return ''
+  return Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other'
+}

@@ -1,0 +1,78 @@
+/**
+ * `audiosocket-soniox check`, spawned as an admin runs it after installing: one verdict per item,
+ * a real (stand-in) Soniox session and a real signed POST, and an exit code a script can use.
+ */
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startFakeSoniox } from '../support/fake-soniox.js'
+import { WEBHOOK_SECRET } from '../support/harness.js'
+import { spawnCli } from '../support/spawn-server.js'
+import { startWebhookReceiver } from '../support/webhook-receiver.js'
+
+t.test('everything works: ok per item, a signed test event, exit 0', async (t) => {
+  const soniox = await startFakeSoniox()
+  const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET })
+  const spoolDir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-check-'))
+  t.teardown(async () => {
+    await receiver.close()
+    await soniox.close()
+    rmSync(spoolDir, { recursive: true, force: true })
+  })
+  const p = spawnCli(['check'], {
+    SONIOX_API_KEY: 'test-key',
+    SONIOX_WEBSOCKET_URL: soniox.url,
+    SONIOX_LANGUAGE_HINTS: 'en,de',
+    WEBHOOK_URL: receiver.url,
+    WEBHOOK_SECRET,
+    SPOOL_DIR: join(spoolDir, 'spool'),
+  })
+  t.equal(await p.exited, 0)
+  const out = p.stdoutLines
+  t.match(out[0], /^ok {4}config {3}valid: AudioSocket on 127\.0\.0\.1:9092, HTTP off, events to http:\/\/127\.0\.0\.1:\d+/)
+  t.match(out[1], /^ok {4}dns {6}127\.0\.0\.1 resolves to 127\.0\.0\.1$/)
+  t.match(out[2], /^ok {4}soniox {3}session accepted and finished in \d+ ms \(connected in \d+ ms; model stt-rt-v5\)$/)
+  t.match(out[3], /^ok {4}webhook {2}http:\/\/127\.0\.0\.1:\d+\/\S* answered 204 to a signed test event$/)
+  t.match(out[4], /^ok {4}spool {4}.*spool does not exist yet; the server creates it/)
+  t.equal(out.at(-1), 'verdict: ready to take calls')
+
+  const session = soniox.sessions[0]
+  t.equal(soniox.sessions.length, 1)
+  t.match(session?.startMessage, { client_reference_id: 'audiosocket-soniox-check', language_hints: ['en', 'de'] }, 'the configured options are what is checked')
+  t.equal(session?.audio.length, 1600, '100 ms of silence')
+  t.equal(session?.endOfAudio, 'binary', 'then the empty frame')
+  t.same(session?.violations, [])
+  t.equal(receiver.requests.length, 1)
+  const request = receiver.requests[0]
+  t.equal(request?.signatureValid, true, 'the test event is signed like every event')
+  t.match(request?.body, { type: 'webhook.test', call_id: '00000000-0000-0000-0000-000000000000', seq: 0, data: { version: String } })
+})
+
+t.test('a refused key and a refusing webhook: FAIL lines that say what to fix, exit 1', async (t) => {
+  const soniox = await startFakeSoniox()
+  const receiver = await startWebhookReceiver({ respond: () => ({ status: 401, body: '{"error":"bad signature"}' }) })
+  t.teardown(async () => {
+    await receiver.close()
+    await soniox.close()
+  })
+  const p = spawnCli(['check'], { SONIOX_API_KEY: 'not-the-key', SONIOX_WEBSOCKET_URL: soniox.url, WEBHOOK_URL: receiver.url })
+  t.equal(await p.exited, 1)
+  const text = p.stdoutLines.join('\n')
+  t.match(text, /^FAIL {2}soniox {3}Soniox error 401 .*SONIOX_API_KEY is refused/m)
+  t.match(text, /^FAIL {2}webhook {2}http:\/\/\S+ answered 401: \{"error":"bad signature"\}$/m)
+  t.match(text, /^verdict: 2 problem\(s\)/m)
+  t.notMatch(text + p.stderrLines.join('\n'), /not-the-key/, 'the key is never printed')
+})
+
+t.test('no webhook: skipped, not failed; bad settings: exit 78', async (t) => {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
+  t.equal(await p.exited, 0)
+  t.match(p.stdoutLines.join('\n'), /^skip {2}webhook {2}WEBHOOK_URL is not set/m)
+
+  const bad = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', MAX_CALLS: 'lots' })
+  t.equal(await bad.exited, 78)
+  t.match(bad.stdoutLines.join('\n'), /^FAIL {2}config {3}invalid configuration:\n\s+MAX_CALLS \(admission\.maxCalls\): must be a whole number/m)
+})

@@ -1,0 +1,124 @@
+/**
+ * What ships besides the code: the systemd unit (systemd-analyze verify and its security score when
+ * available), the HAProxy sample (haproxy -c when installed), the Dockerfile and the dialplan
+ * sample, checked for what the README promises of them.
+ */
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseRegistration } from '../src/server/registrations.js'
+import { BIN } from './support/spawn-server.js'
+
+const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8')
+const UNIT = read('packaging/audiosocket-soniox.service')
+const has = (cmd: string): boolean => spawnSync(cmd, ['--version']).error === undefined
+
+/** Setting lines of a unit file, `Key=value` without comments. */
+function unitSettings(text: string): Array<[string, string]> {
+  return text
+    .split('\n')
+    .filter((l) => /^[A-Za-z]+=/.test(l))
+    .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])
+}
+
+t.test('the systemd unit has what a network daemon needs', async (t) => {
+  const settings = new Map<string, string[]>()
+  for (const [k, v] of unitSettings(UNIT)) settings.set(k, [...(settings.get(k) ?? []), v])
+  const one = (k: string): string | undefined => settings.get(k)?.[0]
+  t.equal(one('Type'), 'exec')
+  t.equal(one('DynamicUser'), 'yes')
+  t.equal(one('StateDirectory'), 'audiosocket-soniox')
+  t.match(one('Environment'), /SPOOL_DIR=\/var\/lib\/audiosocket-soniox/, 'the spool lives in the StateDirectory')
+  t.equal(one('EnvironmentFile'), '/etc/audiosocket-soniox/env', 'secrets come from a root-only file, not the unit')
+  t.equal(one('Restart'), 'on-failure')
+  t.equal(one('RestartPreventExitStatus'), '78', 'no restart loop on invalid settings (EX_CONFIG)')
+  t.equal(one('KillSignal'), 'SIGTERM')
+  const stopSeconds = Number(/^(\d+)s$/.exec(one('TimeoutStopSec') ?? '')?.[1])
+  t.ok(stopSeconds > 30 + 10 + 10, 'stop waits longer than drain + Soniox finish + flush before SIGKILL')
+  for (const [key, value] of [
+    ['ProtectSystem', 'strict'],
+    ['NoNewPrivileges', 'yes'],
+    ['PrivateTmp', 'yes'],
+    ['ProtectHome', 'yes'],
+    ['RestrictAddressFamilies', 'AF_INET AF_INET6 AF_UNIX'],
+    ['SystemCallFilter', '@system-service'],
+    ['CapabilityBoundingSet', ''],
+  ]) {
+    t.ok(settings.get(key as string)?.includes(value as string), `${key}=${value}`)
+  }
+  t.notOk(settings.has('MemoryDenyWriteExecute'), 'no MemoryDenyWriteExecute: V8 needs writable executable memory')
+})
+
+t.test('systemd-analyze verify accepts the unit', { skip: has('systemd-analyze') ? false : 'systemd-analyze is not installed (the unit is checked where systemd is)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-unit-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // verify checks that ExecStart exists: point it at this checkout's build.
+  const unit = join(dir, 'audiosocket-soniox.service')
+  writeFileSync(unit, UNIT.replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${BIN} serve`))
+  const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' })
+  t.equal(verify.status, 0, verify.stderr)
+  t.equal(verify.stderr.trim(), '', 'no warnings either (an unknown or misspelt key is only a warning)')
+
+  const security = spawnSync('systemd-analyze', ['security', '--offline=true', '--threshold=20', unit], { encoding: 'utf8' })
+  if (/unrecognized option|Unknown option/i.test(security.stderr)) {
+    t.comment('systemd-analyze security --offline is not supported by this systemd; exposure not scored')
+    return
+  }
+  const exposure = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout)?.[1]
+  t.equal(security.status, 0, `exposure ${exposure} is at most 2.0 of 10 ("OK")`)
+})
+
+t.test('the HAProxy sample is valid HAProxy configuration', { skip: has('haproxy') ? false : 'haproxy is not installed (apt-get install haproxy)' }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-haproxy-cfg-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const cfg = join(dir, 'haproxy.cfg')
+  // Only what depends on the host: the haproxy user and the admin socket's directory.
+  writeFileSync(cfg, read('packaging/haproxy.cfg').replace(/^\s*(user|group)\b.*$/gm, '').replace(/stats socket \S+/, `stats socket ${join(dir, 'admin.sock')}`))
+  const check = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8' })
+  t.equal(check.status, 0, check.stdout + check.stderr)
+  t.notMatch(check.stdout + check.stderr, /WARNING/, 'no warnings')
+})
+
+t.test('the Dockerfile: multi-stage on Node LTS, production dependencies only, non-root, healthcheck, 0.0.0.0', async (t) => {
+  const dockerfile = read('Dockerfile')
+  const froms = dockerfile.match(/^FROM .*$/gm) ?? []
+  t.equal(froms.length, 2, 'a build stage and a runtime stage')
+  t.match(dockerfile, /^ARG NODE_IMAGE=node:(2[2468]|[3-9]\d)-\S+-slim$/m, 'an even-numbered (LTS) Node.js line')
+  t.match(dockerfile, /npm prune --omit=dev/, 'dev dependencies pruned before the copy')
+  t.notMatch(dockerfile.slice(dockerfile.lastIndexOf('FROM')), /COPY (src|test)|npm (ci|install)/, 'the runtime stage copies no sources and installs nothing')
+  t.match(dockerfile, /^USER node$/m, 'runs as the unprivileged node user')
+  t.match(dockerfile, /^HEALTHCHECK .*\n.*\/healthz/m, 'health from /healthz')
+  t.match(dockerfile, /AUDIOSOCKET_HOST=0\.0\.0\.0/)
+  t.match(dockerfile, /HTTP_HOST=0\.0\.0\.0/)
+  t.match(dockerfile, /^EXPOSE 9092 9093$/m)
+  t.match(dockerfile, /^VOLUME \/var\/lib\/audiosocket-soniox$/m, 'the spool on a volume')
+})
+
+t.test('the dialplan sample: Answer() first, both UUID forms, wideband Dial, a registration the server accepts', async (t) => {
+  const sample = read('asterisk-dialplan.conf.sample')
+  const extensions = sample.split(/^exten => /m).slice(1)
+  t.ok(extensions.length >= 4)
+  for (const ext of extensions) {
+    const lines = ext.split('\n').filter((l) => !l.trim().startsWith(';'))
+    t.match(lines[0], /^\d+,1,Answer\(\)/, `extension ${ext.slice(0, 3)} answers first`)
+  }
+  t.match(sample, /AudioSocket\(\$\{CALL_UUID\},127\.0\.0\.1:9092\)/)
+  t.match(sample, /Set\(CALL_UUID=\$\{UUID\(\)\}\)/)
+  t.match(sample, /Set\(CALL_UUID=\$\{SHELL\(uuidgen \| tr -d '\\n'\)\}\)/, 'the SHELL fallback strips the newline')
+  t.match(sample, /Dial\(AudioSocket\/127\.0\.0\.1:9092\/\$\{CALL_UUID\}\/c\(slin16\)/)
+  t.match(sample, /20\.14.*DTMF|DTMF.*20\.14/)
+  t.match(sample, /20\.17/, 'when wideband kinds arrived')
+  t.match(sample, /2 s/, 'the inactivity timeout')
+
+  const registration = /^ same => n,Set\(REG_BODY=(.*)\)$/m.exec(sample)?.[1]
+  t.ok(registration, 'a registration body')
+  // Asterisk substitutes ${...} (possibly nested) before CURL() sends it; any plain value will do here.
+  let body = registration ?? ''
+  while (/\$\{[^{}]*\}/.test(body)) body = body.replace(/\$\{[^{}]*\}/g, 'x')
+  t.same(parseRegistration(JSON.parse(body)), { options: { recognition: { languageHints: ['en', 'es'] }, metadata: { caller: 'x', exten: 'x', channel: 'x' } } }, 'the server accepts the sample body')
+  t.match(sample, /CURL\(http:\/\/127\.0\.0\.1:9093\/calls\/\$\{CALL_UUID\},\$\{REG_BODY\}\)/, 'POSTed to /calls/<uuid> before AudioSocket()')
+  t.ok(sample.indexOf('CURL(http') < sample.indexOf('AudioSocket(${CALL_UUID}', sample.indexOf('CURL(http')), 'registration comes before the connection')
+  t.match(sample, /CURLOPT\(httpheader\)=Authorization: Bearer /)
+})
