@@ -4,6 +4,7 @@
  * and end every remaining call properly on shutdown.
  */
 import net from 'node:net'
+import { LogThrottle } from '../shared/log-throttle.js'
 import { encodeHangup } from '../audiosocket/index.js'
 import type { Logger } from '../logger.js'
 import type { CallSession } from '../call/call-session.js'
@@ -91,6 +92,9 @@ export class AudioSocketServer {
     return this.listenerClosed
   }
 
+  /** Refusals are counted in metrics every time but logged at most once per reason per 10 s. */
+  private readonly refusalLogs = new LogThrottle(10_000)
+
   private onConnection(socket: net.Socket): void {
     const metrics = this.options.metrics
     metrics?.connectionAccepted()
@@ -101,14 +105,16 @@ export class AudioSocketServer {
       // and every Asterisk version treats a reset as a failed AudioSocket (the channel hangs up),
       // whereas Asterisk before 20.14 ignores a bare FIN and leaves the caller in a dead call.
       metrics?.connectionRefused('source')
-      this.options.logger.warn({ remote }, 'connection refused: source address not in ALLOWED_SOURCES')
+      const suppressed = this.refusalLogs.take('source')
+      if (suppressed !== undefined) this.options.logger.warn({ remote, suppressed }, 'connection refused: source address not in ALLOWED_SOURCES')
       socket.resetAndDestroy()
       return
     }
     const maxCalls = this.options.maxCalls ?? 0
     if (maxCalls > 0 && this.calls.size >= maxCalls) {
       metrics?.connectionRefused('max_calls')
-      this.options.logger.warn({ remote, activeCalls: this.calls.size, maxCalls }, 'connection refused: MAX_CALLS reached')
+      const suppressed = this.refusalLogs.take('max_calls')
+      if (suppressed !== undefined) this.options.logger.warn({ remote, activeCalls: this.calls.size, maxCalls, suppressed }, 'connection refused: MAX_CALLS reached')
       this.refuseWithHangup(socket)
       return
     }
