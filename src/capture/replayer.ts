@@ -478,9 +478,11 @@ class CallReplay {
     this.#clock.clearTimer(this.#connectTimer)
     this.#clock.clearTimer(this.#lingerTimer)
     if (wasConnecting) this.#failure ??= `cannot connect to ${this.#options.host}:${this.#options.port}`
-    // Complete once every recorded byte went out: a server closing just before Asterisk's FIN cut nothing.
     const complete = !this.#plan.steps.slice(this.#next).some((step) => step.type === 'data')
-    if (this.#failure === undefined && !complete && !this.#plan.serverEndedInCapture) {
+    // Cut short: the server ended the call where the recorded server did not, either before our
+    // side ended or by a hangup frame (a server's explicit decision, whenever it arrives).
+    const serverEnded = this.#serverEndedFirst || this.#serverEnding === 'hangup-frame'
+    if (this.#failure === undefined && serverEnded && !this.#plan.serverEndedInCapture) {
       const sent = this.#sentFrames()
       this.#failure = `cut short: the server ended the call (${this.#serverEnding}) after ${sent} of ${this.#plan.frameEnds.length} frames`
     }

@@ -1,0 +1,104 @@
+/**
+ * src/capture/inspect.ts: on the real recordings the report agrees with the summaries written when
+ * they were recorded (fixtures/asterisk-22.10.1/*.json); on the hand-built violations it names
+ * each violation with its offset and time.
+ */
+import t from 'tap'
+import { formatReport, inspectCapture } from '../../src/capture/index.js'
+import { loadFixtureCapture } from '../support/capture-fixtures.js'
+import { loadCaptureSummary } from '../support/frames.js'
+
+interface FullSummary {
+  uuid: string
+  frames: number
+  countsByType: Record<string, number>
+  audioSizes: Record<string, number>
+  firstAudioAtMs: number
+  lastAudioAtMs: number
+  audioMs: number
+  gapsOver40ms: Array<{ atMs: number; gapMs: number }>
+  dtmf: Array<{ atMs: number; digit: string }>
+  end: { peerFinAtMs: number }
+}
+
+for (const stem of ['app-8k-speech', 'app-8k-dtmf', 'dial-16k-speech', 'chan-16k-dtmf', 'dial-48k-speech']) {
+  t.test(`${stem}: the report matches the recording's own summary`, async (t) => {
+    const summary = loadCaptureSummary(stem) as unknown as FullSummary
+    const report = inspectCapture(loadFixtureCapture(stem))
+    const d = report.inbound
+    t.equal(report.uuid, summary.uuid)
+    t.equal(d.frames, summary.frames)
+    t.same(
+      Object.fromEntries(d.byKind.map((k) => [k.kind, k.count])),
+      Object.fromEntries(Object.entries(summary.countsByType).map(([label, n]) => [Number(label.split(' ')[0]), n])),
+      'frames per kind',
+    )
+    t.same(Object.fromEntries(d.audio!.sizes.map((s) => [String(s.length), s.count])), summary.audioSizes, 'audio frame sizes')
+    t.equal(d.audio!.firstAtMs, summary.firstAudioAtMs)
+    t.equal(d.audio!.lastAtMs, summary.lastAudioAtMs)
+    t.equal(Math.round(d.audio!.ms), Math.round(summary.audioMs), 'audio duration')
+    t.same(d.gaps.map((g) => [Math.round(g.atMs), Math.round(g.gapMs)]), summary.gapsOver40ms.map((g) => [Math.round(g.atMs), Math.round(g.gapMs)]), 'gaps over 40 ms')
+    t.same(d.dtmf.map((x) => [x.digit, x.atMs]), summary.dtmf.map((x) => [x.digit, x.atMs]), 'DTMF digits with their times')
+    t.match(report.ending, { by: 'asterisk', atMs: summary.end.peerFinAtMs })
+    t.same(d.violations, [], 'a real Asterisk stream has no violation')
+    t.ok(d.cadence!.p50Ms > 19.5 && d.cadence!.p50Ms < 20.5, `20 ms cadence (median ${d.cadence!.p50Ms} ms)`)
+    t.equal(d.chunking.maxFramesPerRead, 1, 'one frame per write, as Asterisk writes')
+    t.equal(report.outbound.bytes, 0)
+  })
+}
+
+t.test('the text report carries what an admin looks for', async (t) => {
+  const text = formatReport(inspectCapture(loadFixtureCapture('app-8k-dtmf')), 'app-8k-dtmf.ascap')
+  t.match(text, /uuid +e19e5fa9-ba02-4bac-a2bf-7aa12ec945df/)
+  t.match(text, /0x01 uuid x1, 0x03 dtmf x4, 0x10 audio 8 kHz x670/)
+  t.match(text, /670 frames, 214168 bytes = 13385\.5 ms at 8000 Hz/)
+  t.match(text, /dtmf +2 at 4592\.3 ms, 4 at 14738\.7 ms, 7 at 15189\.6 ms, # at 15640\.6 ms/)
+  t.match(text, /gaps>40ms +562\.1 ms before 4842\.9 ms/)
+  t.match(text, /cadence +\d+ intervals: mean 20\.\d\d ms/)
+  t.match(text, /violations +none/)
+  t.match(text, /Asterisk closed first \(FIN at 15891\.4 ms\)/)
+})
+
+t.test('--frames lists every frame in time order', async (t) => {
+  const report = inspectCapture(loadFixtureCapture('app-8k-dtmf'), { frames: true })
+  t.equal(report.frames?.length, 675)
+  t.match(report.frames?.[0], { atMs: 1.438, direction: 'in', offset: 0, kind: 0x01, length: 16, detail: 'e19e5fa9-ba02-4bac-a2bf-7aa12ec945df' })
+  t.match(report.frames?.[1], { offset: 19, kind: 0x10, length: 320, detail: '20 ms at 8000 Hz' })
+  const times = report.frames!.map((f) => f.atMs)
+  t.same(times, [...times].sort((a, b) => a - b))
+  t.match(formatReport(report, 'x'), /\n +1\.438 +in +0 +0x01 +16 +uuid: e19e5fa9/)
+})
+
+t.test('violations are named with their offsets', async (t) => {
+  const cases: Array<{ stem: string; expect: Array<{ direction: 'in' | 'out'; code: string; offset: number; severity: string }> }> = [
+    { stem: 'violation-bad-dtmf', expect: [{ direction: 'in', code: 'bad-dtmf', offset: 19 + 10 * 323, severity: 'error' }] },
+    { stem: 'violation-first-frame', expect: [{ direction: 'in', code: 'first-frame', offset: 0, severity: 'error' }] },
+    { stem: 'violation-truncated-frame', expect: [{ direction: 'in', code: 'truncated-frame', offset: 19 + 5 * 323, severity: 'error' }] },
+    { stem: 'violation-rate-change', expect: [{ direction: 'in', code: 'rate-change', offset: 19 + 5 * 323, severity: 'error' }] },
+    {
+      stem: 'violation-server-writes',
+      expect: [
+        { direction: 'out', code: 'split-write', offset: 0, severity: 'error' },
+        { direction: 'out', code: 'unexpected-kind', offset: 323, severity: 'error' },
+        { direction: 'out', code: 'after-hangup', offset: 330, severity: 'warning' },
+      ],
+    },
+  ]
+  for (const c of cases) {
+    const report = inspectCapture(loadFixtureCapture(c.stem))
+    const found = [...report.inbound.violations, ...report.outbound.violations].map((v) => ({ direction: v.direction, code: v.code, offset: v.offset, severity: v.severity }))
+    t.same(found, c.expect, c.stem)
+  }
+  const bad = inspectCapture(loadFixtureCapture('violation-bad-dtmf'))
+  t.match(bad.inbound.violations[0], { atMs: 220, message: /DTMF frame carries byte 0x78/ })
+  t.equal(bad.inbound.frames, 1 + 10 + 1 + 5, 'the walk goes on past a bad payload: framing is still in sync')
+  const split = inspectCapture(loadFixtureCapture('violation-server-writes'))
+  t.match(split.outbound.violations[0]?.message, /written in pieces 8 ms apart: Asterisk waits at most 5 ms/)
+  t.equal(split.ending.serverHangupAtMs, 140)
+  t.match(formatReport(split, 'x'), /error +offset 0 at 118\.0 ms +split-write/)
+})
+
+t.test('a salvaged capture says it is truncated', async (t) => {
+  const capture = { ...loadFixtureCapture('violation-bad-dtmf'), truncated: { atByte: 999, reason: 'the end record is missing' } }
+  t.match(formatReport(inspectCapture(capture), 'x'), /TRUNCATED cut off at byte 999: the end record is missing/)
+})
