@@ -102,6 +102,9 @@ export class CaptureRecorder {
   #writing: Promise<void> | undefined
   #handle: Promise<CaptureFileHandle>
   #closing: Promise<string | undefined> | undefined
+  #opened = false
+  /** After a failure: closing the file and removing the partial capture. */
+  #cleanup: Promise<void> = Promise.resolve()
   #uuidParser: FrameParser | undefined = new FrameParser({ maxPayloadLength: UUID_PAYLOAD_LENGTH })
   #uuid: string | undefined
   #path: string | undefined
@@ -123,6 +126,10 @@ export class CaptureRecorder {
 
     this.#enqueue(encodeCapturePreamble({ ...options.header, capturedAt: new Date(wallMs).toISOString() } as CaptureHeader))
     this.#handle = this.#fs.mkdir(this.#dir).then(() => this.#fs.open(this.#tmpPath))
+    this.#handle.then(
+      () => (this.#opened = true),
+      () => {},
+    )
     // A failed open is handled by the write loop; this keeps it from being an unhandled rejection.
     this.#handle.catch(() => {})
   }
@@ -168,7 +175,8 @@ export class CaptureRecorder {
    */
   close(): Promise<string | undefined> {
     if (this.#closing) return this.#closing
-    if (this.#state === 'failed') return (this.#closing = Promise.resolve(undefined))
+    // A failed recording is "closed" once its partial file is gone, so nothing half-written outlives close().
+    if (this.#state === 'failed') return (this.#closing = this.#cleanup.then(() => undefined))
     this.#enqueue(encodeRecord(this.#offsetUs(), 'end', null))
     this.#state = 'closing'
     this.#closing = this.#finish()
@@ -234,7 +242,10 @@ export class CaptureRecorder {
   async #finish(): Promise<string | undefined> {
     this.#flush()
     while (this.#writing !== undefined) await this.#writing
-    if (this.#state === 'failed') return undefined
+    if (this.#state === 'failed') {
+      await this.#cleanup
+      return undefined
+    }
     try {
       const handle = await this.#handle
       await handle.close()
@@ -247,6 +258,7 @@ export class CaptureRecorder {
       return path
     } catch (err) {
       this.#fail(err)
+      await this.#cleanup
       return undefined
     }
   }
@@ -264,11 +276,16 @@ export class CaptureRecorder {
         ? err
         : new AppError('ERR_CAPTURE_WRITE', `cannot write capture ${this.#tmpPath}: ${(err as Error)?.message ?? String(err)}`, { cause: err })
     this.#logger.warn({ err: error, captureFile: this.#tmpPath, callId: this.#uuid }, 'call recording stopped; the call continues unrecorded')
-    void this.#handle
-      .then((h) => h.close())
-      .catch(() => {})
-      .then(() => this.#fs.unlink(this.#tmpPath))
-      .catch(() => {})
+    const removePartial = (): Promise<void> =>
+      this.#handle
+        .then((h) => h.close())
+        .catch(() => {})
+        .then(() => this.#fs.unlink(this.#tmpPath))
+        .catch(() => {})
+    // Awaited by close() when the file is open; a disk still hanging on open() must not hang
+    // close(), so then the removal just happens whenever the open settles.
+    if (this.#opened) this.#cleanup = removePartial()
+    else void removePartial()
   }
 }
 
