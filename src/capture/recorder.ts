@@ -126,12 +126,12 @@ export class CaptureRecorder {
 
     this.#enqueue(encodeCapturePreamble({ ...options.header, capturedAt: new Date(wallMs).toISOString() } as CaptureHeader))
     this.#handle = this.#fs.mkdir(this.#dir).then(() => this.#fs.open(this.#tmpPath))
+    // A failed open is handled by the write loop; the rejection handler here keeps it from being
+    // an unhandled rejection.
     this.#handle.then(
       () => (this.#opened = true),
       () => {},
     )
-    // A failed open is handled by the write loop; this keeps it from being an unhandled rejection.
-    this.#handle.catch(() => {})
   }
 
   get state(): RecorderState {
