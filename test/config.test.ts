@@ -75,7 +75,7 @@ t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   t.equal(c.webhook.url, null, 'no webhook URL: events go to stdout')
   t.equal(c.webhook.secret, null)
   t.equal(c.webhook.maxAgeMs, 24 * 3600 * 1000, 'WEBHOOK_MAX_AGE defaults to 24 h')
-  t.equal(c.webhook.concurrency, 8)
+  t.equal(c.webhook.concurrency, 64)
   t.same(c.webhook.headers, {})
   t.equal(c.webhook.caFile, null)
   t.equal(c.spool.dir, 'var/spool', 'relative: resolved against the working directory when the spool opens')
