@@ -19,24 +19,13 @@ import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
 import { FakeTimers } from '../support/fake-timers.js'
 import { waitUntil } from '../support/wait.js'
+import { MINIMAL_RECOGNITION } from '../support/recognition.js'
 
 const RATE = 8000
 const FRAME_BYTES = 320 // 20 ms of 8 kHz s16le
 const LONG = 10 * 60_000
 
-const RECOGNITION: RecognitionOptions = {
-  model: 'stt-rt-v5',
-  languageHints: ['en'],
-  languageHintsStrict: false,
-  context: null,
-  endpointDetection: true,
-  maxEndpointDelayMs: null,
-  endpointSensitivity: null,
-  endpointLatencyAdjustmentLevel: null,
-  speakerDiarization: false,
-  languageIdentification: false,
-  translation: null,
-}
+const RECOGNITION: RecognitionOptions = { ...MINIMAL_RECOGNITION, languageHints: ['en'] }
 
 interface Sent {
   text: boolean

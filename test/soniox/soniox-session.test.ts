@@ -10,25 +10,14 @@ import { SonioxSession, type SonioxError, type SonioxSessionOptions } from '../.
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { TranscriptAssembler } from '../../src/soniox/transcript-assembler.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
+import { MINIMAL_RECOGNITION } from '../support/recognition.js'
 
 const KEY = 'test-key'
 const RATE = 8000
 /** 20 ms of 8 kHz s16le: one typical AudioSocket frame. */
 const FRAME_BYTES = 320
 
-const RECOGNITION: RecognitionOptions = {
-  model: 'stt-rt-v5',
-  languageHints: ['en'],
-  languageHintsStrict: false,
-  context: null,
-  endpointDetection: true,
-  maxEndpointDelayMs: null,
-  endpointSensitivity: null,
-  endpointLatencyAdjustmentLevel: null,
-  speakerDiarization: false,
-  languageIdentification: false,
-  translation: null,
-}
+const RECOGNITION: RecognitionOptions = { ...MINIMAL_RECOGNITION, languageHints: ['en'] }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

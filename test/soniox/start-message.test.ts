@@ -6,20 +6,9 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { buildStartMessage, type RecognitionOptions } from '../../src/soniox/start-message.js'
 import { startFakeSoniox } from '../support/fake-soniox.js'
+import { MINIMAL_RECOGNITION } from '../support/recognition.js'
 
-const MINIMAL: RecognitionOptions = {
-  model: 'stt-rt-v5',
-  languageHints: [],
-  languageHintsStrict: false,
-  context: null,
-  endpointDetection: true,
-  maxEndpointDelayMs: null,
-  endpointSensitivity: null,
-  endpointLatencyAdjustmentLevel: null,
-  speakerDiarization: false,
-  languageIdentification: false,
-  translation: null,
-}
+const MINIMAL: RecognitionOptions = MINIMAL_RECOGNITION
 
 const ALL: RecognitionOptions = {
   model: 'stt-rt-v5',
