@@ -47,26 +47,11 @@ export class TranscriptAssembler {
   private utteranceIndex = 0
   private readonly finalPieces: string[] = []
 
-  /**
-   * @param offsetMs added to every token timestamp: the call audio time at which the current
-   *   Soniox session's audio begins (0 for the first session).
-   */
-  constructor(private offsetMs = 0) {}
-
-  /**
-   * Sets the offset for tokens pushed from now on (a new Soniox session). Tokens already held
-   * keep the offset of the session they came from: shifting happens at push time.
-   */
-  setOffset(offsetMs: number): void {
-    this.offsetMs = offsetMs
-  }
-
   /** Feeds one result message; returns the utterances it closed, in order. */
   push(result: SonioxResult): Utterance[] {
     const closed: Utterance[] = []
     const provisional: SonioxToken[] = []
-    for (const raw of result.tokens) {
-      const token = this.shift(raw)
+    for (const token of result.tokens) {
       if (!token.is_final) {
         provisional.push(token)
         continue
@@ -143,15 +128,6 @@ export class TranscriptAssembler {
     if (t.speaker !== undefined) out.speaker = t.speaker
     if (t.language !== undefined) out.language = t.language
     return out
-  }
-
-  /** Moves a token from session audio time into call audio time (no copy for the first session). */
-  private shift(token: SonioxToken): SonioxToken {
-    if (this.offsetMs === 0 || (token.start_ms === undefined && token.end_ms === undefined)) return token
-    const shifted: SonioxToken = { ...token }
-    if (token.start_ms !== undefined) shifted.start_ms = token.start_ms + this.offsetMs
-    if (token.end_ms !== undefined) shifted.end_ms = token.end_ms + this.offsetMs
-    return shifted
   }
 }
 

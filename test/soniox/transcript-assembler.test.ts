@@ -162,37 +162,16 @@ t.test('start_ms / end_ms come from the first / last timed token', async (t) => 
   t.equal(zero?.end_ms, 0)
 })
 
-t.test('setOffset shifts the timestamps of utterances and their tokens', async (t) => {
-  const a = new TranscriptAssembler(1000)
-  const [first] = a.push(result(fin(' a', { at: 0, end: 100 }), fin(' b', { at: 100, end: 250 }), fin('!'), END))
-  t.equal(first?.start_ms, 1000, 'constructor offset')
-  t.equal(first?.end_ms, 1250)
-  t.strictSame(first?.tokens, [
-    { text: ' a', start_ms: 1000, end_ms: 1100 },
-    { text: ' b', start_ms: 1100, end_ms: 1250 },
-    { text: '!' },
-  ])
-
-  a.setOffset(60_000)
-  const [second] = a.push(result(fin(' c', { at: 50, end: 90 }), END))
-  t.equal(second?.start_ms, 60_050)
-  t.equal(second?.end_ms, 60_090)
-  t.match(second?.tokens, [{ start_ms: 60_050, end_ms: 60_090 }])
-  a.push(result(nonFinal(' d', { at: 200 })))
-  t.equal(a.partial()?.start_ms, 60_200, 'partial start_ms is shifted too')
-})
-
-t.test('tokens pushed before setOffset keep the offset of the session they came from', async (t) => {
-  // Reconnect: session 1 sent final tokens but no <end> yet; session 2 starts at call time 5000 ms
-  // and its first <end> closes the utterance. The session-1 tokens were at 100..300 ms of call time.
-  const a = new TranscriptAssembler(0)
+t.test('an utterance left open by one Soniox session is completed by the next one\'s tokens', async (t) => {
+  // Reconnect: session 1 sent final tokens but no <end>; session 2 (its tokens already moved into
+  // call time by ResilientTranscriber) sends the rest and the <end>. One utterance, not two.
+  const a = new TranscriptAssembler()
   a.push(result(fin(' hel', { at: 100, end: 200 }), fin('lo', { at: 200, end: 300 })))
-  a.setOffset(5000)
-  const [u] = a.push(result(fin(' again', { at: 0, end: 100 }), END))
+  const [u] = a.push(result(fin(' again', { at: 5000, end: 5100 }), END))
   t.equal(u?.text, ' hello again')
-  t.equal(u?.end_ms, 5100, 'the session-2 token is shifted')
-  t.equal(u?.start_ms, 100, 'the session-1 token keeps offset 0')
-  t.match(u?.tokens[0], { start_ms: 100, end_ms: 200 }, 'the session-1 token timestamps keep offset 0')
+  t.equal(u?.start_ms, 100)
+  t.equal(u?.end_ms, 5100)
+  t.equal(a.utteranceCount, 1)
 })
 
 t.test('confidence is the mean of the tokens, rounded to 3 places', async (t) => {
