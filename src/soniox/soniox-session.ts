@@ -138,9 +138,9 @@ export class SonioxSession {
   private readonly clearTimer: (timer: NodeJS.Timeout) => void
   private readonly now: () => number
 
-  /** Audio bytes handed to the WebSocket (excluding what was dropped). */
+  /** Audio bytes handed to the WebSocket. */
   bytesSent = 0
-  /** Audio bytes dropped because a buffer bound was reached. */
+  /** Audio bytes offered after the session stopped accepting (ended, failed or closed). */
   bytesDropped = 0
 
   constructor(
@@ -180,7 +180,12 @@ export class SonioxSession {
     if (this.stateValue === 'open') this.sendStart()
   }
 
-  /** Forwards call audio. Never throws; audio is dropped (and counted) only when a bound is hit. */
+  /**
+   * Forwards call audio. Never throws. Past the bound of audio waiting for the socket, the session
+   * fails (ERR_SONIOX_BACKPRESSURE) rather than dropping audio: a hole in the middle of a session
+   * would shift every later timestamp, whereas a failed session is resumed by the caller from the
+   * audio it holds, where any loss is bounded and counted.
+   */
   sendAudio(chunk: Buffer): void {
     if (chunk.length === 0) return
     if (!this.isAccepting()) {
@@ -189,7 +194,7 @@ export class SonioxSession {
     }
     if (!this.startSent) {
       if (this.pendingBytes + chunk.length > this.maxBufferedBytes()) {
-        this.bytesDropped += chunk.length
+        this.fail(new AppError('ERR_SONIOX_BACKPRESSURE', `${this.pendingBytes} bytes of audio are waiting for the Soniox connection`))
         return
       }
       // Copy: the chunk may be a view of a socket buffer that is gone by the time we send.

@@ -593,20 +593,18 @@ t.test('audioBatchMs with audio queued before start', async (t) => {
   t.strictSame(s.violations, [])
 })
 
-t.test('maxBufferedAudioMs bounds the audio queued while connecting', async (t) => {
+t.test('maxBufferedAudioMs: audio beyond the bound while connecting fails the session, nothing is silently dropped', async (t) => {
   const fake = await fakeSoniox(t)
   // 100 ms at 8 kHz = 1600 bytes = 5 frames of 20 ms.
   const h = startSession(t, fake.url, { maxBufferedAudioMs: 100 })
+  h.session.start({ sampleRate: RATE })
   const audio = SPEECH.subarray(0, 10 * FRAME_BYTES)
   for (const f of frames(audio)) h.session.sendAudio(f)
-  t.equal(h.session.state, 'connecting')
-  t.equal(h.session.bytesDropped, 5 * FRAME_BYTES, 'audio beyond the bound is dropped and counted')
-  h.session.start({ sampleRate: RATE })
-  await h.session.finish()
-  const s = onlySession(t, fake)
-  t.ok(s.audio.equals(audio.subarray(0, 5 * FRAME_BYTES)), 'the oldest audio, up to the bound, went out')
-  t.equal(h.session.bytesSent, 5 * FRAME_BYTES)
-  t.equal(h.session.bytesSent + h.session.bytesDropped, audio.length, 'every byte is either sent or counted as dropped')
+  const err = await h.firstError
+  t.equal(err.code, 'ERR_SONIOX_BACKPRESSURE', 'the session fails (ResilientTranscriber resumes it from its own buffer)')
+  t.equal(h.session.state, 'failed')
+  t.equal(h.errors.length, 1, 'one error')
+  t.equal(h.session.bytesSent, 0, 'no audio went out on the failed session, so it holds no hole')
 })
 
 t.test('maxBufferedAudioMs: the whole queue within the bound is sent once the socket opens', async (t) => {
