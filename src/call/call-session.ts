@@ -286,7 +286,7 @@ export class CallSession {
         this.beginCall(frame.uuid)
         return
       case 'audio':
-        this.onAudio(frame.kind, frame.payload)
+        this.onAudio(frame.kind, frame.sampleRate, frame.payload)
         return
       case 'dtmf':
         this.frameCounts.dtmf++
@@ -347,11 +347,11 @@ export class CallSession {
     }, this.log, admission.options?.recognition)
   }
 
-  private onAudio(kind: number, payload: Buffer): void {
+  private onAudio(kind: number, kindRate: number, payload: Buffer): void {
     this.frameCounts.audio++
     if (payload.length === 0) return
     // 0x10 is 8 kHz on current Asterisk, but older versions label slin16 as 0x10 too: a setting decides.
-    const rate = kind === Kind.Slin8 ? this.settings.slinSampleRate : (sampleRateOfKind(kind) ?? this.settings.slinSampleRate)
+    const rate = kind === Kind.Slin8 ? this.settings.slinSampleRate : kindRate
     this.silence?.onInboundAudio()
     if (this.sampleRate === undefined) {
       this.sampleRate = rate
