@@ -259,8 +259,13 @@ export class SonioxSession {
     return Math.ceil((rate * ms) / 1000) * BYTES_PER_SAMPLE
   }
 
+  /**
+   * A replacement session is handed up to maxBufferedAudioMs of held audio at once, and live audio
+   * keeps coming while its socket connects (at most connectTimeoutMs of it, then the connect fails).
+   * The bound leaves room for both, so only a truly stalled link reaches it.
+   */
   private maxBufferedBytes(): number {
-    return this.bytesForMs(this.options.maxBufferedAudioMs)
+    return this.bytesForMs(this.options.maxBufferedAudioMs + this.options.connectTimeoutMs)
   }
 
   private onOpen(): void {

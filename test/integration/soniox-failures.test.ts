@@ -200,3 +200,20 @@ t.test('a session opened at the UUID that times out before any audio is replaced
   assertComplete(t, outcome)
   t.match(outcome.ended.data.soniox, { sessions: 1, reconnects: 0, audio_dropped_ms: 0 }, 'not counted as a reconnect: no audio was at stake')
 })
+
+t.test('a 429 outage longer than the buffer: the oldest audio is dropped, counted in call.ended, and timestamps stay aligned', async (t) => {
+  // 2 s of buffer, and retries that wait about 4.5 s in all: the call's first seconds cannot be kept.
+  const h = await startHarness({ env: { SONIOX_MAX_BUFFERED_AUDIO_MS: '2000', SONIOX_RECONNECT_INITIAL_DELAY_MS: '1500', SONIOX_RECONNECT_MAX_DELAY_MS: '3000' } })
+  t.teardown(() => h.stop())
+  h.soniox.rejectNextSessions(3, { code: 429, type: 'limit_exceeded', message: 'Rate limit exceeded.' })
+  const outcome = await runCall(h)
+  const dropped = outcome.ended.data.soniox.audio_dropped_ms as number
+  const working = h.soniox.sessions[3]
+  t.ok(dropped > 1000, `call.ended reports the dropped audio (${dropped} ms)`)
+  t.match(outcome.ended.data.soniox, { sessions: 4, reconnects: 3 }, JSON.stringify(outcome.ended.data.soniox))
+  t.ok(Math.abs(AUDIO.length - (working?.audio.length ?? 0) - dropped * 16) < 16, 'what the working session got plus what was dropped is the whole call (8 kHz: 16 bytes per ms)')
+  t.ok(working?.audio.equals(AUDIO.subarray(AUDIO.length - (working?.audio.length ?? 0))), 'it got the newest audio, contiguous')
+  t.equal(outcome.ended.data.transcript, expectedTranscript(working?.audio ?? Buffer.alloc(0), 8000).transcript, 'and its words were all delivered')
+  const firstStart = outcome.finals[0]?.data.start_ms as number
+  t.ok(firstStart >= dropped - 1, `the first word is placed after the dropped audio in call time (${firstStart} >= ${dropped})`)
+})

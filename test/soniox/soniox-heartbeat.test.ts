@@ -266,13 +266,14 @@ t.test('the same on real timers (tens of ms)', async (t) => {
   t.ok(after < 60 + 60 + 50 + 500, `detected after ${after} ms`)
 })
 
-t.test('a send buffer past maxBufferedAudioMs -> ERR_SONIOX_BACKPRESSURE', async (t) => {
-  // 100 ms at 8 kHz = 1600 bytes.
-  const { h } = await streaming(t, { maxBufferedAudioMs: 100 })
-  h.setBufferedAmount(1600 - FRAME_BYTES)
+t.test('a send buffer past its bound -> ERR_SONIOX_BACKPRESSURE', async (t) => {
+  // The bound is maxBufferedAudioMs + connectTimeoutMs of audio: (100 + 2000) ms at 8 kHz = 16 bytes/ms.
+  const bound = (100 + 2000) * 16
+  const { h } = await streaming(t, { maxBufferedAudioMs: 100, connectTimeoutMs: 2000 })
+  h.setBufferedAmount(bound - FRAME_BYTES)
   h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
   t.strictSame(h.errors, [], 'exactly at the bound is still fine')
-  h.setBufferedAmount(1600 - FRAME_BYTES + 1)
+  h.setBufferedAmount(bound - FRAME_BYTES + 1)
   h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
   t.equal(h.errors.length, 1)
   t.equal(h.errors[0]?.code, 'ERR_SONIOX_BACKPRESSURE')

@@ -595,10 +595,10 @@ t.test('audioBatchMs with audio queued before start', async (t) => {
 
 t.test('maxBufferedAudioMs: audio beyond the bound while connecting fails the session, nothing is silently dropped', async (t) => {
   const fake = await fakeSoniox(t)
-  // 100 ms at 8 kHz = 1600 bytes = 5 frames of 20 ms.
-  const h = startSession(t, fake.url, { maxBufferedAudioMs: 100 })
+  // The bound is maxBufferedAudioMs + connectTimeoutMs of audio: 2050 ms at 8 kHz = 32800 bytes = 102.5 frames.
+  const h = startSession(t, fake.url, { maxBufferedAudioMs: 50, connectTimeoutMs: 2000 })
   h.session.start({ sampleRate: RATE })
-  const audio = SPEECH.subarray(0, 10 * FRAME_BYTES)
+  const audio = Buffer.alloc(110 * FRAME_BYTES, 3)
   for (const f of frames(audio)) h.session.sendAudio(f)
   const err = await h.firstError
   t.equal(err.code, 'ERR_SONIOX_BACKPRESSURE', 'the session fails (ResilientTranscriber resumes it from its own buffer)')
@@ -611,8 +611,8 @@ t.test('maxBufferedAudioMs: the whole queue within the bound is sent once the so
   // Regression guard for the flush after the start message: the bound applies to what waits, and
   // audio that was accepted into the queue must not be dropped on the way out.
   const fake = await fakeSoniox(t)
-  const h = startSession(t, fake.url, { maxBufferedAudioMs: 1000 }) // 16000 bytes
-  const audio = SPEECH.subarray(0, 50 * FRAME_BYTES) // exactly the bound
+  const h = startSession(t, fake.url, { maxBufferedAudioMs: 1000 }) // bound: (1000 + 5000 connect) ms = 96000 bytes
+  const audio = SPEECH.subarray(0, 50 * FRAME_BYTES) // 1 s: within the bound
   for (const f of frames(audio)) h.session.sendAudio(f)
   t.equal(h.session.bytesDropped, 0, 'all of it fits the bound while connecting')
   h.session.start({ sampleRate: RATE })
