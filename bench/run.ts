@@ -4,6 +4,7 @@
  *
  *   npm run bench -- --levels 100,500,1000 --duration 60 --ramp 20 --warmup 5
  *   npm run bench -- --smoke          (a few calls for a few seconds; checks words match)
+ *   npm run bench -- --levels 100 --phase aligned   (every call's frames in the same millisecond)
  *
  * Per level and target, five processes: the Soniox stand-in, the webhook receiver, the target
  * (built server `dist/cli/main.js serve` with production settings and LOG_LEVEL=info, or
@@ -28,6 +29,7 @@ interface Options {
   warmupMs: number
   sampledCalls: number
   targets: Array<'relay' | 'server'>
+  phase: 'spread' | 'aligned'
   results: string | undefined
 }
 
@@ -63,13 +65,21 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * BENCH_NODE_ARGS: extra node flags for the target (server or relay), the same for both, e.g.
+ * "--perf-basic-prof" so that `perf record -p <pid>` can name JIT-compiled functions.
+ */
+function targetNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
+}
+
 /** Starts the built server and resolves once it logs that it listens; counts error log lines. */
 async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; errors: () => number; stop: () => Promise<void> }> {
   if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run "npm run build" first`)
   // BENCH_PROFILE=<dir> writes a V8 CPU profile of the server (node --cpu-prof) for the profiler.
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+  const profile = [...targetNodeArgs(), ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])]
   // HTTP_PORT=0: the bench measures the call path, and must not collide with a server on 9093.
-  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'inherit', 'pipe'] })
   let errors = 0
   let rest = ''
   const listening = new Promise<void>((resolve, reject) => {
@@ -172,7 +182,7 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     pid = server.child.pid as number
     errorCount = server.errors
   } else {
-    const relay: RoleHandle<{ port: number }> = await startRole('relay', env)
+    const relay: RoleHandle<{ port: number }> = await startRole('relay', env, targetNodeArgs())
     stopTarget = relay.stop
     pid = relay.child.pid as number
   }
@@ -180,7 +190,7 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     await sleep(1000)
     const idleRss = rssBytes(pid)
     const load = await startRole<{ pid: number }>('load')
-    const loadDone = load.request<LoadReport>('run', { port, calls, rampMs: options.rampMs, durationMs: options.durationMs, sampledCalls: options.sampledCalls })
+    const loadDone = load.request<LoadReport>('run', { port, calls, rampMs: options.rampMs, durationMs: options.durationMs, sampledCalls: options.sampledCalls, phase: options.phase })
 
     // The window: every call is live (after the ramp and a warm-up) until the first call ends.
     await sleep(options.rampMs + options.warmupMs)
@@ -263,6 +273,11 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
   ].join('\n')
 }
 
+function parsePhase(value: string): Options['phase'] {
+  if (value === 'spread' || value === 'aligned') return value
+  throw new Error(`--phase must be "spread" or "aligned", not "${value}"`)
+}
+
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -273,12 +288,13 @@ function parseOptions(argv: string[]): Options {
       warmup: { type: 'string', default: '5' },
       sampled: { type: 'string', default: '50' },
       targets: { type: 'string', default: 'relay,server' },
+      phase: { type: 'string', default: 'spread' },
       results: { type: 'string' },
       smoke: { type: 'boolean', default: false },
     },
   })
   if (values.smoke) {
-    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, targets: ['relay', 'server'], results: values.results }
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, targets: ['relay', 'server'], phase: 'spread', results: values.results }
   }
   return {
     levels: String(values.levels).split(',').map(Number),
@@ -287,6 +303,7 @@ function parseOptions(argv: string[]): Options {
     warmupMs: Number(values.warmup) * 1000,
     sampledCalls: Number(values.sampled),
     targets: String(values.targets).split(',') as Options['targets'],
+    phase: parsePhase(String(values.phase)),
     results: values.results,
   }
 }
@@ -311,7 +328,7 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
     `## ${new Date().toISOString()} — audiosocket-soniox ${pkg.version}`,
     '',
     `Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
-    `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s; window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
+    `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s (${options.phase === 'aligned' ? 'phase-aligned: every call\'s frames in the same millisecond' : 'each call at its own phase within the 20 ms frame period'}); window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
     '',
     ...sections,
   ].join('\n')

@@ -21,8 +21,8 @@ function roleFile(name: string): string {
   return fileURLToPath(new URL(`../roles/${name}.${ext}`, import.meta.url))
 }
 
-export async function startRole<Ready>(name: string, env: Record<string, string> = {}): Promise<RoleHandle<Ready>> {
-  const child = fork(roleFile(name), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+export async function startRole<Ready>(name: string, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<RoleHandle<Ready>> {
+  const child = fork(roleFile(name), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...nodeArgs], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   let nextId = 0
   const pending = new Map<number, (value: unknown) => void>()
   const ready = await new Promise<Ready>((resolve, reject) => {

@@ -21,7 +21,18 @@ interface LoadRequest {
   rampMs: number
   durationMs: number
   sampledCalls: number
+  /**
+   * 'spread' (default): each call's frames keep their own phase within the 20 ms frame period, as
+   * independent Asterisk channels do. 'aligned': starts exactly ramp/calls apart, which for the
+   * default ramps is a multiple of 20 ms, so every call's frame (and utterance end) lands in the
+   * same millisecond: the worst-case burst, kept to reproduce the earlier runs.
+   */
+  phase?: 'spread' | 'aligned'
 }
+
+const FRAME_MS = 20
+/** The golden ratio's fractional part: i * this (mod 1) spreads phases evenly for any call count. */
+const PHASE_STEP = 0.6180339887498949
 
 /**
  * The capture's Asterisk-side frames repeated until the call lasts `durationMs`: the UUID first,
@@ -69,7 +80,8 @@ async function run(request: LoadRequest): Promise<unknown> {
   for (let i = 0; i < request.calls; i++) {
     const uuid = randomUUID()
     const log: Array<[number, number]> | undefined = i < request.sampledCalls ? (writes[uuid] = []) : undefined
-    const startAt = started + (request.rampMs * i) / request.calls
+    const phaseMs = request.phase === 'aligned' ? 0 : ((i * PHASE_STEP) % 1) * FRAME_MS
+    const startAt = started + (request.rampMs * i) / request.calls + phaseMs
     calls.push(
       new Promise<void>((resolve) => {
         scheduler.at(startAt, () => {

@@ -576,6 +576,8 @@ function describeError(err: AppError): Record<string, unknown> {
 
 /** Payload size of a decoded frame (the UUID and DTMF kinds have fixed sizes and no payload field). */
 function payloadBytes(frame: Frame): number {
+  // Audio first: it is every frame but a handful per call.
+  if (frame.type === 'audio') return frame.payload.length
   switch (frame.type) {
     case 'uuid':
       return UUID_PAYLOAD_LENGTH

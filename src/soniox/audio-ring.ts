@@ -52,7 +52,10 @@ export class AudioRing {
         this.spare = undefined
       }
       const block = this.blocks[this.blocks.length - 1] as Buffer
-      const n = chunk.copy(block, fill, copied)
+      const n = Math.min(chunk.length - copied, BLOCK_BYTES - fill)
+      // TypedArray#set is V8's own memcpy; Buffer#copy adds argument checks in JS on every frame.
+      // A frame usually fits whole, so the subarray (an allocation) is only made at a block edge.
+      block.set(n === chunk.length ? chunk : chunk.subarray(copied, copied + n), fill)
       copied += n
       this.end += n
     }

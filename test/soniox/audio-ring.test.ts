@@ -218,3 +218,11 @@ t.test('a steady call allocates no new blocks: released blocks are reused', asyn
   t.ok(seen.size <= 4, `5000 frames went through ${seen.size} distinct blocks`)
   t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
 })
+
+t.test('a chunk that spans several blocks, starting mid-block, is stored whole and in order', async (t) => {
+  // 100 + 20,000 bytes: the second chunk fills the rest of block 1, all of block 2 and part of block 3.
+  const ring = filled(64_000, [100, 20_000, 320])
+  t.equal(ring.endPos, 20_420)
+  t.ok(joined(ring, 0).equals(bytesAt(0, 20_420)), 'every byte is where its position says')
+  t.ok(joined(ring, 8_191).equals(bytesAt(8_191, 20_420 - 8_191)), 'a slice from the last byte of the first block')
+})
