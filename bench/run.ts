@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cpuSeconds, rssBytes } from './lib/proc.js'
 import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
-import { distribution, type Distribution } from './lib/stats.js'
+import { distribution, median, type Distribution } from './lib/stats.js'
 
 interface Options {
   levels: number[]
@@ -28,6 +28,8 @@ interface Options {
   rampMs: number
   warmupMs: number
   sampledCalls: number
+  /** Measurements per level and target, relay and server alternating. */
+  repeat: number
   targets: Array<'relay' | 'server'>
   phase: 'spread' | 'aligned'
   results: string | undefined
@@ -47,6 +49,10 @@ export interface Figures {
   callsFailed: number
   errors: number
   maxLoadLatenessMs: number
+  /** How many measurements these figures combine (see combine()). */
+  runs: number
+  /** The raw latency samples, kept so that repeated runs pool them into one distribution. */
+  samples: { audio: number[]; transcript: number[] }
 }
 
 const ROOT = repoRoot()
@@ -219,18 +225,22 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     const standInReport = await standIn.request<StandInReport>('report')
     const produced = Object.values(standInReport.calls).reduce((n, c) => n + c.wordsProduced, 0)
     const delivered = Object.values(receiverReport.finals).reduce((n, list) => n + list.reduce((m, [, words]) => m + words, 0), 0)
+    const audio = audioLatencies(loadReport.writes, standInReport)
+    const transcript = transcriptLatencies(standInReport, receiverReport)
     return {
       target,
       calls,
       cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
       rssPerCallKb: (rss - idleRss) / calls / 1024,
-      audioLatencyMs: distribution(audioLatencies(loadReport.writes, standInReport)),
-      transcriptLatencyMs: distribution(transcriptLatencies(standInReport, receiverReport)),
+      audioLatencyMs: distribution(audio),
+      transcriptLatencyMs: distribution(transcript),
       wordsProduced: produced,
       wordsDelivered: delivered,
       callsFailed: loadReport.calls - loadReport.ok,
       errors: errorCount() + loadReport.failures.length,
       maxLoadLatenessMs: loadReport.maxLatenessMs,
+      runs: 1,
+      samples: { audio, transcript },
     }
   } finally {
     await stopTarget()
@@ -240,15 +250,55 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
   }
 }
 
+/**
+ * Repeated measurements of one target at one level as one set of figures: the median CPU and
+ * memory (a noisy neighbour moves single runs, not the middle one); latency samples pooled into
+ * one distribution; words, failures and errors summed; the worst load-generator lateness.
+ */
+export function combine(runs: Figures[]): Figures {
+  const first = runs[0]
+  if (first === undefined) throw new Error('combine() needs at least one run')
+  if (runs.length === 1) return first
+  const audio = runs.flatMap((r) => r.samples.audio)
+  const transcript = runs.flatMap((r) => r.samples.transcript)
+  const sum = (pick: (r: Figures) => number): number => runs.reduce((n, r) => n + pick(r), 0)
+  return {
+    target: first.target,
+    calls: first.calls,
+    cpuPerCallSecond: median(runs.map((r) => r.cpuPerCallSecond)),
+    rssPerCallKb: median(runs.map((r) => r.rssPerCallKb)),
+    audioLatencyMs: distribution(audio),
+    transcriptLatencyMs: distribution(transcript),
+    wordsProduced: sum((r) => r.wordsProduced),
+    wordsDelivered: sum((r) => r.wordsDelivered),
+    callsFailed: sum((r) => r.callsFailed),
+    errors: sum((r) => r.errors),
+    maxLoadLatenessMs: Math.max(...runs.map((r) => r.maxLoadLatenessMs)),
+    runs: runs.length,
+    samples: { audio, transcript },
+  }
+}
+
+/** One line per repetition: the same-run ratios, so the spread behind each median is visible. */
+function repetitionLines(relayRuns: Figures[], serverRuns: Figures[]): string {
+  if (relayRuns.length < 2 || serverRuns.length !== relayRuns.length) return ''
+  const cells = relayRuns.map((relay, i) => {
+    const server = serverRuns[i] as Figures
+    return `${fmt(server.cpuPerCallSecond / relay.cpuPerCallSecond)}x CPU, transcript p99 ${fmt(server.transcriptLatencyMs.p99, 1)} ms (relay ${fmt(relay.transcriptLatencyMs.p99, 1)}), added audio p99 ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 2)} ms`
+  })
+  return `Each repetition (server / relay, same run): ${cells.map((c, i) => `#${i + 1}: ${c}`).join('; ')}.`
+}
+
 function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
 }
 
-function table(level: number, relay: Figures | undefined, server: Figures | undefined): string {
+function table(level: number, relay: Figures | undefined, server: Figures | undefined, repetitions = ''): string {
+  const runs = (relay ?? server)?.runs ?? 1
   const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
     `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
   return [
-    `### ${level} concurrent calls`,
+    `### ${level} concurrent calls${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
     '',
     '| figure | relay | server | server / relay |',
     '|---|---|---|---|',
@@ -269,8 +319,15 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     server && relay
       ? `Added audio latency (server p99 - relay p99): ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 3)} ms. Audio latency samples: ${server.audioLatencyMs.count}; transcript latency samples: ${server.transcriptLatencyMs.count}.`
       : '',
+    repetitions,
     '',
   ].join('\n')
+}
+
+function positiveInteger(name: string, value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1, not "${value}"`)
+  return n
 }
 
 function parsePhase(value: string): Options['phase'] {
@@ -287,6 +344,7 @@ function parseOptions(argv: string[]): Options {
       ramp: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '5' },
       sampled: { type: 'string', default: '50' },
+      repeat: { type: 'string', default: '1' },
       targets: { type: 'string', default: 'relay,server' },
       phase: { type: 'string', default: 'spread' },
       results: { type: 'string' },
@@ -294,7 +352,7 @@ function parseOptions(argv: string[]): Options {
     },
   })
   if (values.smoke) {
-    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, targets: ['relay', 'server'], phase: 'spread', results: values.results }
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results }
   }
   return {
     levels: String(values.levels).split(',').map(Number),
@@ -302,6 +360,7 @@ function parseOptions(argv: string[]): Options {
     rampMs: Number(values.ramp) * 1000,
     warmupMs: Number(values.warmup) * 1000,
     sampledCalls: Number(values.sampled),
+    repeat: positiveInteger('--repeat', String(values.repeat)),
     targets: String(values.targets).split(',') as Options['targets'],
     phase: parsePhase(String(values.phase)),
     results: values.results,
@@ -315,13 +374,17 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
   const sections: string[] = []
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
   for (const level of options.levels) {
-    const byTarget: Partial<Record<'relay' | 'server', Figures>> = {}
-    for (const target of options.targets) {
-      process.stderr.write(`bench: ${level} calls against the ${target}...\n`)
-      byTarget[target] = await measure(target, level, options)
-      figures.push(byTarget[target] as Figures)
+    const runs: Record<'relay' | 'server', Figures[]> = { relay: [], server: [] }
+    for (let r = 1; r <= options.repeat; r++) {
+      for (const target of options.targets) {
+        process.stderr.write(`bench: ${level} calls against the ${target}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
+        runs[target].push(await measure(target, level, options))
+      }
     }
-    sections.push(table(level, byTarget.relay, byTarget.server))
+    const relay = runs.relay.length > 0 ? combine(runs.relay) : undefined
+    const server = runs.server.length > 0 ? combine(runs.server) : undefined
+    for (const f of [relay, server]) if (f) figures.push(f)
+    sections.push(table(level, relay, server, repetitionLines(runs.relay, runs.server)))
   }
   const cpus = os.cpus()
   const markdown = [
