@@ -520,6 +520,22 @@ const ENV_ALIASES: Record<string, string> = {
   SHUTDOWN_TIMEOUT_MS: 'shutdown.flushTimeoutMs',
 }
 
+/**
+ * Variables earlier versions read and this one does not. Nothing fails on them (convict ignores
+ * unknown variables), so without a warning an operator would believe they still act.
+ */
+const RETIRED_ENV: Record<string, string> = {
+  WEBHOOK_MAX_ATTEMPTS:
+    'a failed delivery is now retried until it is WEBHOOK_MAX_AGE old (default 24h), then written to the dead-letter file; remove WEBHOOK_MAX_ATTEMPTS',
+}
+
+/** Retired variables set in `env`, each with what replaced it: for a warning at start and in `check`. */
+export function retiredSettings(env: NodeJS.ProcessEnv): Array<{ env: string; advice: string }> {
+  return Object.entries(RETIRED_ENV)
+    .filter(([name]) => env[name] !== undefined)
+    .map(([name, advice]) => ({ env: name, advice }))
+}
+
 /** Every setting: its dotted key, environment variable, default and doc (for the README and `--help`). */
 export function describeSettings(): { key: string; env: string; default: unknown; doc: string; sensitive: boolean }[] {
   const out: { key: string; env: string; default: unknown; doc: string; sensitive: boolean }[] = []

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { describeSettings, loadConfig, type Config } from '../src/config.js'
+import { describeSettings, loadConfig, retiredSettings, type Config } from '../src/config.js'
 import { AppError } from '../src/shared/errors.js'
 
 const KEY = 'sk-test-0123456789abcdef'
@@ -445,4 +445,14 @@ t.test('README documents every environment variable', { skip: existsSync(README)
   for (const { env } of describeSettings()) {
     t.ok(new RegExp(`\\b${env}\\b`).test(readme), `README.md mentions ${env}`)
   }
+})
+
+t.test('retired variables: still accepted, each reported with what replaced it', async (t) => {
+  const env = { SONIOX_API_KEY: 'k', WEBHOOK_MAX_ATTEMPTS: '5' }
+  t.doesNotThrow(() => loadConfig({ env }), 'a leftover variable does not stop the server')
+  const retired = retiredSettings(env)
+  t.equal(retired.length, 1)
+  t.equal(retired[0]?.env, 'WEBHOOK_MAX_ATTEMPTS')
+  t.match(retired[0]?.advice, /WEBHOOK_MAX_AGE/, 'names the setting that replaced it')
+  t.same(retiredSettings({ SONIOX_API_KEY: 'k' }), [], 'nothing when none is set')
 })

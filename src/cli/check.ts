@@ -16,7 +16,7 @@ import { lookup } from 'node:dns/promises'
 import { access, constants, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, retiredSettings, type Config } from '../config.js'
 import { spoolDirectory, webhookTransportOptions } from '../delivery.js'
 import { isAppError } from '../shared/errors.js'
 import { probeSoniox } from '../soniox/probe.js'
@@ -35,7 +35,7 @@ export interface CheckIo {
   stderr: NodeJS.WritableStream
 }
 
-type Verdict = 'ok' | 'FAIL' | 'skip'
+type Verdict = 'ok' | 'warn' | 'FAIL' | 'skip'
 
 /** The call_id of the test event: no real call has the nil UUID. */
 const TEST_CALL_ID = '00000000-0000-0000-0000-000000000000'
@@ -71,6 +71,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
       `HTTP ${config.http.port === 0 ? 'off' : `on ${config.http.host}:${config.http.port}`}, ` +
       `events to ${config.webhook.url ?? (config.events.file ? `EVENTS_FILE ${config.events.file}` : 'stdout')}`,
   )
+  for (const retired of retiredSettings(io.env)) report('warn', 'config', `${retired.env} is no longer used: ${retired.advice}`)
 
   const sonioxUrl = new URL(config.soniox.websocketUrl)
   const host = sonioxUrl.hostname.replace(/^\[(.*)\]$/, '$1')

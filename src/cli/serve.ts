@@ -6,7 +6,7 @@
  * keeps the rest); exit 0. A second signal exits at once.
  */
 import { createApp } from '../app.js'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, retiredSettings, type Config } from '../config.js'
 import { createLogger } from '../logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
@@ -27,6 +27,7 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
   }
 
   const logger = createLogger({ level: config.logLevel })
+  for (const retired of retiredSettings(options.env)) logger.warn({ setting: retired.env }, `${retired.env} is no longer used: ${retired.advice}`)
   const app = createApp(config, logger)
   try {
     await app.start()

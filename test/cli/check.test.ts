@@ -76,3 +76,13 @@ t.test('no webhook: skipped, not failed; bad settings: exit 78', async (t) => {
   t.equal(await bad.exited, 78)
   t.match(bad.stdoutLines.join('\n'), /^FAIL {2}config {3}invalid configuration:\n\s+MAX_CALLS \(admission\.maxCalls\): must be a whole number/m)
 })
+
+t.test('a retired variable (WEBHOOK_MAX_ATTEMPTS) is a warn line that says what replaced it, not a failure', async (t) => {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, WEBHOOK_MAX_ATTEMPTS: '5' })
+  t.equal(await p.exited, 0, 'a warning does not fail the check')
+  const out = p.stdoutLines
+  t.match(out[0], /^ok {4}config {3}valid:/)
+  t.match(out[1], /^warn {2}config {3}WEBHOOK_MAX_ATTEMPTS is no longer used: .*WEBHOOK_MAX_AGE.*dead-letter file; remove WEBHOOK_MAX_ATTEMPTS$/)
+})

@@ -98,3 +98,16 @@ t.test('version, help and unknown commands', async (t) => {
   t.equal(await settings.exited, 0)
   t.ok(settings.stdoutLines.some((l) => l.startsWith('SONIOX_API_KEY') && l.includes('(secret)')))
 })
+
+t.test('a retired variable is logged at warn when the server starts, and the server starts', async (t) => {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, WEBHOOK_MAX_ATTEMPTS: '3' })
+  t.teardown(() => p.child.kill('SIGKILL'))
+  const warning = await p.waitForLog((r) => r.setting === 'WEBHOOK_MAX_ATTEMPTS')
+  t.equal(warning.level, 40, 'warn')
+  t.match(warning.msg, /^WEBHOOK_MAX_ATTEMPTS is no longer used: .*WEBHOOK_MAX_AGE/)
+  await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0)
+})
