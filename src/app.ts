@@ -17,8 +17,7 @@ import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
 import { SonioxHealth } from './soniox/soniox-health.js'
 import { SonioxSession, type SonioxMetrics, type SonioxSessionHandlers } from './soniox/soniox-session.js'
 import type { EventSink } from './webhook/envelope.js'
-import type { HttpWebhookSink } from './webhook/http-sink.js'
-import { createDelivery } from './delivery.js'
+import { createDelivery, type WebhookStatus } from './delivery.js'
 import { createCaptureTaps } from './capture/recorder.js'
 import { VERSION } from './version.js'
 
@@ -50,7 +49,7 @@ const ACCOUNT_REPROBE_MS = 30_000
 
 export function createApp(config: Config, logger: Logger, options: { sink?: EventSink; accountReprobeMs?: number } = {}): App {
   let state: 'starting' | 'running' | 'draining' = 'starting'
-  let webhook: HttpWebhookSink | undefined
+  let webhook: WebhookStatus | undefined
   const metrics = createServiceMetrics({
     version: VERSION,
     ready: () => notReady() === undefined,

@@ -9,14 +9,15 @@ import type { Config } from './config.js'
 import type { Logger } from './logger.js'
 import { AppError } from './shared/errors.js'
 import { VERSION } from './version.js'
-import { DEAD_LETTER_FILE, DeadLetterFile } from './webhook/dead-letter.js'
+import { DEAD_LETTER_FILE } from './webhook/dead-letter.js'
 import type { EventSink } from './webhook/envelope.js'
 import { FanOutSink } from './webhook/fan-out-sink.js'
 import { JsonLinesFileSink } from './webhook/file-sink.js'
-import { HttpWebhookSink, type WebhookMetrics } from './webhook/http-sink.js'
+import type { WebhookMetrics, WebhookSinkStats } from './webhook/http-sink.js'
 import type { WebhookTransportOptions } from './webhook/http-transport.js'
-import { Spool } from './webhook/spool.js'
+import type { SpoolStats } from './webhook/spool.js'
 import { JsonLinesSink } from './webhook/stdout-sink.js'
+import { WebhookWorkerSink } from './webhook/worker-sink.js'
 
 /** SPOOL_DIR as an absolute path (relative settings are taken from the working directory at start). */
 export function spoolDirectory(config: Config): string {
@@ -53,27 +54,45 @@ export function createEventSink(config: Config, logger: Logger): EventSink {
   return createDelivery(config, logger).sink
 }
 
-/** As createEventSink, also handing back the webhook sink itself (for its stats), counted in `metrics`. */
+/** The webhook sink's figures, for /metrics. */
+export interface WebhookStatus {
+  stats(): WebhookSinkStats
+  spoolStats(): SpoolStats | undefined
+}
+
+/**
+ * As createEventSink, also handing back the webhook sink's figures, counted in `metrics`. The
+ * webhook (spool, retries, dead letters) runs in a worker thread: see webhook/delivery-worker.ts.
+ */
 export function createDelivery(
   config: Config,
   logger: Logger,
   options: { webhookMetrics?: WebhookMetrics } = {},
-): { sink: EventSink; webhook: HttpWebhookSink | undefined } {
+): { sink: EventSink; webhook: WebhookStatus | undefined } {
   const sinks: EventSink[] = []
-  let webhook: HttpWebhookSink | undefined
+  let webhook: WebhookWorkerSink | undefined
   if (config.webhook.url !== null) {
     const webhookLog = logger.child({ component: 'webhook' })
     const transport = webhookTransportOptions(config)
     sinks.push(
-      (webhook = new HttpWebhookSink({
-        ...transport,
-        url: config.webhook.url,
-        maxAgeMs: config.webhook.maxAgeMs,
-        concurrency: config.webhook.concurrency,
-        backoff: { initialMs: config.webhook.retryInitialMs, maxMs: config.webhook.retryMaxMs },
+      (webhook = new WebhookWorkerSink({
+        init: {
+          sink: {
+            url: config.webhook.url,
+            secret: transport.secret,
+            timeoutMs: transport.timeoutMs,
+            maxAgeMs: config.webhook.maxAgeMs,
+            concurrency: config.webhook.concurrency,
+            backoff: { initialMs: config.webhook.retryInitialMs, maxMs: config.webhook.retryMaxMs },
+            headers: transport.headers,
+            ca: typeof transport.ca === 'string' ? transport.ca : transport.ca?.toString('utf8'),
+            version: VERSION,
+          },
+          spool: { dir: spoolDirectory(config), maxBytes: config.spool.maxBytes },
+          deadLetterPath: deadLetterPath(config),
+          log: { level: webhookLog.level, bindings: webhookLog.bindings() },
+        },
         logger: webhookLog,
-        spool: new Spool({ dir: spoolDirectory(config), maxBytes: config.spool.maxBytes, logger: webhookLog }),
-        deadLetters: new DeadLetterFile(deadLetterPath(config)),
         metrics: options.webhookMetrics,
       })),
     )

@@ -51,6 +51,7 @@ export const ErrorCodes = {
   ERR_WEBHOOK_GAVE_UP: 'an event could not be delivered and is not kept anywhere (not serialisable, or left at shutdown without a spool)',
   ERR_WEBHOOK_REJECTED: 'the webhook answered a status that is not retried (3xx, 4xx other than 408/429); the event was dead-lettered',
   ERR_WEBHOOK_EXPIRED: 'an event was still undelivered at WEBHOOK_MAX_AGE; it was dead-lettered',
+  ERR_WEBHOOK_WORKER: 'the webhook delivery worker thread stopped unexpectedly; a new one takes over the events not yet spooled',
   // Durable delivery spool (SPOOL_DIR) and dead-letter file
   ERR_SPOOL_OPEN: 'the spool directory (SPOOL_DIR) cannot be created or read',
   ERR_SPOOL_LOCKED: 'another running process uses the same SPOOL_DIR',

@@ -50,6 +50,12 @@ export interface HttpWebhookSinkOptions {
   setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
   clearTimer?: ((handle: unknown) => void) | undefined
   metrics?: WebhookMetrics | undefined
+  /**
+   * Called once for each event published to this sink when the publisher's copy is no longer
+   * needed: its spool record is written, or (not spooled) it is settled. The delivery worker reports
+   * it to the main thread, which keeps every event until then in case the worker dies.
+   */
+  onEventSecured?: ((eventId: string) => void) | undefined
 }
 
 /** Counts deliveries (Prometheus in production); each call is one event's outcome, never per byte. */
@@ -172,6 +178,7 @@ export class HttpWebhookSink implements EventSink {
   private readonly setTimer: (callback: () => void, ms: number) => unknown
   private readonly clearTimer: (handle: unknown) => void
   private readonly metrics: WebhookMetrics | undefined
+  private readonly onEventSecured: (eventId: string) => void
 
   /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header, CA or limits: configuration errors surface at startup. */
   constructor(options: HttpWebhookSinkOptions) {
@@ -206,6 +213,7 @@ export class HttpWebhookSink implements EventSink {
     this.logger = options.logger
     this.random = options.random ?? Math.random
     this.metrics = options.metrics
+    this.onEventSecured = options.onEventSecured ?? (() => {})
     // With a spool, start() must recover what a previous run left before new events may go out.
     this.state = this.spool ? 'starting' : 'open'
   }
@@ -220,11 +228,16 @@ export class HttpWebhookSink implements EventSink {
     return this.startPromise
   }
 
-  /** Queues the event and returns at once; never throws, never waits for disk or network. */
-  publish(event: EventEnvelope): void {
+  /**
+   * Queues the event and returns at once; never throws, never waits for disk or network.
+   * `publishedAtMs` (epoch ms, default now): when the event was published, if that was earlier and
+   * elsewhere (the main thread, for the delivery worker). Latency and WEBHOOK_MAX_AGE count from it.
+   */
+  publish(event: EventEnvelope, publishedAtMs: number = this.clock.now()): void {
     if (this.state === 'closed') {
       this.counts.failed++
       this.logger.error(eventFields(event), 'webhook event published after the sink closed; dropped')
+      this.onEventSecured(event.id)
       return
     }
     let bodyText: string
@@ -235,6 +248,7 @@ export class HttpWebhookSink implements EventSink {
       this.counts.failed++
       const err = new AppError('ERR_WEBHOOK_GAVE_UP', 'the event cannot be serialised to JSON', { cause })
       this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
+      this.onEventSecured(event.id)
       return
     }
     const item: Delivery = {
@@ -243,7 +257,7 @@ export class HttpWebhookSink implements EventSink {
       seq: event.seq,
       type: event.type,
       bodyText,
-      firstAtMs: this.clock.now(),
+      firstAtMs: publishedAtMs,
       publishedHere: true,
       ready: this.spool === undefined,
       spoolRef: undefined,
@@ -352,6 +366,7 @@ export class HttpWebhookSink implements EventSink {
     spool.append(item.id, item.firstAtMs, item.bodyText).then(
       (ref) => {
         item.spoolRef = ref
+        this.onEventSecured(item.id)
         this.markReady(item)
       },
       () => {
@@ -462,7 +477,8 @@ export class HttpWebhookSink implements EventSink {
 
   /** The head is settled: take it off and move the queue on. */
   private finish(queue: CallQueue): void {
-    queue.items.shift()
+    const settled = queue.items.shift()
+    if (settled?.publishedHere && settled.spoolRef === undefined) this.onEventSecured(settled.id)
     this.counts.pending--
     queue.state = 'idle'
     if (queue.items.length === 0) {

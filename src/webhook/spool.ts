@@ -40,7 +40,8 @@
  * or a kernel panic: an fsync per event would cost a disk flush per event on the PBX host, and the
  * threat we defend against is the process dying, not the host.
  *
- * CONCURRENCY: every file operation is asynchronous (libuv's pool), never on the event loop. Each
+ * CONCURRENCY: every file operation goes through SpoolIo: asynchronous (libuv's pool) by default, so
+ * never on the event loop; synchronous (syncSpoolIo) in the delivery worker, whose loop is its own. Each
  * segment has a single writer: records queued while a write is in flight go out together in the
  * next writev, so a burst of events costs one system call, and records of one file keep their order.
  */
@@ -273,6 +274,26 @@ export const nodeSpoolIo: SpoolIo = {
   writev: (fd, buffers) =>
     new Promise((resolve, reject) => fs.writev(fd, buffers, (err, written) => (err ? reject(err) : resolve(written)))),
   close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
+}
+
+/**
+ * The same operations done synchronously (wrapped in settled promises). Only for a thread that
+ * does nothing else: the webhook delivery worker (delivery-worker.ts) uses it so that an event's
+ * record is in the kernel within the same turn that received it, with no threadpool round trip
+ * before its POST. On the main thread it would stall every call while the filesystem is slow.
+ */
+export const syncSpoolIo: SpoolIo = {
+  open: (filePath) => attempt(() => fs.openSync(filePath, 'a', 0o600)),
+  writev: (fd, buffers) => attempt(() => fs.writevSync(fd, buffers)),
+  close: (fd) => attempt(() => fs.closeSync(fd)),
+}
+
+function attempt<T>(operation: () => T): Promise<T> {
+  try {
+    return Promise.resolve(operation())
+  } catch (err) {
+    return Promise.reject(err)
+  }
 }
 
 export interface SpoolOptions {

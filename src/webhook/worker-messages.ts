@@ -1,0 +1,55 @@
+/**
+ * What the main thread and the webhook delivery worker (delivery-worker.ts) say to each other.
+ * Everything here crosses a MessagePort, so it is plain data (structured clone): no functions,
+ * no class instances.
+ */
+import type { DeadLetterReason } from './dead-letter.js'
+import type { EventEnvelope } from './envelope.js'
+import type { WebhookSinkStats } from './http-sink.js'
+import type { SpoolStats } from './spool.js'
+
+/** The worker's `workerData`: every setting its HttpWebhookSink, spool and dead-letter file need. */
+export interface DeliveryWorkerInit {
+  sink: {
+    url: string
+    secret: string | undefined
+    timeoutMs: number
+    maxAgeMs: number
+    concurrency: number
+    backoff: { initialMs: number; maxMs: number }
+    headers: Record<string, string> | undefined
+    ca: string | undefined
+    version: string
+  }
+  spool: { dir: string; maxBytes: number }
+  deadLetterPath: string
+  /** The main logger's level and bindings, so the worker's lines look like the main thread's. */
+  log: { level: string; bindings: Record<string, unknown> }
+}
+
+export type ToWorker =
+  | { type: 'publish'; event: EventEnvelope; publishedAtMs: number }
+  | { type: 'close'; timeoutMs: number }
+
+export type FromWorker =
+  | { type: 'started' }
+  | { type: 'start-failed'; code: string; message: string }
+  /** One finished log line (JSON and its newline), written to the main logger's destination as is. */
+  | { type: 'log'; line: string }
+  | ({ type: 'report' } & WorkerReport)
+  | { type: 'closed' }
+
+/**
+ * What happened since the previous report, sent at most once per turn of the worker's loop, and
+ * the state after it. Counts are deltas; `stats` and `spool` are snapshots.
+ */
+export interface WorkerReport {
+  /** Events whose main-thread copy may be dropped (see HttpWebhookSinkOptions.onEventSecured). */
+  secured: string[]
+  /** [event type, latency from publication in ms, or null for an event recovered from the spool]. */
+  delivered: Array<[string, number | null]>
+  attemptsFailed: number
+  deadLettered: DeadLetterReason[]
+  stats: WebhookSinkStats
+  spool: SpoolStats | undefined
+}

@@ -1,0 +1,256 @@
+/**
+ * WEBHOOK_URL delivery from a worker thread: the main-thread face of delivery-worker.ts. It is an
+ * EventSink like the others; behind it the worker runs the HttpWebhookSink with its spool, retries,
+ * ordering and dead letters, unchanged (see delivery-worker.ts for why a thread).
+ *
+ * Nothing is lost to the thread boundary. Every published event is kept here until the worker
+ * reports it secured (its spool record written, or settled). If the worker dies (a bug, an
+ * out-of-memory in its heap), the error is logged, a new worker is started after a short pause, it
+ * recovers the spool like a restarted server would, and it is handed every event not yet secured,
+ * in publication order. An event can then arrive twice, always with the same id (at least once).
+ */
+import { Worker } from 'node:worker_threads'
+import pino, { type DestinationStream, type Logger } from 'pino'
+import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
+import type { EventEnvelope, EventSink } from './envelope.js'
+import type { WebhookMetrics, WebhookSinkStats } from './http-sink.js'
+import type { SpoolStats } from './spool.js'
+import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
+
+export interface WebhookWorkerSinkOptions {
+  init: DeliveryWorkerInit
+  /** The worker's log lines are written, as they are, to this logger's destination. */
+  logger: Logger
+  metrics?: WebhookMetrics | undefined
+  /** Pause before a new worker replaces one that died. Default 1 s. */
+  restartDelayMs?: number | undefined
+  /** The worker's entry module. Default delivery-worker.js next to this file. */
+  workerUrl?: URL | undefined
+}
+
+/** Longer than any close() deadline is given to the worker for starting its own shutdown. */
+const CLOSE_GRACE_MS = 5000
+
+type State = 'new' | 'starting' | 'open' | 'closing' | 'closed'
+
+interface Unsecured {
+  readonly event: EventEnvelope
+  readonly publishedAtMs: number
+}
+
+export class WebhookWorkerSink implements EventSink {
+  private state: State = 'new'
+  private worker: Worker | undefined
+  /** Published, not yet reported secured by the worker, in publication order (a Map keeps it). */
+  private readonly unsecured = new Map<string, Unsecured>()
+  private latest: { stats: WebhookSinkStats; spool: SpoolStats | undefined } | undefined
+  /** Cumulative counts of workers that died, so stats() stays monotonic across a restart. */
+  private readonly earlier = { delivered: 0, retried: 0, deadLettered: 0, failed: 0, unspooled: 0 }
+  private droppedHere = 0
+  private startPromise: Promise<void> | undefined
+  /** The latest spawn (the first, or a replacement), until its worker has started or failed. */
+  private spawning: Promise<void> | undefined
+  private closePromise: Promise<void> | undefined
+  private restartTimer: NodeJS.Timeout | undefined
+  private readonly logDestination: DestinationStream
+  private readonly logger: Logger
+  private readonly metrics: WebhookMetrics | undefined
+  private readonly restartDelayMs: number
+  private readonly workerUrl: URL
+
+  constructor(private readonly options: WebhookWorkerSinkOptions) {
+    this.logger = options.logger
+    this.logDestination = (options.logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym] ?? {
+      write: (line: string) => process.stderr.write(line),
+    }
+    this.metrics = options.metrics
+    this.restartDelayMs = options.restartDelayMs ?? 1000
+    this.workerUrl = options.workerUrl ?? new URL('./delivery-worker.js', import.meta.url)
+  }
+
+  /** Starts the worker; resolves once it has recovered the spool. Rejects as HttpWebhookSink.start does. */
+  start(): Promise<void> {
+    this.startPromise ??= this.spawn()
+    return this.startPromise
+  }
+
+  publish(event: EventEnvelope): void {
+    if (this.state === 'closing' || this.state === 'closed') {
+      this.droppedHere++
+      this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
+      return
+    }
+    const entry: Unsecured = { event, publishedAtMs: Date.now() }
+    this.unsecured.set(event.id, entry)
+    // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
+    if (this.worker !== undefined) this.post(this.worker, entry)
+  }
+
+  /**
+   * Asks the worker to deliver what it holds within `timeoutMs` (the spool keeps the rest) and
+   * waits for it to finish. Idempotent.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.closePromise ??= this.shutDown(timeoutMs)
+    return this.closePromise
+  }
+
+  /** The worker's latest counts (reported after every change), plus those of any worker that died. */
+  stats(): WebhookSinkStats {
+    const current = this.latest?.stats
+    return {
+      delivered: this.earlier.delivered + (current?.delivered ?? 0),
+      retried: this.earlier.retried + (current?.retried ?? 0),
+      deadLettered: this.earlier.deadLettered + (current?.deadLettered ?? 0),
+      failed: this.earlier.failed + this.droppedHere + (current?.failed ?? 0),
+      leftInSpool: current?.leftInSpool ?? 0,
+      unspooled: this.earlier.unspooled + (current?.unspooled ?? 0),
+      // Events still on their way to the worker count as pending too.
+      pending: Math.max(current?.pending ?? 0, this.unsecured.size),
+    }
+  }
+
+  spoolStats(): SpoolStats | undefined {
+    return this.latest?.spool
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Starts a worker and resolves when it is ready; a worker that dies later is replaced (see onExit). */
+  private spawn(): Promise<void> {
+    if (this.state === 'new') this.state = 'starting'
+    const spawning = new Promise<void>((resolve, reject) => {
+      const worker = new Worker(this.workerUrl, { workerData: this.options.init, name: 'webhook-delivery' })
+      let started = false
+      let closed = false
+      let failure: Error | undefined
+      worker.on('message', (message: FromWorker) => {
+        switch (message.type) {
+          case 'log':
+            this.logDestination.write(message.line)
+            break
+          case 'report':
+            this.applyReport(message)
+            break
+          case 'started':
+            started = true
+            this.worker = worker
+            this.spawning = undefined
+            if (this.state === 'starting') this.state = 'open'
+            // Everything published before (or while replacing a dead worker) goes now, in order.
+            for (const entry of this.unsecured.values()) this.post(worker, entry)
+            resolve()
+            break
+          case 'start-failed':
+            failure = new AppError(knownCode(message.code), message.message)
+            break
+          case 'closed':
+            closed = true
+            break
+        }
+      })
+      worker.on('error', (err) => {
+        failure = err
+      })
+      worker.on('exit', (exitCode) => {
+        if (this.worker === worker) this.worker = undefined
+        if (!started) {
+          this.spawning = undefined
+          reject(failure ?? new AppError('ERR_WEBHOOK_WORKER', `the webhook delivery worker exited (code ${exitCode}) before it started`))
+          return
+        }
+        if (closed || this.state === 'closed') return
+        this.replace(exitCode, failure)
+      })
+    })
+    this.spawning = spawning
+    return spawning
+  }
+
+  private replace(exitCode: number, cause: Error | undefined): void {
+    const err = new AppError('ERR_WEBHOOK_WORKER', `the webhook delivery worker stopped (exit code ${exitCode})`, { cause })
+    this.retire()
+    if (this.state === 'closing') {
+      // close() is waiting for this worker; it reports what is left (see shutDown).
+      this.logger.error({ err, unsecured: this.unsecured.size }, 'webhook delivery worker stopped during shutdown')
+      this.onWorkerGone?.()
+      return
+    }
+    this.logger.error(
+      { err, unsecured: this.unsecured.size, restartInMs: this.restartDelayMs },
+      'webhook delivery worker stopped; a new one takes over the spool and the events not yet spooled',
+    )
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined
+      if (this.state === 'closing' || this.state === 'closed') return
+      this.spawn().catch((startErr: unknown) => {
+        // It could not even start (spool unreadable?): keep trying; events wait here meanwhile.
+        this.logger.error({ err: startErr }, 'webhook delivery worker failed to start again')
+        this.replace(-1, startErr instanceof Error ? startErr : undefined)
+      })
+    }, this.restartDelayMs)
+  }
+
+  /** The dead worker's cumulative counts move to `earlier`; its pending and spool figures are stale. */
+  private retire(): void {
+    const last = this.latest?.stats
+    if (last !== undefined) {
+      this.earlier.delivered += last.delivered
+      this.earlier.retried += last.retried
+      this.earlier.deadLettered += last.deadLettered
+      this.earlier.failed += last.failed
+      this.earlier.unspooled += last.unspooled
+    }
+    this.latest = undefined
+  }
+
+  private onWorkerGone: (() => void) | undefined
+
+  private async shutDown(timeoutMs: number): Promise<void> {
+    this.state = 'closing'
+    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
+    // A worker on its way up (the first, or a replacement) is let finish starting, then closed.
+    await this.spawning?.catch(() => {})
+    const worker = this.worker
+    if (worker !== undefined) {
+      const gone = new Promise<void>((resolve) => {
+        this.onWorkerGone = resolve
+        worker.once('exit', () => resolve())
+      })
+      worker.postMessage({ type: 'close', timeoutMs } satisfies ToWorker)
+      const deadline = setTimeout(() => {
+        this.logger.error({ timeoutMs }, 'webhook delivery worker did not finish closing; stopping it')
+        void worker.terminate()
+      }, timeoutMs + CLOSE_GRACE_MS)
+      await gone
+      clearTimeout(deadline)
+    }
+    this.state = 'closed'
+    if (this.unsecured.size > 0) {
+      // Handed to no worker (none was running) or to one that died before writing them.
+      const err = new AppError('ERR_WEBHOOK_GAVE_UP', `${this.unsecured.size} event(s) were neither delivered nor spooled`)
+      this.logger.error({ undelivered: this.unsecured.size, eventIds: [...this.unsecured.keys()], err }, 'webhook sink closed with events left undelivered')
+      this.droppedHere += this.unsecured.size
+      this.unsecured.clear()
+    }
+  }
+
+  private post(worker: Worker, entry: Unsecured): void {
+    worker.postMessage({ type: 'publish', event: entry.event, publishedAtMs: entry.publishedAtMs } satisfies ToWorker)
+  }
+
+  private applyReport(report: WorkerReport): void {
+    for (const id of report.secured) this.unsecured.delete(id)
+    const metrics = this.metrics
+    if (metrics !== undefined) {
+      for (const [type, latencyMs] of report.delivered) metrics.delivered(type, latencyMs ?? undefined)
+      for (let i = 0; i < report.attemptsFailed; i++) metrics.attemptFailed()
+      for (const reason of report.deadLettered) metrics.deadLettered(reason)
+    }
+    this.latest = { stats: report.stats, spool: report.spool }
+  }
+}
+
+function knownCode(code: string): ErrorCode {
+  return code in ErrorCodes ? (code as ErrorCode) : 'ERR_SPOOL_OPEN'
+}
