@@ -4,7 +4,7 @@
  * boundary is checked from the main side: events, log lines, metrics, stats, start failures,
  * close() with events left, and a worker that dies mid-stream being replaced without losing an event.
  */
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
@@ -68,7 +68,9 @@ async function receiver(t: Test, options?: Parameters<typeof startWebhookReceive
 }
 
 function spoolDir(t: Test): string {
-  return mkdtempSync(join(tmpdir(), `worker-sink-${t.name.replace(/\W+/g, '-').slice(0, 30)}-`))
+  const dir = mkdtempSync(join(tmpdir(), 'worker-sink-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
 }
 
 function sink(t: Test, options: ConstructorParameters<typeof WebhookWorkerSink>[0]): WebhookWorkerSink {
