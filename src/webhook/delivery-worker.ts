@@ -86,7 +86,7 @@ reporter.sink = sink
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'publish') {
-    sink.publish(message.event, message.publishedAtMs)
+    sink.publishSerialized(message.event, message.publishedAtMs)
   } else {
     void sink.close(message.timeoutMs).then(() => {
       reporter.flush()

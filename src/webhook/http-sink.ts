@@ -228,35 +228,39 @@ export class HttpWebhookSink implements EventSink {
     return this.startPromise
   }
 
-  /**
-   * Queues the event and returns at once; never throws, never waits for disk or network.
-   * `publishedAtMs` (epoch ms, default now): when the event was published, if that was earlier and
-   * elsewhere (the main thread, for the delivery worker). Latency and WEBHOOK_MAX_AGE count from it.
-   */
-  publish(event: EventEnvelope, publishedAtMs: number = this.clock.now()): void {
-    if (this.state === 'closed') {
+  /** Queues the event and returns at once; never throws, never waits for disk or network. */
+  publish(event: EventEnvelope): void {
+    let serialized: SerializedEvent
+    try {
+      // Serialised now, once: the bytes are fixed even if the caller later mutates `data`.
+      serialized = serializeEvent(event)
+    } catch (err) {
       this.counts.failed++
-      this.logger.error(eventFields(event), 'webhook event published after the sink closed; dropped')
+      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
       this.onEventSecured(event.id)
       return
     }
-    let bodyText: string
-    try {
-      // Serialised now, once: the bytes are fixed even if the caller later mutates `data`.
-      bodyText = JSON.stringify(event)
-    } catch (cause) {
+    this.publishSerialized(serialized)
+  }
+
+  /**
+   * publish() for an event serialised elsewhere (the main thread, for the delivery worker).
+   * `publishedAtMs` (epoch ms, default now): when it was published; latency and WEBHOOK_MAX_AGE
+   * count from it.
+   */
+  publishSerialized(event: SerializedEvent, publishedAtMs: number = this.clock.now()): void {
+    if (this.state === 'closed') {
       this.counts.failed++
-      const err = new AppError('ERR_WEBHOOK_GAVE_UP', 'the event cannot be serialised to JSON', { cause })
-      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
+      this.logger.error({ eventId: event.id, callId: event.callId, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
       this.onEventSecured(event.id)
       return
     }
     const item: Delivery = {
       id: event.id,
-      callId: event.call_id,
+      callId: event.callId,
       seq: event.seq,
       type: event.type,
-      bodyText,
+      bodyText: event.bodyText,
       firstAtMs: publishedAtMs,
       publishedHere: true,
       ready: this.spool === undefined,
@@ -631,6 +635,27 @@ export class HttpWebhookSink implements EventSink {
     this.runnable.clear()
     return left
   }
+}
+
+/** An event as the sink keeps and sends it: the fields it orders and logs by, and the exact body. */
+export interface SerializedEvent {
+  readonly id: string
+  readonly callId: string
+  readonly seq: number
+  readonly type: string
+  /** The envelope's JSON: the bytes POSTed, spooled and signed. */
+  readonly bodyText: string
+}
+
+/** Throws ERR_WEBHOOK_GAVE_UP if the envelope cannot be turned into JSON (a BigInt, a cycle). */
+export function serializeEvent(event: EventEnvelope): SerializedEvent {
+  let bodyText: string
+  try {
+    bodyText = JSON.stringify(event)
+  } catch (cause) {
+    throw new AppError('ERR_WEBHOOK_GAVE_UP', 'the event cannot be serialised to JSON', { cause })
+  }
+  return { id: event.id, callId: event.call_id, seq: event.seq, type: event.type, bodyText }
 }
 
 function eventFields(event: EventEnvelope): { eventId: string; callId: string; seq: number; type: string } {

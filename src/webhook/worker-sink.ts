@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
-import type { WebhookMetrics, WebhookSinkStats } from './http-sink.js'
+import { serializeEvent, type SerializedEvent, type WebhookMetrics, type WebhookSinkStats } from './http-sink.js'
 import type { SpoolStats } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
@@ -41,10 +41,8 @@ const CLOSE_GRACE_MS = 5000
 
 type State = 'new' | 'starting' | 'open' | 'closing' | 'closed'
 
-interface Unsecured {
-  readonly event: EventEnvelope
-  readonly publishedAtMs: number
-}
+/** An event not yet secured, kept as the message that hands it to a worker (again, if need be). */
+type Unsecured = Extract<ToWorker, { type: 'publish' }>
 
 export class WebhookWorkerSink implements EventSink {
   private state: State = 'new'
@@ -88,7 +86,15 @@ export class WebhookWorkerSink implements EventSink {
       this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
       return
     }
-    const entry: Unsecured = { event, publishedAtMs: Date.now() }
+    let serialized: SerializedEvent
+    try {
+      serialized = serializeEvent(event)
+    } catch (err) {
+      this.droppedHere++
+      this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type, attempts: 0, err }, 'webhook event dropped')
+      return
+    }
+    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: Date.now() }
     this.unsecured.set(event.id, entry)
     // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
     if (this.worker !== undefined) this.post(this.worker, entry)
@@ -248,7 +254,7 @@ export class WebhookWorkerSink implements EventSink {
   }
 
   private post(worker: Worker, entry: Unsecured): void {
-    worker.postMessage({ type: 'publish', event: entry.event, publishedAtMs: entry.publishedAtMs } satisfies ToWorker)
+    worker.postMessage(entry)
   }
 
   private applyReport(report: WorkerReport): void {
