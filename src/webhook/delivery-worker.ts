@@ -25,10 +25,16 @@ const send = (message: FromWorker): void => port.postMessage(message)
 
 const logger = createLogger({ level: init.log.level, destination: { write: (line: string) => send({ type: 'log', line }) } }).child(init.log.bindings)
 
-/** Collects what the main thread must hear about and sends it once per turn of the loop. */
+/**
+ * How often the main thread hears what happened. Nothing there is urgent (metrics, stats, and the
+ * events it may stop keeping), and a report per event would wake both threads once more per event.
+ */
+const REPORT_INTERVAL_MS = 100
+
+/** Collects what the main thread must hear about and sends it every REPORT_INTERVAL_MS. */
 class Reporter implements WebhookMetrics {
   private report: Omit<WorkerReport, 'stats' | 'spool'> = emptyReport()
-  private scheduled = false
+  private timer: NodeJS.Timeout | undefined
   sink: HttpWebhookSink | undefined
 
   delivered(type: string, latencyMs: number | undefined): void {
@@ -53,6 +59,8 @@ class Reporter implements WebhookMetrics {
 
   /** Sends now (with fresh stats) even if nothing changed. */
   flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
     const sink = this.sink
     if (sink === undefined) return
     send({ type: 'report', ...this.report, stats: sink.stats(), spool: sink.spoolStats() })
@@ -60,12 +68,7 @@ class Reporter implements WebhookMetrics {
   }
 
   private schedule(): void {
-    if (this.scheduled) return
-    this.scheduled = true
-    setImmediate(() => {
-      this.scheduled = false
-      this.flush()
-    })
+    this.timer ??= setTimeout(() => this.flush(), REPORT_INTERVAL_MS)
   }
 }
 

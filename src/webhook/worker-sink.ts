@@ -109,7 +109,7 @@ export class WebhookWorkerSink implements EventSink {
     return this.closePromise
   }
 
-  /** The worker's latest counts (reported after every change), plus those of any worker that died. */
+  /** The worker's latest counts (reported within 100 ms of a change), plus those of any worker that died. */
   stats(): WebhookSinkStats {
     const current = this.latest?.stats
     return {
