@@ -80,8 +80,9 @@ export class WebhookWorkerSink implements EventSink {
     return this.startPromise
   }
 
+  /** Hands the event to the worker, also while close() waits for it (it delivers what comes meanwhile). */
   publish(event: EventEnvelope): void {
-    if (this.state === 'closing' || this.state === 'closed') {
+    if (this.state === 'closed') {
       this.droppedHere++
       this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
       return
@@ -130,7 +131,7 @@ export class WebhookWorkerSink implements EventSink {
 
   // -------------------------------------------------------------------------------------------
 
-  /** Starts a worker and resolves when it is ready; a worker that dies later is replaced (see onExit). */
+  /** Starts a worker and resolves when it is ready; a worker that dies later is replaced (see replace). */
   private spawn(): Promise<void> {
     if (this.state === 'new') this.state = 'starting'
     const spawning = new Promise<void>((resolve, reject) => {

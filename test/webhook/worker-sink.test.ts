@@ -253,3 +253,18 @@ t.test('an event that cannot be serialised is dropped on the main thread, logged
   await waitUntil(() => s.stats().pending === 0, 'the others delivered')
   t.equal(s.stats().failed, 1, 'counted as failed')
 })
+
+t.test('an event published while close() waits is still delivered', async (t) => {
+  const r = await receiver(t, { respond: (req) => (req.body?.seq === 0 ? { status: 204, delayMs: 200 } : undefined) })
+  const logs = captureLogs()
+  const s = sink(t, { init: init(r.url, spoolDir(t), logs.logger), logger: logs.logger })
+  await s.start()
+  s.publish(event('closing', 0))
+  await waitUntil(() => r.requests.length === 1, 'the first request to be in flight')
+  const closed = s.close(5000)
+  s.publish(event('closing', 1))
+  await closed
+  t.same(r.eventsFor('closing').map((e) => e.seq), [0, 1], 'both delivered before close() resolved')
+  t.equal(s.stats().failed, 0)
+  t.equal(s.stats().leftInSpool, 0)
+})
