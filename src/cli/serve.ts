@@ -29,6 +29,18 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
   const logger = createLogger({ level: config.logLevel })
   for (const retired of retiredSettings(options.env)) logger.warn({ setting: retired.env }, `${retired.env} is no longer used: ${retired.advice}`)
   const app = createApp(config, logger)
+  // SIGHUP: logrotate moved EVENTS_FILE (postrotate). Node's default for SIGHUP is to exit, which
+  // would drop every live call; here it only reopens the files. Installed before start() so that
+  // there is no moment at which a SIGHUP kills the server.
+  const onHangupSignal = (): void => {
+    if (config.events.file === null) {
+      logger.info({ signal: 'SIGHUP' }, 'SIGHUP ignored: no EVENTS_FILE to reopen')
+      return
+    }
+    logger.info({ signal: 'SIGHUP', file: config.events.file }, 'reopening EVENTS_FILE')
+    void app.sink.reopen?.()
+  }
+  process.on('SIGHUP', onHangupSignal)
   try {
     await app.start()
   } catch (err) {
@@ -63,6 +75,7 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
     logger.info({ activeCalls: app.server.activeCalls }, 'drain timeout: ending the remaining calls')
   }
   await app.stop(flushTimeoutMs)
+  process.off('SIGHUP', onHangupSignal)
   logger.info('stopped')
   await new Promise<void>((resolve) => logger.flush(() => resolve()))
   return 0

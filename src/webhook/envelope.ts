@@ -32,5 +32,10 @@ export interface EventSink {
    */
   start?(): Promise<void>
   publish(event: EventEnvelope): void
+  /**
+   * Optional: reopen the files the sink appends to, after log rotation moved them (SIGHUP). Never
+   * rejects; a file that cannot be reopened is logged and the old one kept.
+   */
+  reopen?(): Promise<void>
   close(timeoutMs: number): Promise<void>
 }

@@ -18,6 +18,10 @@ export class FanOutSink implements EventSink {
     for (const sink of this.sinks) sink.publish(event)
   }
 
+  async reopen(): Promise<void> {
+    await Promise.all(this.sinks.map((sink) => sink.reopen?.()))
+  }
+
   /** Closes every sink in parallel, each within the same bound. */
   async close(timeoutMs: number): Promise<void> {
     await Promise.all(this.sinks.map((sink) => sink.close(timeoutMs)))

@@ -15,25 +15,22 @@ export interface JsonLinesFileSinkOptions {
  * it with a log forwarder. The same lines as on stdout (JsonLinesSink does the writing); this class
  * owns the file: opened in append mode so several runs accumulate and logrotate's copytruncate works,
  * written asynchronously by a WriteStream (batched writes, never a synchronous call on the event
- * path), and flushed and closed by close().
+ * path), reopened by reopen() after logrotate moved it (SIGHUP), and flushed and closed by close().
  *
  * This is not the durable webhook path: a line still in the stream's buffer when the process is
  * killed is lost. Operators who need at-least-once delivery use WEBHOOK_URL, which is spooled.
  */
 export class JsonLinesFileSink implements EventSink {
-  private readonly stream: fs.WriteStream
-  private readonly lines: JsonLinesSink
+  private stream: fs.WriteStream
+  private lines: JsonLinesSink
   private readonly opened: Promise<void>
   private closePromise: Promise<void> | undefined
+  private reopening: Promise<void> | undefined
 
   constructor(private readonly options: JsonLinesFileSinkOptions) {
-    this.stream = fs.createWriteStream(options.path, { flags: 'a', mode: 0o600 })
+    ;({ stream: this.stream, opened: this.opened } = this.open())
+    // Lines published before the file is open wait in the stream; a failed open is logged by the lines sink.
     this.lines = new JsonLinesSink({ stream: this.stream, logger: options.logger })
-    // Settled by whichever comes first; the sink's own 'error' listener reports later failures.
-    this.opened = new Promise<void>((resolve, reject) => {
-      this.stream.once('ready', () => resolve())
-      this.stream.once('error', (cause) => reject(new AppError('ERR_EVENTS_FILE', `cannot open ${options.path} (EVENTS_FILE)`, { cause })))
-    })
     // A failed open is reported by start(); without this the rejection would be unhandled when nobody calls it.
     this.opened.catch(() => {})
   }
@@ -47,25 +44,77 @@ export class JsonLinesFileSink implements EventSink {
     this.lines.publish(event)
   }
 
+  /**
+   * Opens EVENTS_FILE afresh (logrotate renamed it: the old descriptor still writes to the renamed
+   * file) and moves to it once it is open; lines already handed to the old file are flushed there,
+   * and none are lost in between. If it cannot be opened, the old file stays in use and the error
+   * is logged. Concurrent calls share one reopening.
+   */
+  reopen(): Promise<void> {
+    this.reopening ??= this.swapFile().finally(() => {
+      this.reopening = undefined
+    })
+    return this.reopening
+  }
+
   /** Flushes every line written so far (bounded by timeoutMs) and closes the file. Idempotent. */
   close(timeoutMs: number): Promise<void> {
     this.closePromise ??= (async () => {
-      const startedAt = Date.now()
-      await this.lines.close(timeoutMs)
-      if (this.stream.destroyed) return
-      const remaining = Math.max(0, timeoutMs - (Date.now() - startedAt))
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.options.logger.error({ file: this.options.path, timeoutMs }, 'EVENTS_FILE did not close in time')
-          this.stream.destroy()
-          resolve()
-        }, remaining)
-        this.stream.end(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
+      await this.reopening
+      await this.closeFile(this.lines, this.stream, timeoutMs)
     })()
     return this.closePromise
+  }
+
+  private open(): { stream: fs.WriteStream; opened: Promise<void> } {
+    const path = this.options.path
+    const stream = fs.createWriteStream(path, { flags: 'a', mode: 0o600 })
+    // Settled by whichever comes first; the sink's own 'error' listener reports later failures.
+    const opened = new Promise<void>((resolve, reject) => {
+      stream.once('ready', () => resolve())
+      stream.once('error', (cause) => reject(new AppError('ERR_EVENTS_FILE', `cannot open ${path} (EVENTS_FILE)`, { cause })))
+    })
+    return { stream, opened }
+  }
+
+  private async swapFile(): Promise<void> {
+    if (this.closePromise !== undefined) return
+    const next = this.open()
+    try {
+      await next.opened
+    } catch (err) {
+      this.options.logger.error({ err, file: this.options.path }, 'cannot reopen EVENTS_FILE; still appending to the file open before')
+      next.stream.destroy()
+      return
+    }
+    const lines = new JsonLinesSink({ stream: next.stream, logger: this.options.logger })
+    if (this.closePromise !== undefined) {
+      // close() began meanwhile; it flushes the current file, the new one is not needed.
+      await this.closeFile(lines, next.stream, 1000)
+      return
+    }
+    const previous = { lines: this.lines, stream: this.stream }
+    this.lines = lines
+    this.stream = next.stream
+    this.options.logger.info({ file: this.options.path }, 'EVENTS_FILE reopened')
+    await this.closeFile(previous.lines, previous.stream, 10_000)
+  }
+
+  private async closeFile(lines: JsonLinesSink, stream: fs.WriteStream, timeoutMs: number): Promise<void> {
+    const startedAt = Date.now()
+    await lines.close(timeoutMs)
+    if (stream.destroyed) return
+    const remaining = Math.max(0, timeoutMs - (Date.now() - startedAt))
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.options.logger.error({ file: this.options.path, timeoutMs }, 'EVENTS_FILE did not close in time')
+        stream.destroy()
+        resolve()
+      }, remaining)
+      stream.end(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
   }
 }

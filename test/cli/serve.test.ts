@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
 import { uuidToBytes } from '../../src/audiosocket/index.js'
 import { startFakeSoniox } from '../support/fake-soniox.js'
 import { loadCapture } from '../support/frames.js'
@@ -110,4 +111,26 @@ t.test('a retired variable is logged at warn when the server starts, and the ser
   await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
   p.child.kill('SIGTERM')
   t.equal(await p.exited, 0)
+})
+
+t.test('SIGHUP reopens EVENTS_FILE after logrotate moved it, and the server keeps running', async (t) => {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const eventsFile = join(t.testdir(), 'events.jsonl')
+  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, EVENTS_FILE: eventsFile })
+  t.teardown(() => p.child.kill('SIGKILL'))
+  const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
+  renameSync(eventsFile, `${eventsFile}.1`)
+  p.child.kill('SIGHUP')
+  await p.waitForLog((r) => r.msg === 'EVENTS_FILE reopened')
+  t.ok(existsSync(eventsFile), 'a new EVENTS_FILE exists at the configured path')
+
+  const id = randomUUID()
+  await replayCapture(loadCapture('app-8k-dtmf'), { port: listening.port as number, speed: 8, uuidBytes: uuidToBytes(id) })
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0, 'still running after SIGHUP, and a clean exit on SIGTERM')
+  const events = readFileSync(eventsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.equal(events[0]?.type, 'call.started')
+  t.equal(events.at(-1)?.type, 'call.ended', 'the call after the reopen went to the new file')
+  t.equal(readFileSync(`${eventsFile}.1`, 'utf8'), '', 'nothing was written to the rotated file after the reopen')
 })

@@ -2,7 +2,7 @@
  * src/webhook/file-sink.ts (EVENTS_FILE): JSON lines appended to a file, never truncated, flushed
  * by close(); an unusable path fails start() with ERR_EVENTS_FILE.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
@@ -48,4 +48,51 @@ t.test('a path that cannot be opened fails start() naming EVENTS_FILE', async (t
   await t.rejects(sink.start(), { code: 'ERR_EVENTS_FILE', message: /EVENTS_FILE/ })
   t.doesNotThrow(() => sink.publish(event('c1', 0)), 'publish still never throws')
   await sink.close(100)
+})
+
+t.test('reopen() after logrotate renamed the file: old lines stay in the renamed file, new ones go to a new EVENTS_FILE, none lost', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'events.jsonl')
+  const records: any[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) })
+  const sink = new JsonLinesFileSink({ path, logger })
+  await sink.start()
+  for (let seq = 0; seq < 50; seq++) sink.publish(event('r', seq))
+  renameSync(path, `${path}.1`)
+  // Published after the rename and before the reopen: they follow the open descriptor into the renamed file.
+  for (let seq = 50; seq < 60; seq++) sink.publish(event('r', seq))
+  const reopened = sink.reopen()
+  sink.publish(event('r', 60))
+  await reopened
+  for (let seq = 61; seq < 80; seq++) sink.publish(event('r', seq))
+  await sink.close(2000)
+
+  const rotated = lines(`${path}.1`)
+  const current = lines(path)
+  t.same([...rotated, ...current].map((e) => e.seq), [...Array(80).keys()], 'every event exactly once, in order across the two files')
+  t.ok(rotated.length >= 60, 'what was published before the reopen stayed with the renamed file')
+  t.equal(current.at(-1)?.seq, 79, 'the new file has the latest events')
+  t.equal(statSync(path).mode & 0o077, 0, 'the new file is private too')
+  t.equal(records.filter((r) => r.msg === 'EVENTS_FILE reopened').length, 1, 'logged once')
+})
+
+t.test('reopen() that cannot open the path keeps writing to the old file and says so', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'sub', 'events.jsonl')
+  mkdirSync(join(dir, 'sub'))
+  const records: any[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) })
+  const sink = new JsonLinesFileSink({ path, logger })
+  await sink.start()
+  sink.publish(event('k', 0))
+  renameSync(join(dir, 'sub'), join(dir, 'moved'))
+  await sink.reopen()
+  sink.publish(event('k', 1))
+  await sink.close(2000)
+  t.same(lines(join(dir, 'moved', 'events.jsonl')).map((e) => e.seq), [0, 1], 'both events in the file still open')
+  const failed = records.filter((r) => r.msg === 'cannot reopen EVENTS_FILE; still appending to the file open before')
+  t.equal(failed.length, 1)
+  t.equal(failed[0]?.level, 50)
+  t.equal(failed[0]?.err?.code, 'ERR_EVENTS_FILE')
+  t.equal(records.filter((r) => r.level >= 50).length, 1, 'one error line for one failure')
 })
