@@ -32,7 +32,7 @@ export function deadLetterPath(config: Config): string {
  * Everything needed to POST to WEBHOOK_URL. Reads WEBHOOK_CA_FILE (once, at start; config
  * validation has already checked it is readable PEM). Throws ERR_CONFIG_INVALID without WEBHOOK_URL.
  */
-export function webhookTransportOptions(config: Config): WebhookTransportOptions {
+export function webhookTransportOptions(config: Config): WebhookTransportOptions & { ca: string | undefined } {
   const w = config.webhook
   if (w.url === null) throw new AppError('ERR_CONFIG_INVALID', 'WEBHOOK_URL is not set')
   return {
@@ -85,7 +85,7 @@ export function createDelivery(
             concurrency: config.webhook.concurrency,
             backoff: { initialMs: config.webhook.retryInitialMs, maxMs: config.webhook.retryMaxMs },
             headers: transport.headers,
-            ca: typeof transport.ca === 'string' ? transport.ca : transport.ca?.toString('utf8'),
+            ca: transport.ca,
             version: VERSION,
           },
           spool: { dir: spoolDirectory(config), maxBytes: config.spool.maxBytes },

@@ -251,7 +251,7 @@ export class HttpWebhookSink implements EventSink {
   publishSerialized(event: SerializedEvent, publishedAtMs: number = this.clock.now()): void {
     if (this.state === 'closed') {
       this.counts.failed++
-      this.logger.error({ eventId: event.id, callId: event.callId, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
+      this.logger.error(itemFields(event), 'webhook event published after the sink closed; dropped')
       this.onEventSecured(event.id)
       return
     }
@@ -658,10 +658,11 @@ export function serializeEvent(event: EventEnvelope): SerializedEvent {
   return { id: event.id, callId: event.call_id, seq: event.seq, type: event.type, bodyText }
 }
 
-function eventFields(event: EventEnvelope): { eventId: string; callId: string; seq: number; type: string } {
+/** The fields every log line about one event carries. */
+export function eventFields(event: EventEnvelope): { eventId: string; callId: string; seq: number; type: string } {
   return { eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }
 }
 
-function itemFields(item: Delivery): { eventId: string; callId: string; seq: number; type: string } {
+function itemFields(item: Pick<SerializedEvent, 'id' | 'callId' | 'seq' | 'type'>): { eventId: string; callId: string; seq: number; type: string } {
   return { eventId: item.id, callId: item.callId, seq: item.seq, type: item.type }
 }

@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
-import { serializeEvent, type SerializedEvent, type WebhookMetrics, type WebhookSinkStats } from './http-sink.js'
+import { eventFields, serializeEvent, type SerializedEvent, type WebhookMetrics, type WebhookSinkStats } from './http-sink.js'
 import type { SpoolStats } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
@@ -58,6 +58,8 @@ export class WebhookWorkerSink implements EventSink {
   private spawning: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
   private restartTimer: NodeJS.Timeout | undefined
+  /** The worker finished close() itself: it has logged and counted whatever it could not deliver. */
+  private closedCleanly = false
   private readonly logDestination: DestinationStream
   private readonly logger: Logger
   private readonly metrics: WebhookMetrics | undefined
@@ -84,7 +86,7 @@ export class WebhookWorkerSink implements EventSink {
   publish(event: EventEnvelope): void {
     if (this.state === 'closed') {
       this.droppedHere++
-      this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }, 'webhook event published after the sink closed; dropped')
+      this.logger.error(eventFields(event), 'webhook event published after the sink closed; dropped')
       return
     }
     let serialized: SerializedEvent
@@ -92,13 +94,13 @@ export class WebhookWorkerSink implements EventSink {
       serialized = serializeEvent(event)
     } catch (err) {
       this.droppedHere++
-      this.logger.error({ eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type, attempts: 0, err }, 'webhook event dropped')
+      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
       return
     }
     const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: Date.now() }
     this.unsecured.set(event.id, entry)
     // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
-    if (this.worker !== undefined) this.post(this.worker, entry)
+    this.worker?.postMessage(entry)
   }
 
   /**
@@ -157,7 +159,7 @@ export class WebhookWorkerSink implements EventSink {
             this.spawning = undefined
             if (this.state === 'starting') this.state = 'open'
             // Everything published before (or while replacing a dead worker) goes now, in order.
-            for (const entry of this.unsecured.values()) this.post(worker, entry)
+            for (const entry of this.unsecured.values()) worker.postMessage(entry)
             resolve()
             break
           case 'start-failed':
@@ -165,6 +167,7 @@ export class WebhookWorkerSink implements EventSink {
             break
           case 'closed':
             closed = true
+            this.closedCleanly = true
             break
         }
       })
@@ -192,7 +195,6 @@ export class WebhookWorkerSink implements EventSink {
     if (this.state === 'closing') {
       // close() is waiting for this worker; it reports what is left (see shutDown).
       this.logger.error({ err, unsecured: this.unsecured.size }, 'webhook delivery worker stopped during shutdown')
-      this.onWorkerGone?.()
       return
     }
     this.logger.error(
@@ -202,11 +204,8 @@ export class WebhookWorkerSink implements EventSink {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined
       if (this.state === 'closing' || this.state === 'closed') return
-      this.spawn().catch((startErr: unknown) => {
-        // It could not even start (spool unreadable?): keep trying; events wait here meanwhile.
-        this.logger.error({ err: startErr }, 'webhook delivery worker failed to start again')
-        this.replace(-1, startErr instanceof Error ? startErr : undefined)
-      })
+      // One that cannot even start (spool unreadable?) is retried the same way; events wait here.
+      this.spawn().catch((startErr: unknown) => this.replace(-1, startErr instanceof Error ? startErr : undefined))
     }, this.restartDelayMs)
   }
 
@@ -223,8 +222,6 @@ export class WebhookWorkerSink implements EventSink {
     this.latest = undefined
   }
 
-  private onWorkerGone: (() => void) | undefined
-
   private async shutDown(timeoutMs: number): Promise<void> {
     this.state = 'closing'
     if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
@@ -232,10 +229,7 @@ export class WebhookWorkerSink implements EventSink {
     await this.spawning?.catch(() => {})
     const worker = this.worker
     if (worker !== undefined) {
-      const gone = new Promise<void>((resolve) => {
-        this.onWorkerGone = resolve
-        worker.once('exit', () => resolve())
-      })
+      const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
       worker.postMessage({ type: 'close', timeoutMs } satisfies ToWorker)
       const deadline = setTimeout(() => {
         this.logger.error({ timeoutMs }, 'webhook delivery worker did not finish closing; stopping it')
@@ -245,17 +239,16 @@ export class WebhookWorkerSink implements EventSink {
       clearTimeout(deadline)
     }
     this.state = 'closed'
-    if (this.unsecured.size > 0) {
+    if (this.closedCleanly) {
+      // Unsecured here means neither spooled nor delivered: the worker's close() reported those.
+      this.unsecured.clear()
+    } else if (this.unsecured.size > 0) {
       // Handed to no worker (none was running) or to one that died before writing them.
       const err = new AppError('ERR_WEBHOOK_GAVE_UP', `${this.unsecured.size} event(s) were neither delivered nor spooled`)
       this.logger.error({ undelivered: this.unsecured.size, eventIds: [...this.unsecured.keys()], err }, 'webhook sink closed with events left undelivered')
       this.droppedHere += this.unsecured.size
       this.unsecured.clear()
     }
-  }
-
-  private post(worker: Worker, entry: Unsecured): void {
-    worker.postMessage(entry)
   }
 
   private applyReport(report: WorkerReport): void {

@@ -2,7 +2,7 @@
  * The command as an admin runs it: a separate process, settings from the environment, events
  * as JSON lines on stdout when no webhook is set, logs on stderr, a clean exit on SIGTERM.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,6 +13,15 @@ import { replayCapture } from '../support/replay.js'
 import { spawnCli } from '../support/spawn-server.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+/** `serve` as a separate process against its own Soniox stand-in; both stop when the test ends. */
+async function serveAgainstStandIn(t: Test, env: Record<string, string> = {}) {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, ...env })
+  t.teardown(() => p.child.kill('SIGKILL'))
+  return { soniox, p }
+}
 
 t.test('a bad configuration stops the start with every problem named, exit 78', async (t) => {
   const p = spawnCli(['serve'], {
@@ -32,12 +41,12 @@ t.test('a bad configuration stops the start with every problem named, exit 78', 
 })
 
 t.test('serve with no webhook: events as JSON lines on stdout, logs on stderr, exit 0 on SIGTERM', async (t) => {
-  const soniox = await startFakeSoniox()
-  t.teardown(() => soniox.close())
-  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
-  t.teardown(() => p.child.kill('SIGKILL'))
+  const { soniox, p } = await serveAgainstStandIn(t)
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
   t.equal(listening.host, '127.0.0.1', 'loopback by default')
+  // Node's default for SIGHUP is to exit; without EVENTS_FILE the server only says it has nothing to reopen.
+  p.child.kill('SIGHUP')
+  await p.waitForLog((r) => r.msg === 'SIGHUP ignored: no EVENTS_FILE to reopen')
 
   const id = randomUUID()
   await replayCapture(loadCapture('app-8k-dtmf'), { port: listening.port as number, speed: 8, uuidBytes: uuidToBytes(id) })
@@ -63,10 +72,7 @@ t.test('serve with no webhook: events as JSON lines on stdout, logs on stderr, e
 })
 
 t.test('SIGTERM during a live call with DRAIN_TIMEOUT_MS=0: the call is finished properly and Asterisk gets a hangup frame', async (t) => {
-  const soniox = await startFakeSoniox()
-  t.teardown(() => soniox.close())
-  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, DRAIN_TIMEOUT_MS: '0' })
-  t.teardown(() => p.child.kill('SIGKILL'))
+  const { soniox, p } = await serveAgainstStandIn(t, { DRAIN_TIMEOUT_MS: '0' })
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
   const id = randomUUID()
   const replay = replayCapture(loadCapture('app-8k-speech'), { port: listening.port as number, uuidBytes: uuidToBytes(id) })
@@ -101,10 +107,7 @@ t.test('version, help and unknown commands', async (t) => {
 })
 
 t.test('a retired variable is logged at warn when the server starts, and the server starts', async (t) => {
-  const soniox = await startFakeSoniox()
-  t.teardown(() => soniox.close())
-  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, WEBHOOK_MAX_ATTEMPTS: '3' })
-  t.teardown(() => p.child.kill('SIGKILL'))
+  const { p } = await serveAgainstStandIn(t, { WEBHOOK_MAX_ATTEMPTS: '3' })
   const warning = await p.waitForLog((r) => r.setting === 'WEBHOOK_MAX_ATTEMPTS')
   t.equal(warning.level, 40, 'warn')
   t.match(warning.msg, /^WEBHOOK_MAX_ATTEMPTS is no longer used: .*WEBHOOK_MAX_AGE/)
@@ -114,11 +117,8 @@ t.test('a retired variable is logged at warn when the server starts, and the ser
 })
 
 t.test('SIGHUP reopens EVENTS_FILE after logrotate moved it, and the server keeps running', async (t) => {
-  const soniox = await startFakeSoniox()
-  t.teardown(() => soniox.close())
   const eventsFile = join(t.testdir(), 'events.jsonl')
-  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, EVENTS_FILE: eventsFile })
-  t.teardown(() => p.child.kill('SIGKILL'))
+  const { p } = await serveAgainstStandIn(t, { EVENTS_FILE: eventsFile })
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
   renameSync(eventsFile, `${eventsFile}.1`)
   p.child.kill('SIGHUP')

@@ -41,7 +41,7 @@ function event(callId: string, seq: number): EventEnvelope {
   return { id: `${callId}-${seq}`, type: 'transcript.final', call_id: callId, seq, time: new Date().toISOString(), data: { text: `word ${seq}` } }
 }
 
-function init(url: string, dir: string, logger: pino.Logger, overrides: Partial<DeliveryWorkerInit['sink']> = {}): DeliveryWorkerInit {
+function init(url: string, dir: string, logger: pino.Logger, overrides: Partial<DeliveryWorkerInit['sink']> = {}, spoolMaxBytes = 1024 * 1024): DeliveryWorkerInit {
   return {
     sink: {
       url,
@@ -55,7 +55,7 @@ function init(url: string, dir: string, logger: pino.Logger, overrides: Partial<
       version: 'test',
       ...overrides,
     },
-    spool: { dir, maxBytes: 1024 * 1024 },
+    spool: { dir, maxBytes: spoolMaxBytes },
     deadLetterPath: join(dir, 'dead-letter.jsonl'),
     log: { level: logger.level, bindings: logger.bindings() },
   }
@@ -228,7 +228,7 @@ t.test('a worker that dies is replaced, and no event is lost', async (t) => {
   t.equal(stopped.length, 1, 'the death is logged once')
   t.equal(stopped[0]?.level, ERROR)
   t.equal(stopped[0]?.err?.code, 'ERR_WEBHOOK_WORKER')
-  t.match(stopped[0]?.err?.cause?.message ?? stopped[0]?.err?.message, /injected delivery worker crash|exit code 1/)
+  t.equal(stopped[0]?.err?.message, 'the webhook delivery worker stopped (exit code 1): injected delivery worker crash', 'with the exit code and the worker’s own error')
   await waitUntil(() => s.stats().pending === 0, 'nothing pending after the replacement delivered')
   t.ok(s.stats().delivered >= 20, 'deliveries of both workers are counted')
 
@@ -267,4 +267,19 @@ t.test('an event published while close() waits is still delivered', async (t) =>
   t.same(r.eventsFor('closing').map((e) => e.seq), [0, 1], 'both delivered before close() resolved')
   t.equal(s.stats().failed, 0)
   t.equal(s.stats().leftInSpool, 0)
+})
+
+t.test('events neither spooled nor delivered at close are reported lost once, by the worker, not again by the main thread', async (t) => {
+  const r = await receiver(t, { respond: () => ({ status: 503 }) })
+  const logs = captureLogs()
+  // A spool too small for any record: every event is delivered from memory only.
+  const s = sink(t, { init: init(r.url, spoolDir(t), logs.logger, {}, 64), logger: logs.logger })
+  await s.start()
+  for (let seq = 0; seq < 3; seq++) s.publish(event('unspooled', seq))
+  await waitUntil(() => r.requests.length >= 1, 'a failed attempt')
+  await s.close(50)
+  t.equal(s.stats().failed, 3, 'three events lost, counted once each')
+  t.equal(s.stats().unspooled, 3)
+  t.equal(logs.withMsg('webhook sink closed with events left undelivered').length, 1, 'one error line for them')
+  t.equal(logs.withMsg('spool full').length, 1, 'and the reason, once')
 })
