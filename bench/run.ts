@@ -18,7 +18,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { cpuSeconds, rssBytes } from './lib/proc.js'
+import { cpuSeconds, mainThreadCpuSeconds, rssBytes } from './lib/proc.js'
 import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
 
@@ -40,6 +40,8 @@ export interface Figures {
   calls: number
   /** CPU seconds (user+sys) per second of call audio, over the measurement window. */
   cpuPerCallSecond: number
+  /** The part of cpuPerCallSecond spent on the main thread (the event loop). */
+  mainThreadCpuPerCallSecond: number
   /** Resident memory above idle, per live call, mid-window. */
   rssPerCallKb: number
   audioLatencyMs: Distribution
@@ -202,11 +204,13 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     await sleep(options.rampMs + options.warmupMs)
     const windowMs = Math.max(1000, options.durationMs - options.rampMs - options.warmupMs - 2000)
     const cpu0 = cpuSeconds(pid)
+    const main0 = mainThreadCpuSeconds(pid)
     const t0 = performance.now()
     await sleep(windowMs / 2)
     const rss = rssBytes(pid)
     await sleep(windowMs / 2)
     const cpu1 = cpuSeconds(pid)
+    const main1 = mainThreadCpuSeconds(pid)
     const seconds = (performance.now() - t0) / 1000
 
     const loadReport = await loadDone
@@ -231,6 +235,7 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
       target,
       calls,
       cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
+      mainThreadCpuPerCallSecond: (main1 - main0) / (calls * seconds),
       rssPerCallKb: (rss - idleRss) / calls / 1024,
       audioLatencyMs: distribution(audio),
       transcriptLatencyMs: distribution(transcript),
@@ -266,6 +271,7 @@ export function combine(runs: Figures[]): Figures {
     target: first.target,
     calls: first.calls,
     cpuPerCallSecond: median(runs.map((r) => r.cpuPerCallSecond)),
+    mainThreadCpuPerCallSecond: median(runs.map((r) => r.mainThreadCpuPerCallSecond)),
     rssPerCallKb: median(runs.map((r) => r.rssPerCallKb)),
     audioLatencyMs: distribution(audio),
     transcriptLatencyMs: distribution(transcript),
@@ -284,7 +290,7 @@ function repetitionLines(relayRuns: Figures[], serverRuns: Figures[]): string {
   if (relayRuns.length < 2 || serverRuns.length !== relayRuns.length) return ''
   const cells = relayRuns.map((relay, i) => {
     const server = serverRuns[i] as Figures
-    return `${fmt(server.cpuPerCallSecond / relay.cpuPerCallSecond)}x CPU, transcript p99 ${fmt(server.transcriptLatencyMs.p99, 1)} ms (relay ${fmt(relay.transcriptLatencyMs.p99, 1)}), added audio p99 ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 2)} ms`
+    return `${fmt(server.cpuPerCallSecond / relay.cpuPerCallSecond)}x CPU (main thread ${fmt(server.mainThreadCpuPerCallSecond / relay.mainThreadCpuPerCallSecond)}x), transcript p99 ${fmt(server.transcriptLatencyMs.p99, 1)} ms (relay ${fmt(relay.transcriptLatencyMs.p99, 1)}), added audio p99 ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 2)} ms`
   })
   return `Each repetition (server / relay, same run): ${cells.map((c, i) => `#${i + 1}: ${c}`).join('; ')}.`
 }
@@ -303,6 +309,7 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     '| figure | relay | server | server / relay |',
     '|---|---|---|---|',
     row('CPU ms per call-second of audio', relay && relay.cpuPerCallSecond * 1000, server && server.cpuPerCallSecond * 1000, 3),
+    row('of which main thread (event loop)', relay && relay.mainThreadCpuPerCallSecond * 1000, server && server.mainThreadCpuPerCallSecond * 1000, 3),
     row('RSS KB per live call (above idle)', relay?.rssPerCallKb, server?.rssPerCallKb, 1),
     row('audio latency p50 ms', relay?.audioLatencyMs.p50, server?.audioLatencyMs.p50, 3),
     row('audio latency p99 ms', relay?.audioLatencyMs.p99, server?.audioLatencyMs.p99, 3),

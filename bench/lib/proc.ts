@@ -15,14 +15,28 @@ function clockTicks(): number {
   return ticksPerSecond
 }
 
-/** User + system CPU seconds the process has used so far. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/** User + system CPU seconds charged so far, from a /proc stat file. */
+function statCpuSeconds(path: string): number {
+  const stat = readFileSync(path, 'utf8')
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   const utime = Number(fields[11])
   const stime = Number(fields[12])
   return (utime + stime) / clockTicks()
+}
+
+/** User + system CPU seconds the process (all its threads) has used so far. */
+export function cpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/stat`)
+}
+
+/**
+ * User + system CPU seconds of the process's main thread alone (its task id is the pid): the
+ * event loop, where the per-frame work runs. The rest is other threads: V8's GC and compiler
+ * helpers, libuv's threadpool, worker threads such as the server's webhook delivery.
+ */
+export function mainThreadCpuSeconds(pid: number): number {
+  return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`)
 }
 
 /** Resident set size in bytes. */

@@ -11,6 +11,7 @@ function run(cpu: number, rss: number, audio: number[], transcript: number[], wo
     target: 'server',
     calls: 100,
     cpuPerCallSecond: cpu,
+    mainThreadCpuPerCallSecond: cpu / 2,
     rssPerCallKb: rss,
     audioLatencyMs: distribution(audio),
     transcriptLatencyMs: distribution(transcript),
@@ -38,6 +39,7 @@ t.test('combine: median CPU and RSS, pooled latency samples, summed counts, wors
   ]
   const c = combine(runs)
   t.equal(c.cpuPerCallSecond, 0.003, 'a noisy run (0.009) does not move the CPU figure')
+  t.equal(c.mainThreadCpuPerCallSecond, 0.0015, 'the main-thread share is the median of its own')
   t.equal(c.rssPerCallKb, 200)
   t.equal(c.audioLatencyMs.count, 5, 'all audio samples pooled')
   t.equal(c.audioLatencyMs.max, 10)
