@@ -18,7 +18,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { cpuSeconds, mainThreadCpuSeconds, rssBytes } from './lib/proc.js'
+import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
 import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
 
@@ -42,6 +42,8 @@ export interface Figures {
   cpuPerCallSecond: number
   /** The part of cpuPerCallSecond spent on the main thread (the event loop). */
   mainThreadCpuPerCallSecond: number
+  /** Thread wake-ups (voluntary context switches, all threads) per second of the window. */
+  wakeupsPerSecond: number
   /** Resident memory above idle, per live call, mid-window. */
   rssPerCallKb: number
   audioLatencyMs: Distribution
@@ -205,12 +207,14 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     const windowMs = Math.max(1000, options.durationMs - options.rampMs - options.warmupMs - 2000)
     const cpu0 = cpuSeconds(pid)
     const main0 = mainThreadCpuSeconds(pid)
+    const wakeups0 = wakeups(pid)
     const t0 = performance.now()
     await sleep(windowMs / 2)
     const rss = rssBytes(pid)
     await sleep(windowMs / 2)
     const cpu1 = cpuSeconds(pid)
     const main1 = mainThreadCpuSeconds(pid)
+    const wakeups1 = wakeups(pid)
     const seconds = (performance.now() - t0) / 1000
 
     const loadReport = await loadDone
@@ -236,6 +240,7 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
       calls,
       cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
       mainThreadCpuPerCallSecond: (main1 - main0) / (calls * seconds),
+      wakeupsPerSecond: (wakeups1 - wakeups0) / seconds,
       rssPerCallKb: (rss - idleRss) / calls / 1024,
       audioLatencyMs: distribution(audio),
       transcriptLatencyMs: distribution(transcript),
@@ -272,6 +277,7 @@ export function combine(runs: Figures[]): Figures {
     calls: first.calls,
     cpuPerCallSecond: median(runs.map((r) => r.cpuPerCallSecond)),
     mainThreadCpuPerCallSecond: median(runs.map((r) => r.mainThreadCpuPerCallSecond)),
+    wakeupsPerSecond: median(runs.map((r) => r.wakeupsPerSecond)),
     rssPerCallKb: median(runs.map((r) => r.rssPerCallKb)),
     audioLatencyMs: distribution(audio),
     transcriptLatencyMs: distribution(transcript),
@@ -310,6 +316,7 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     '|---|---|---|---|',
     row('CPU ms per call-second of audio', relay && relay.cpuPerCallSecond * 1000, server && server.cpuPerCallSecond * 1000, 3),
     row('of which main thread (event loop)', relay && relay.mainThreadCpuPerCallSecond * 1000, server && server.mainThreadCpuPerCallSecond * 1000, 3),
+    row('thread wake-ups per second (all threads)', relay?.wakeupsPerSecond, server?.wakeupsPerSecond, 0),
     row('RSS KB per live call (above idle)', relay?.rssPerCallKb, server?.rssPerCallKb, 1),
     row('audio latency p50 ms', relay?.audioLatencyMs.p50, server?.audioLatencyMs.p50, 3),
     row('audio latency p99 ms', relay?.audioLatencyMs.p99, server?.audioLatencyMs.p99, 3),

@@ -1,5 +1,5 @@
 /** CPU and memory of a process, read from /proc (Linux): what the kernel charged it. */
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 let ticksPerSecond: number | undefined
@@ -44,4 +44,22 @@ export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1]
   return Number(kb ?? 0) * 1024
+}
+
+/**
+ * Times the process's threads have gone to sleep so far (voluntary context switches, summed over
+ * the threads alive now). Each sleep is later a wake-up, and on a VM a wake-up costs tens to
+ * hundreds of microseconds of CPU, so this explains CPU that no profile shows.
+ */
+export function wakeups(pid: number): number {
+  let total = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      total += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0)
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return total
 }

@@ -12,6 +12,7 @@ function run(cpu: number, rss: number, audio: number[], transcript: number[], wo
     calls: 100,
     cpuPerCallSecond: cpu,
     mainThreadCpuPerCallSecond: cpu / 2,
+    wakeupsPerSecond: rss * 10,
     rssPerCallKb: rss,
     audioLatencyMs: distribution(audio),
     transcriptLatencyMs: distribution(transcript),
@@ -41,6 +42,7 @@ t.test('combine: median CPU and RSS, pooled latency samples, summed counts, wors
   t.equal(c.cpuPerCallSecond, 0.003, 'a noisy run (0.009) does not move the CPU figure')
   t.equal(c.mainThreadCpuPerCallSecond, 0.0015, 'the main-thread share is the median of its own')
   t.equal(c.rssPerCallKb, 200)
+  t.equal(c.wakeupsPerSecond, 2000, 'wake-ups: the median run')
   t.equal(c.audioLatencyMs.count, 5, 'all audio samples pooled')
   t.equal(c.audioLatencyMs.max, 10)
   t.same(c.transcriptLatencyMs, distribution([5, 1, 9, 2]), 'transcript latency over the pooled samples')
