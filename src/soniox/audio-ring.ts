@@ -12,8 +12,14 @@
  * until Soniox finalizes it survives young-generation GC, gets promoted, and costs old-generation
  * collections and resident memory. With blocks, an append is a memcpy; a released block is kept
  * as a spare for the next one, so a steady call allocates nothing.
+ *
+ * Block size: what a call holds beyond its unfinalized audio is the unused part of the newest
+ * block plus the spare, about 1.5 blocks. At 4 KB that is ~6 KB per call (12 KB at 8 KB blocks,
+ * bench/RESULTS.md session 4), while a 20 ms frame still crosses a block edge only every 6 to 13
+ * frames (16 and 8 kHz).
  */
-const BLOCK_BYTES = 8192
+export const AUDIO_RING_BLOCK_BYTES = 4096
+const BLOCK_BYTES = AUDIO_RING_BLOCK_BYTES
 
 export class AudioRing {
   /** blocks[0] starts at call position `firstBlockPos`; all but the last are full. */

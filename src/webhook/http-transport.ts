@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto'
 import http from 'node:http'
 import https from 'node:https'
 import tls from 'node:tls'
+import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
 import { decodeWebhookSecret, webhookHeaders } from './signing.js'
 
@@ -78,6 +79,8 @@ export interface PostHandle {
 /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header or CA: configuration errors surface at start. */
 export class WebhookTransport {
   readonly url: URL
+  /** The URL as request options, converted once: http.request(url) would convert it per request. */
+  private readonly target: http.RequestOptions
   private readonly transport: typeof http | typeof https
   private readonly agent: http.Agent
   private readonly secretKey: Buffer | undefined
@@ -101,6 +104,7 @@ export class WebhookTransport {
       throw new AppError('ERR_CONFIG_INVALID', `webhook timeoutMs must be > 0, got ${options.timeoutMs}`)
     }
     this.url = url
+    this.target = urlToHttpOptions(url)
     this.timeoutMs = options.timeoutMs
     this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
     this.clock = options.clock ?? Date
@@ -173,7 +177,7 @@ export class WebhookTransport {
 
     let req: http.ClientRequest
     try {
-      req = this.transport.request(this.url, { method: 'POST', agent: this.agent, headers: this.headersFor(id, body) })
+      req = this.transport.request({ ...this.target, method: 'POST', agent: this.agent, headers: this.headersFor(id, body) })
     } catch (cause) {
       // Only reachable through a bug (headers are validated up front); retrying cannot help.
       settle({ kind: 'failed', retriable: false, err: new AppError('ERR_WEBHOOK_NETWORK', 'the webhook request could not be created', { cause }) })

@@ -3,7 +3,7 @@
  * Soniox session is resumed from.
  */
 import t from 'tap'
-import { AudioRing } from '../../src/soniox/audio-ring.js'
+import { AUDIO_RING_BLOCK_BYTES, AudioRing } from '../../src/soniox/audio-ring.js'
 
 /** Bytes whose value is their call position (mod 251), so any slice can be checked against the position. */
 function bytesAt(pos: number, length: number): Buffer {
@@ -199,8 +199,8 @@ t.test('100k appends and releases: memory stays bounded and slices stay correct'
   t.ok(evicted > 0, `eviction happened (${evicted} bytes)`)
   t.ok(joined(ring, 0).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'the final content is exactly startPos..endPos')
   // Released chunks are compacted away: the chunk array never grows with the number of appends.
-  // Storage is fixed 8 KB blocks: never more than the capacity needs, plus the partly used ends.
-  t.ok(maxArray <= Math.ceil(capacity / 8192) + 2, `the block list stayed within the capacity (max ${maxArray} blocks for 100k appends)`)
+  // Storage is fixed-size blocks: never more than the capacity needs, plus the partly used ends.
+  t.ok(maxArray <= Math.ceil(capacity / AUDIO_RING_BLOCK_BYTES) + 2, `the block list stayed within the capacity (max ${maxArray} blocks for 100k appends)`)
 })
 
 t.test('a steady call allocates no new blocks: released blocks are reused', async (t) => {
