@@ -27,12 +27,9 @@ const logger = createLogger({ level: init.log.level, destination: { write: (line
 
 /**
  * How often the main thread hears what happened. Nothing there is urgent (metrics, stats, and the
- * events it may stop keeping), and each report is a wake-up of this thread when its loop would
- * otherwise sleep: on a VM a wake-up costs 100-200 µs of CPU (bench/RESULTS.md, session 4), so at
- * 100 ms the reports alone were a tenth of this thread's wake-ups under load. The spool's deferred
- * acks are flushed at the same cadence (ACK_FLUSH_MS), so one timer does not follow the other.
+ * events it may stop keeping), and a report per event would wake both threads once more per event.
  */
-const REPORT_INTERVAL_MS = 1000
+const REPORT_INTERVAL_MS = 100
 
 /** Collects what the main thread must hear about and sends it every REPORT_INTERVAL_MS. */
 class Reporter implements WebhookMetrics {

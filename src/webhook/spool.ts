@@ -370,12 +370,8 @@ class Segment implements SpoolRef {
 
 type SpoolState = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 
-/**
- * Longest an acknowledgement waits to be written when no event write comes along to carry it. A
- * late ack costs nothing but a redelivery (same id) if the process dies first, while each flush of
- * its own wakes the delivery thread: a second keeps those wake-ups rare under load.
- */
-const ACK_FLUSH_MS = 1000
+/** Longest an acknowledgement waits to be written when no event write comes along to carry it. */
+const ACK_FLUSH_MS = 100
 
 export class Spool {
   private state: SpoolState = 'new'

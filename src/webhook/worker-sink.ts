@@ -112,7 +112,7 @@ export class WebhookWorkerSink implements EventSink {
     return this.closePromise
   }
 
-  /** The worker's latest counts (reported within a second of a change), plus those of any worker that died. */
+  /** The worker's latest counts (reported within 100 ms of a change), plus those of any worker that died. */
   stats(): WebhookSinkStats {
     const current = this.latest?.stats
     return {
