@@ -39,11 +39,16 @@ export function mainThreadCpuSeconds(pid: number): number {
   return statCpuSeconds(`/proc/${pid}/task/${pid}/stat`)
 }
 
+/** A numeric field of a /proc status file ("Name:   123 kB" -> 123); 0 if absent. */
+function statusNumber(path: string, field: string): number {
+  const status = readFileSync(path, 'utf8')
+  // Anchored: "voluntary_ctxt_switches" is also the tail of "nonvoluntary_ctxt_switches".
+  return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0)
+}
+
 /** Resident set size in bytes. */
 export function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1]
-  return Number(kb ?? 0) * 1024
+  return statusNumber(`/proc/${pid}/status`, 'VmRSS') * 1024
 }
 
 /**
@@ -55,8 +60,7 @@ export function wakeups(pid: number): number {
   let total = 0
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
-      total += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0)
+      total += statusNumber(`/proc/${pid}/task/${tid}/status`, 'voluntary_ctxt_switches')
     } catch {
       // The thread ended between the listing and the read.
     }

@@ -19,7 +19,6 @@
  * frames (16 and 8 kHz).
  */
 export const AUDIO_RING_BLOCK_BYTES = 4096
-const BLOCK_BYTES = AUDIO_RING_BLOCK_BYTES
 
 export class AudioRing {
   /** blocks[0] starts at call position `firstBlockPos`; all but the last are full. */
@@ -52,13 +51,13 @@ export class AudioRing {
   append(chunk: Buffer): number {
     let copied = 0
     while (copied < chunk.length) {
-      const fill = (this.end - this.firstBlockPos) % BLOCK_BYTES
-      if (fill === 0 && this.end - this.firstBlockPos === this.blocks.length * BLOCK_BYTES) {
-        this.blocks.push(this.spare ?? Buffer.allocUnsafeSlow(BLOCK_BYTES))
+      const fill = (this.end - this.firstBlockPos) % AUDIO_RING_BLOCK_BYTES
+      if (fill === 0 && this.end - this.firstBlockPos === this.blocks.length * AUDIO_RING_BLOCK_BYTES) {
+        this.blocks.push(this.spare ?? Buffer.allocUnsafeSlow(AUDIO_RING_BLOCK_BYTES))
         this.spare = undefined
       }
       const block = this.blocks[this.blocks.length - 1] as Buffer
-      const n = Math.min(chunk.length - copied, BLOCK_BYTES - fill)
+      const n = Math.min(chunk.length - copied, AUDIO_RING_BLOCK_BYTES - fill)
       // TypedArray#set is V8's own memcpy; Buffer#copy adds argument checks in JS on every frame.
       // A frame usually fits whole, so the subarray (an allocation) is only made at a block edge.
       block.set(n === chunk.length ? chunk : chunk.subarray(copied, copied + n), fill)
@@ -77,14 +76,14 @@ export class AudioRing {
     if (to <= this.start) return
     this.start = to
     // Whole blocks before the new start are done; keep one as a spare for the next append.
-    while (this.blocks.length > 1 && this.firstBlockPos + BLOCK_BYTES <= this.start) {
+    while (this.blocks.length > 1 && this.firstBlockPos + AUDIO_RING_BLOCK_BYTES <= this.start) {
       this.spare = this.blocks.shift()
-      this.firstBlockPos += BLOCK_BYTES
+      this.firstBlockPos += AUDIO_RING_BLOCK_BYTES
     }
-    if (this.start === this.end && this.blocks.length === 1 && this.firstBlockPos + BLOCK_BYTES <= this.start) {
+    if (this.start === this.end && this.blocks.length === 1 && this.firstBlockPos + AUDIO_RING_BLOCK_BYTES <= this.start) {
       // Everything held was released exactly at a block boundary: the last block is done too.
       this.spare = this.blocks.shift()
-      this.firstBlockPos += BLOCK_BYTES
+      this.firstBlockPos += AUDIO_RING_BLOCK_BYTES
     }
   }
 
@@ -93,10 +92,10 @@ export class AudioRing {
     const out: Buffer[] = []
     let from = Math.max(pos, this.start)
     while (from < this.end) {
-      const index = Math.floor((from - this.firstBlockPos) / BLOCK_BYTES)
+      const index = Math.floor((from - this.firstBlockPos) / AUDIO_RING_BLOCK_BYTES)
       const block = this.blocks[index] as Buffer
-      const blockStart = this.firstBlockPos + index * BLOCK_BYTES
-      const upTo = Math.min(this.end, blockStart + BLOCK_BYTES)
+      const blockStart = this.firstBlockPos + index * AUDIO_RING_BLOCK_BYTES
+      const upTo = Math.min(this.end, blockStart + AUDIO_RING_BLOCK_BYTES)
       out.push(block.subarray(from - blockStart, upTo - blockStart))
       from = upTo
     }

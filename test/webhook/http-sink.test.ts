@@ -162,6 +162,20 @@ t.test('posts each event as one JSON request with the contract headers', async (
   )
 })
 
+t.test('the whole URL is honoured: path, query string, and user:password as basic auth', async (t) => {
+  const r = await receiver(t)
+  const url = new URL(r.url)
+  url.username = 'hook%40user'
+  url.password = 'p%3Ass'
+  url.search = '?token=a%20b'
+  const s = sink(t, { url: url.href, logger: captureLogs().logger })
+  s.publish(event('u1', 0))
+  await s.close(2000)
+  const [req] = r.requests
+  t.equal(req?.url, '/hooks/events?token=a%20b', 'path and query as configured')
+  t.equal(req?.headers.authorization, `Basic ${Buffer.from('hook@user:p:ss').toString('base64')}`, 'credentials decoded, as Node does for a URL')
+})
+
 t.test('delivers each call in seq order, one request at a time, calls in parallel', async (t) => {
   const calls = ['a', 'b', 'c', 'd']
   const perCall = 15

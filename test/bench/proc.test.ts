@@ -1,0 +1,40 @@
+/**
+ * bench/lib/proc.ts: what the benchmark reads from /proc (Linux), checked against this process.
+ */
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from '../../bench/lib/proc.js'
+
+const pid = process.pid
+
+t.test('wake-ups are the voluntary context switches of every thread', async (t) => {
+  const before = wakeups(pid)
+  for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 2))
+  const after = wakeups(pid)
+  t.ok(after - before >= 20, `each sleep of the main thread counts (${after - before} over 20 sleeps)`)
+  const mainStatus = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8')
+  const voluntary = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(mainStatus)?.[1])
+  t.ok(wakeups(pid) >= voluntary, 'at least the main thread’s own count')
+})
+
+t.test('CPU: the main thread is part of the process total, and busy work shows in both', async (t) => {
+  const total0 = cpuSeconds(pid)
+  const main0 = mainThreadCpuSeconds(pid)
+  const until = Date.now() + 300
+  let spin = 0
+  while (Date.now() < until) spin++
+  t.ok(spin > 0)
+  const main = mainThreadCpuSeconds(pid) - main0
+  const total = cpuSeconds(pid) - total0
+  t.ok(main >= 0.2, `300 ms of spinning on the main thread is charged to it (${main} s)`)
+  t.ok(total >= main, 'the process total includes it')
+  t.ok(mainThreadCpuSeconds(pid) <= cpuSeconds(pid), 'never more than the whole process')
+})
+
+t.test('RSS in bytes, from VmRSS', async (t) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1])
+  const rss = rssBytes(pid)
+  t.ok(Math.abs(rss - kb * 1024) < 64 * 1024 * 1024, 'within what this process can grow between two reads')
+  t.ok(rss > 10 * 1024 * 1024, 'a Node process holds more than 10 MB')
+})
