@@ -4,6 +4,9 @@ import { AppError } from '../shared/errors.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { JsonLinesSink } from './stdout-sink.js'
 
+/** How long a file given up by reopen() may take to flush what was written to it before it is closed. */
+const ROTATED_FILE_CLOSE_MS = 10_000
+
 export interface JsonLinesFileSinkOptions {
   /** The file (EVENTS_FILE): created if missing, always appended to, never truncated. */
   path: string
@@ -60,8 +63,11 @@ export class JsonLinesFileSink implements EventSink {
   /** Flushes every line written so far (bounded by timeoutMs) and closes the file. Idempotent. */
   close(timeoutMs: number): Promise<void> {
     this.closePromise ??= (async () => {
-      await this.reopening
-      await this.closeFile(this.lines, this.stream, timeoutMs)
+      const startedAt = Date.now()
+      // A reopen in flight settles first: its new file is then the one closed here. It may still be
+      // flushing the rotated file (bounded by ROTATED_FILE_CLOSE_MS), which must not stretch this bound.
+      if (this.reopening !== undefined) await settledWithin(this.reopening, timeoutMs)
+      await this.closeFile(this.lines, this.stream, Math.max(0, timeoutMs - (Date.now() - startedAt)))
     })()
     return this.closePromise
   }
@@ -90,14 +96,14 @@ export class JsonLinesFileSink implements EventSink {
     const lines = new JsonLinesSink({ stream: next.stream, logger: this.options.logger })
     if (this.closePromise !== undefined) {
       // close() began meanwhile; it flushes the current file, the new one is not needed.
-      await this.closeFile(lines, next.stream, 1000)
+      await this.closeFile(lines, next.stream, ROTATED_FILE_CLOSE_MS)
       return
     }
     const previous = { lines: this.lines, stream: this.stream }
     this.lines = lines
     this.stream = next.stream
     this.options.logger.info({ file: this.options.path }, 'EVENTS_FILE reopened')
-    await this.closeFile(previous.lines, previous.stream, 10_000)
+    await this.closeFile(previous.lines, previous.stream, ROTATED_FILE_CLOSE_MS)
   }
 
   private async closeFile(lines: JsonLinesSink, stream: fs.WriteStream, timeoutMs: number): Promise<void> {
@@ -117,4 +123,16 @@ export class JsonLinesFileSink implements EventSink {
       })
     })
   }
+}
+
+/** Waits for `promise` to settle, but no longer than `ms`. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    const done = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    promise.then(done, done)
+  })
 }

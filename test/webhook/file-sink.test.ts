@@ -2,7 +2,7 @@
  * src/webhook/file-sink.ts (EVENTS_FILE): JSON lines appended to a file, never truncated, flushed
  * by close(); an unusable path fails start() with ERR_EVENTS_FILE.
  */
-import { mkdirSync, readFileSync, renameSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, statSync, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
@@ -95,4 +95,35 @@ t.test('reopen() that cannot open the path keeps writing to the old file and say
   t.equal(failed[0]?.level, 50)
   t.equal(failed[0]?.err?.code, 'ERR_EVENTS_FILE')
   t.equal(records.filter((r) => r.level >= 50).length, 1, 'one error line for one failure')
+})
+
+t.test('close() during a reopen keeps its own bound while the rotated file is still flushing', async (t) => {
+  const dir = t.testdir()
+  const path = join(dir, 'events.jsonl')
+  const logger = pino({ level: 'silent' })
+  const sink = new JsonLinesFileSink({ path, logger })
+  await sink.start()
+  sink.publish(event('b', 0))
+  // The rotated file's flush never finishes (a stalled disk): reopen() waits for it up to its own bound.
+  const old = (sink as unknown as { stream: WriteStream }).stream
+  const end = old.end.bind(old) as (...args: unknown[]) => WriteStream
+  const held: unknown[][] = []
+  old.end = ((...args: unknown[]) => {
+    held.push(args)
+    return old
+  }) as unknown as WriteStream['end']
+  renameSync(path, `${path}.1`)
+  const reopened = sink.reopen()
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    sink.close(200).then(() => 'closed'),
+    new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting after 5 s'), 5000))),
+  ])
+  clearTimeout(timer)
+  t.equal(outcome, 'closed', 'close(200) did not wait for the 10 s flush bound of the rotated file')
+  // The disk recovers: the held end() calls go through and the reopen completes.
+  for (const args of held) end(...args)
+  await reopened
+  t.same(lines(`${path}.1`).map((e) => e.seq), [0], 'the rotated file kept its line')
 })
