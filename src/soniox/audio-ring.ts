@@ -10,25 +10,61 @@
  * Storage: frames are copied into fixed-size blocks rather than kept as one Buffer each. This is
  * on the audio hot path (every frame of every call): a per-frame allocation that lives ~0.5 s
  * until Soniox finalizes it survives young-generation GC, gets promoted, and costs old-generation
- * collections and resident memory. With blocks, an append is a memcpy; a released block is kept
- * as a spare for the next one, so a steady call allocates nothing.
+ * collections and resident memory. With blocks, an append is a memcpy.
  *
- * Block size: what a call holds beyond its unfinalized audio is the unused part of the newest
- * block plus the spare, about 1.5 blocks. At 4 KB that is ~6 KB per call (12 KB at 8 KB blocks,
- * bench/RESULTS.md session 4), while a 20 ms frame still crosses a block edge only every 6 to 13
- * frames (16 and 8 kHz).
+ * Released blocks go to a pool shared by every call (AudioBlockPool) and the next append of any
+ * call takes from it, so steady calls allocate no blocks. A call releases in bursts (one final
+ * result frees a second or more of audio), so a per-call spare was not enough: at 500 calls ~770
+ * blocks a second were allocated afresh, each an ArrayBuffer that V8 counts towards the old
+ * generation once promoted, and that churn alone forced a full mark-compact every 1.3 s
+ * (bench/RESULTS.md, session 5).
+ *
+ * Block size: what a call holds beyond its unfinalized audio is the unused part of its newest
+ * block, half a block on average: ~2 KB per call at 4 KB, while a 20 ms frame still crosses a
+ * block edge only every 6 to 13 frames (16 and 8 kHz).
  */
 export const AUDIO_RING_BLOCK_BYTES = 4096
+
+/**
+ * Blocks kept for reuse. The bound caps what the pool can hold when many calls release at once
+ * and few append (calls ending): 256 blocks is 1 MB, about as much as the per-call spares it
+ * replaced held at 250 calls.
+ */
+export const AUDIO_POOL_MAX_BLOCKS = 256
+
+/** Free AUDIO_RING_BLOCK_BYTES blocks, shared by rings. A block's old bytes are never read: rings read only what they wrote. */
+export class AudioBlockPool {
+  private readonly free: Buffer[] = []
+
+  constructor(private readonly maxBlocks = AUDIO_POOL_MAX_BLOCKS) {}
+
+  get size(): number {
+    return this.free.length
+  }
+
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(AUDIO_RING_BLOCK_BYTES)
+  }
+
+  give(block: Buffer): void {
+    if (this.free.length < this.maxBlocks) this.free.push(block)
+  }
+}
+
+/** The pool every ring uses unless given its own (tests). */
+export const sharedAudioBlockPool = new AudioBlockPool()
 
 export class AudioRing {
   /** blocks[0] starts at call position `firstBlockPos`; all but the last are full. */
   private blocks: Buffer[] = []
   private firstBlockPos = 0
-  private spare: Buffer | undefined
   private start = 0
   private end = 0
 
-  constructor(private readonly capacityBytes: number) {}
+  constructor(
+    private readonly capacityBytes: number,
+    private readonly pool: AudioBlockPool = sharedAudioBlockPool,
+  ) {}
 
   /** Call position of the oldest byte held. */
   get startPos(): number {
@@ -53,8 +89,7 @@ export class AudioRing {
     while (copied < chunk.length) {
       const fill = (this.end - this.firstBlockPos) % AUDIO_RING_BLOCK_BYTES
       if (fill === 0 && this.end - this.firstBlockPos === this.blocks.length * AUDIO_RING_BLOCK_BYTES) {
-        this.blocks.push(this.spare ?? Buffer.allocUnsafeSlow(AUDIO_RING_BLOCK_BYTES))
-        this.spare = undefined
+        this.blocks.push(this.pool.take())
       }
       const block = this.blocks[this.blocks.length - 1] as Buffer
       const n = Math.min(chunk.length - copied, AUDIO_RING_BLOCK_BYTES - fill)
@@ -75,19 +110,25 @@ export class AudioRing {
     const to = Math.min(pos, this.end)
     if (to <= this.start) return
     this.start = to
-    // Whole blocks before the new start are done; keep one as a spare for the next append.
-    while (this.blocks.length > 1 && this.firstBlockPos + AUDIO_RING_BLOCK_BYTES <= this.start) {
-      this.spare = this.blocks.shift()
-      this.firstBlockPos += AUDIO_RING_BLOCK_BYTES
-    }
-    if (this.start === this.end && this.blocks.length === 1 && this.firstBlockPos + AUDIO_RING_BLOCK_BYTES <= this.start) {
-      // Everything held was released exactly at a block boundary: the last block is done too.
-      this.spare = this.blocks.shift()
+    // Whole blocks before the new start are done: back to the pool for the next append (any call's).
+    while (this.blocks.length > 0 && this.firstBlockPos + AUDIO_RING_BLOCK_BYTES <= this.start) {
+      this.pool.give(this.blocks.shift() as Buffer)
       this.firstBlockPos += AUDIO_RING_BLOCK_BYTES
     }
   }
 
-  /** Views of every byte from `pos` (clamped to what is held) to the end, in order; valid until the next append or release. */
+  /** Forgets everything held and gives every block back (the call's transcription is over). Positions stay. */
+  releaseAll(): void {
+    this.start = this.end
+    for (const block of this.blocks) this.pool.give(block)
+    this.blocks = []
+    this.firstBlockPos = this.end
+  }
+
+  /**
+   * Views of every byte from `pos` (clamped to what is held) to the end, in order. Use them at
+   * once: a released block is reused by the next append of any ring sharing the pool.
+   */
   slice(pos: number): Buffer[] {
     const out: Buffer[] = []
     let from = Math.max(pos, this.start)

@@ -329,6 +329,8 @@ export class ResilientTranscriber {
   private settle(state: 'done' | 'failed'): void {
     const wasSettled = this.state === 'done' || this.state === 'failed'
     this.state = state
+    // Nothing is resent from here on: the call's blocks go back to the pool for other calls.
+    this.ring?.releaseAll()
     if (state === 'done' && this.endRequested && !wasSettled) this.handlers.onFinished()
     for (const resolve of this.finishWaiters.splice(0)) resolve()
   }

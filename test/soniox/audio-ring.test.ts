@@ -3,7 +3,7 @@
  * Soniox session is resumed from.
  */
 import t from 'tap'
-import { AUDIO_RING_BLOCK_BYTES, AudioRing } from '../../src/soniox/audio-ring.js'
+import { AUDIO_RING_BLOCK_BYTES, AudioBlockPool, AudioRing } from '../../src/soniox/audio-ring.js'
 
 /** Bytes whose value is their call position (mod 251), so any slice can be checked against the position. */
 function bytesAt(pos: number, length: number): Buffer {
@@ -204,8 +204,9 @@ t.test('100k appends and releases: memory stays bounded and slices stay correct'
 })
 
 t.test('a steady call allocates no new blocks: released blocks are reused', async (t) => {
-  const ring = new AudioRing(16_000)
-  const internals = ring as unknown as { blocks: Buffer[]; spare: Buffer | undefined }
+  const pool = new AudioBlockPool()
+  const ring = new AudioRing(16_000, pool)
+  const internals = ring as unknown as { blocks: Buffer[] }
   const seen = new Set<Buffer>()
   let pos = 0
   for (let i = 0; i < 5000; i++) {
@@ -217,6 +218,60 @@ t.test('a steady call allocates no new blocks: released blocks are reused', asyn
   }
   t.ok(seen.size <= 4, `5000 frames went through ${seen.size} distinct blocks`)
   t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
+})
+
+t.test('finalization in bursts: the blocks a burst frees are reused, not allocated again', async (t) => {
+  // Soniox often finalizes a second or more at once: a burst frees several blocks together.
+  const pool = new AudioBlockPool()
+  const ring = new AudioRing(64_000, pool)
+  const internals = ring as unknown as { blocks: Buffer[] }
+  const seen = new Set<Buffer>()
+  let pos = 0
+  for (let i = 0; i < 5000; i++) {
+    ring.append(bytesAt(pos, 320))
+    pos += 320
+    if (i % 100 === 99) ring.release(pos - 3200) // every 2 s, everything but the last 0.2 s
+    for (const b of internals.blocks) seen.add(b)
+  }
+  // 2 s of 8 kHz audio is 32,000 bytes: at most 9 blocks held at once, and no more ever made.
+  t.ok(seen.size <= 10, `5000 frames in bursts went through ${seen.size} distinct blocks`)
+  t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
+})
+
+t.test('rings share a pool: what one call releases, the next append of another call uses', async (t) => {
+  const pool = new AudioBlockPool()
+  const first = new AudioRing(64_000, pool)
+  first.append(bytesAt(0, 3 * AUDIO_RING_BLOCK_BYTES))
+  const firstBlocks = [...(first as unknown as { blocks: Buffer[] }).blocks]
+  first.releaseAll()
+  t.equal(pool.size, 3, 'releaseAll gave all three blocks back')
+  t.equal(first.bytesHeld, 0, 'the ring holds nothing')
+  t.equal(first.endPos, 3 * AUDIO_RING_BLOCK_BYTES, 'and positions stay')
+
+  const second = new AudioRing(64_000, pool)
+  second.append(bytesAt(0, 100))
+  const secondBlocks = (second as unknown as { blocks: Buffer[] }).blocks
+  t.ok(secondBlocks[0] !== undefined && firstBlocks.includes(secondBlocks[0]), 'the other ring took a block from the pool')
+  t.equal(pool.size, 2)
+  t.ok(joined(second, 0).equals(bytesAt(0, 100)), 'and reads only what it wrote, not the old bytes')
+
+  // A ring appended to after releaseAll starts a fresh block at its own position.
+  first.append(bytesAt(first.endPos, 500))
+  t.ok(joined(first, 0).equals(bytesAt(3 * AUDIO_RING_BLOCK_BYTES, 500)), 'the first ring continues from its end position')
+})
+
+t.test('the pool keeps at most its bound; beyond it released blocks are left to the GC', async (t) => {
+  const pool = new AudioBlockPool(2)
+  const ring = new AudioRing(64_000, pool)
+  ring.append(bytesAt(0, 5 * AUDIO_RING_BLOCK_BYTES))
+  ring.release(5 * AUDIO_RING_BLOCK_BYTES)
+  t.equal(pool.size, 2, 'five blocks released, two kept')
+  const a = pool.take()
+  const b = pool.take()
+  const c = pool.take()
+  t.equal(pool.size, 0)
+  t.equal(new Set([a, b, c]).size, 3, 'an empty pool allocates a new block')
+  t.equal(c.length, AUDIO_RING_BLOCK_BYTES)
 })
 
 t.test('a chunk that spans several blocks, starting mid-block, is stored whole and in order', async (t) => {

@@ -15,6 +15,7 @@ import {
   type ResilientTranscriberOptions,
   type SessionLike,
 } from '../../src/soniox/resilient-transcriber.js'
+import { AUDIO_RING_BLOCK_BYTES, sharedAudioBlockPool } from '../../src/soniox/audio-ring.js'
 import { SonioxHealth } from '../../src/soniox/soniox-health.js'
 import type { SonioxError, SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
 import { FakeTimers } from '../support/fake-timers.js'
@@ -693,6 +694,15 @@ t.test('close()', async (t) => {
     r.timers.advance(60_000)
     t.equal(r.sessions.length, 2, 'no session opened after close()')
     t.equal(r.errors.length, 0, 'and no error reported')
+  })
+
+  t.test("gives the call's audio blocks back to the shared pool for other calls", async (t) => {
+    while (sharedAudioBlockPool.size > 0) sharedAudioBlockPool.take()
+    const r = rig()
+    r.feed(0, 2000) // 32,000 bytes at 8 kHz, none finalized: 8 blocks of 4 KB held
+    t.equal(sharedAudioBlockPool.size, 0, 'nothing released while the audio is unfinalized')
+    r.tr.close()
+    t.equal(sharedAudioBlockPool.size, Math.ceil((2000 * RATE * 2) / 1000 / AUDIO_RING_BLOCK_BYTES), 'every block went back')
   })
 })
 
