@@ -284,12 +284,17 @@ export class SonioxSession {
    * a ping whose missing pong reveals a half-open connection that would otherwise hang forever.
    */
   private scheduleHeartbeat(): void {
+    // One Timeout for the session's life, re-armed with refresh(): a new one per tick would be
+    // hundreds of objects a second at 500 calls, each living a second, long enough to be promoted.
+    if (this.heartbeatTimer !== undefined) {
+      this.heartbeatTimer.refresh()
+      return
+    }
     const tick = Math.max(50, Math.min(1000, this.options.keepaliveMs / 2, this.options.pingIntervalMs / 2, this.options.pongTimeoutMs / 2))
     this.heartbeatTimer = this.setTimer(() => this.onHeartbeat(), tick)
   }
 
   private onHeartbeat(): void {
-    this.heartbeatTimer = undefined
     if (this.stateValue !== 'open' && this.stateValue !== 'streaming' && this.stateValue !== 'finishing') return
     const now = this.now()
     if (this.sentSinceTick) {

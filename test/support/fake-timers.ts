@@ -6,8 +6,9 @@
  *   runNext(lateBy)  runs the earliest timer `lateBy` ms after it was due (a late wake-up)
  *   stallUntil(t)    a stalled event loop: time jumps to `t`, then every overdue timer runs, late
  *
- * Every setTimer/clearTimer call is recorded (`calls`, `clears`) so a test can count wake-ups.
- * Handles are opaque objects typed as NodeJS.Timeout; they never reach the real timer API.
+ * Every arming (setTimer, or `refresh()` on a handle, as Node's Timeout has) and every clearTimer
+ * is recorded (`calls`, `clears`) so a test can count wake-ups. Handles are plain objects typed as
+ * NodeJS.Timeout; they never reach the real timer API.
  */
 
 export interface FakeTimerCall {
@@ -17,6 +18,8 @@ export interface FakeTimerCall {
   ms: number
   /** Fake time at which it is due. */
   due: number
+  /** A re-arming of an existing handle (`refresh()`), not a new timer. */
+  refresh: boolean
 }
 
 interface Pending {
@@ -30,6 +33,7 @@ export class FakeTimers {
   #now: number
   #nextId = 1
   #pending: Pending[] = []
+  readonly #cleared = new WeakSet<object>()
   /** Every setTimer call, in order. */
   readonly calls: FakeTimerCall[] = []
   /** How many clearTimer calls found a pending timer to cancel. */
@@ -43,15 +47,28 @@ export class FakeTimers {
   readonly now = (): number => this.#now
 
   readonly setTimer = (fn: () => void, ms: number): NodeJS.Timeout => {
-    const id = this.#nextId++
     const delay = Math.max(0, Number.isFinite(ms) ? ms : 0)
-    const handle = { fakeTimerId: id } as unknown as NodeJS.Timeout
-    this.#pending.push({ id, due: this.#now + delay, fn, handle })
-    this.calls.push({ at: this.#now, ms, due: this.#now + delay })
-    return handle
+    const handle = {
+      fakeTimerId: this.#nextId,
+      // Like Node's Timeout#refresh: due `ms` from now again, whether it is pending or has run.
+      refresh: () => {
+        if (this.#cleared.has(handle)) return handle // Node: a cleared Timeout stays cleared
+        this.#pending = this.#pending.filter((p) => p.handle !== handle)
+        this.#arm(fn, ms, delay, handle as unknown as NodeJS.Timeout, true)
+        return handle
+      },
+    }
+    this.#arm(fn, ms, delay, handle as unknown as NodeJS.Timeout, false)
+    return handle as unknown as NodeJS.Timeout
+  }
+
+  #arm(fn: () => void, ms: number, delay: number, handle: NodeJS.Timeout, refresh: boolean): void {
+    this.#pending.push({ id: this.#nextId++, due: this.#now + delay, fn, handle })
+    this.calls.push({ at: this.#now, ms, due: this.#now + delay, refresh })
   }
 
   readonly clearTimer = (handle: NodeJS.Timeout): void => {
+    this.#cleared.add(handle)
     const before = this.#pending.length
     this.#pending = this.#pending.filter((p) => p.handle !== handle)
     if (this.#pending.length < before) this.clears++
