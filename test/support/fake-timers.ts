@@ -51,15 +51,16 @@ export class FakeTimers {
     const handle = {
       fakeTimerId: this.#nextId,
       // Like Node's Timeout#refresh: due `ms` from now again, whether it is pending or has run.
-      refresh: () => {
-        if (this.#cleared.has(handle)) return handle // Node: a cleared Timeout stays cleared
-        this.#pending = this.#pending.filter((p) => p.handle !== handle)
-        this.#arm(fn, ms, delay, handle as unknown as NodeJS.Timeout, true)
-        return handle
+      refresh: (): NodeJS.Timeout => {
+        if (this.#cleared.has(timeout)) return timeout // Node: a cleared Timeout stays cleared
+        this.#pending = this.#pending.filter((p) => p.handle !== timeout)
+        this.#arm(fn, ms, delay, timeout, true)
+        return timeout
       },
     }
-    this.#arm(fn, ms, delay, handle as unknown as NodeJS.Timeout, false)
-    return handle as unknown as NodeJS.Timeout
+    const timeout = handle as unknown as NodeJS.Timeout
+    this.#arm(fn, ms, delay, timeout, false)
+    return timeout
   }
 
   #arm(fn: () => void, ms: number, delay: number, handle: NodeJS.Timeout, refresh: boolean): void {
