@@ -23,10 +23,9 @@ t.test('CPU: the main thread is part of the process total, and busy work shows i
   const until = Date.now() + 300
   let spin = 0
   while (Date.now() < until) spin++
-  t.ok(spin > 0)
   const main = mainThreadCpuSeconds(pid) - main0
   const total = cpuSeconds(pid) - total0
-  t.ok(main >= 0.2, `300 ms of spinning on the main thread is charged to it (${main} s)`)
+  t.ok(main >= 0.2, `300 ms of spinning (${spin} turns) on the main thread is charged to it (${main} s)`)
   t.ok(total >= main, 'the process total includes it')
   t.ok(mainThreadCpuSeconds(pid) <= cpuSeconds(pid), 'never more than the whole process')
 })

@@ -203,38 +203,38 @@ t.test('100k appends and releases: memory stays bounded and slices stay correct'
   t.ok(maxArray <= Math.ceil(capacity / AUDIO_RING_BLOCK_BYTES) + 2, `the block list stayed within the capacity (max ${maxArray} blocks for 100k appends)`)
 })
 
-t.test('a steady call allocates no new blocks: released blocks are reused', async (t) => {
-  const pool = new AudioBlockPool()
-  const ring = new AudioRing(16_000, pool)
+/**
+ * Plays 5000 frames of 20 ms at 8 kHz (320 bytes) into a ring with its own pool, releasing what
+ * `finalizedPos` says after each frame, and counts the distinct blocks the ring ever held.
+ */
+function distinctBlocksOver5000Frames(capacity: number, finalizedPos: (frame: number, pos: number) => number | undefined): { ring: AudioRing; distinct: number } {
+  const ring = new AudioRing(capacity, new AudioBlockPool())
   const internals = ring as unknown as { blocks: Buffer[] }
   const seen = new Set<Buffer>()
   let pos = 0
   for (let i = 0; i < 5000; i++) {
     ring.append(bytesAt(pos, 320))
     pos += 320
-    // Soniox finalizes about 0.4 s behind the live audio.
-    ring.release(pos - 6400)
+    const finalized = finalizedPos(i, pos)
+    if (finalized !== undefined) ring.release(finalized)
     for (const b of internals.blocks) seen.add(b)
   }
-  t.ok(seen.size <= 4, `5000 frames went through ${seen.size} distinct blocks`)
+  return { ring, distinct: seen.size }
+}
+
+t.test('a steady call allocates no new blocks: released blocks are reused', async (t) => {
+  // Soniox finalizes about 0.4 s behind the live audio.
+  const { ring, distinct } = distinctBlocksOver5000Frames(16_000, (_frame, pos) => pos - 6400)
+  t.ok(distinct <= 4, `5000 frames went through ${distinct} distinct blocks`)
   t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
 })
 
 t.test('finalization in bursts: the blocks a burst frees are reused, not allocated again', async (t) => {
-  // Soniox often finalizes a second or more at once: a burst frees several blocks together.
-  const pool = new AudioBlockPool()
-  const ring = new AudioRing(64_000, pool)
-  const internals = ring as unknown as { blocks: Buffer[] }
-  const seen = new Set<Buffer>()
-  let pos = 0
-  for (let i = 0; i < 5000; i++) {
-    ring.append(bytesAt(pos, 320))
-    pos += 320
-    if (i % 100 === 99) ring.release(pos - 3200) // every 2 s, everything but the last 0.2 s
-    for (const b of internals.blocks) seen.add(b)
-  }
+  // Soniox often finalizes a second or more at once: every 2 s, everything but the last 0.2 s.
+  // (With one spare per ring, each burst's other blocks were garbage and were allocated again.)
+  const { ring, distinct } = distinctBlocksOver5000Frames(64_000, (frame, pos) => (frame % 100 === 99 ? pos - 3200 : undefined))
   // 2 s of 8 kHz audio is 32,000 bytes: at most 9 blocks held at once, and no more ever made.
-  t.ok(seen.size <= 10, `5000 frames in bursts went through ${seen.size} distinct blocks`)
+  t.ok(distinct <= 10, `5000 frames in bursts went through ${distinct} distinct blocks`)
   t.ok(joined(ring, ring.startPos).equals(bytesAt(ring.startPos, ring.bytesHeld)), 'and the content is still exact')
 })
 

@@ -185,6 +185,21 @@ t.test('keepalives: sent when no audio flows, not while it flows', async (t) => 
   t.strictSame(s.violations, [])
 })
 
+t.test('close() stops the heartbeat: the re-armed timer does not outlive the session', async (t) => {
+  const { timers, h, s } = await streaming(t, { keepaliveMs: 1000 })
+  timers.advance(3000) // a few ticks: the heartbeat timer has been refreshed several times
+  t.ok(timers.calls.some((call) => call.refresh), 'the heartbeat was re-armed by refresh()')
+  await roundTrip(h.socket())
+  const keepalives = s.keepalives
+  t.ok(keepalives >= 2, `keepalives flowed before close() (${keepalives})`)
+  h.session.close()
+  t.equal(timers.pending, 0, 'no timer left pending after close()')
+  timers.advance(20_000)
+  t.equal(timers.pending, 0, 'and none re-armed itself later')
+  await h.closed
+  t.equal(s.keepalives, keepalives, 'no keepalive after close()')
+})
+
 t.test('no keepalive before the start message', async (t) => {
   const fake = await fakeSoniox(t)
   const timers = new FakeTimers()

@@ -34,7 +34,7 @@ export class FakeTimers {
   #nextId = 1
   #pending: Pending[] = []
   readonly #cleared = new WeakSet<object>()
-  /** Every setTimer call, in order. */
+  /** Every arming, in order: setTimer calls and refresh() of a handle (`refresh: true`). */
   readonly calls: FakeTimerCall[] = []
   /** How many clearTimer calls found a pending timer to cancel. */
   clears = 0
