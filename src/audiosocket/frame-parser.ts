@@ -1,6 +1,6 @@
 import { AppError } from '../shared/errors.js'
-import { HEADER_LENGTH, MAX_PAYLOAD_LENGTH } from './constants.js'
-import { decodeFrame, type Frame } from './frame.js'
+import { HEADER_LENGTH, MAX_PAYLOAD_LENGTH, sampleRateOfKind } from './constants.js'
+import { decodeFrame, type AudioFrame, type Frame } from './frame.js'
 
 export interface FrameParserOptions {
   /**
@@ -11,7 +11,35 @@ export interface FrameParserOptions {
   maxPayloadLength?: number
 }
 
+/**
+ * Receives what FrameParser.feed decodes, in stream order. Payloads follow the parser's memory
+ * contract. Handlers must not throw: an exception propagates out of `feed` with the rest of the
+ * chunk unread (CallSession's handlers never throw; they end the call instead).
+ */
+export interface FrameHandler {
+  /**
+   * An audio frame (kinds 0x10-0x18), about 50 a second per call: delivered as plain arguments so
+   * that the hot path allocates no Frame object and no array.
+   */
+  onAudio(kind: number, sampleRate: number, payload: Buffer): void
+  /** Any other frame: UUID, DTMF, hangup, error, or an unknown kind (skipped by length). */
+  onFrame(frame: Exclude<Frame, AudioFrame>): void
+}
+
 const EMPTY = Buffer.alloc(0)
+
+/** Collects frames as objects, for `push` (tools and tests; the server uses `feed`). */
+class FrameCollector implements FrameHandler {
+  readonly frames: Frame[] = []
+
+  onAudio(kind: number, sampleRate: number, payload: Buffer): void {
+    this.frames.push({ type: 'audio', kind, sampleRate, payload })
+  }
+
+  onFrame(frame: Exclude<Frame, AudioFrame>): void {
+    this.frames.push(frame)
+  }
+}
 
 function hexByte(byte: number): string {
   return `0x${byte.toString(16).padStart(2, '0')}`
@@ -19,7 +47,9 @@ function hexByte(byte: number): string {
 
 /**
  * Incremental AudioSocket decoder: feed it socket chunks, get whole frames back. TCP splits and
- * coalesces messages anywhere, so a chunk may hold many frames, part of one, or both.
+ * coalesces messages anywhere, so a chunk may hold many frames, part of one, or both. Two ways in:
+ * `feed(chunk, handler)` calls a handler per frame and allocates nothing for audio (the server's
+ * way: every frame of every call goes through it); `push(chunk)` returns Frame objects.
  *
  * Memory contract:
  * - A frame that lies entirely inside one chunk is decoded in place: its payload is a
@@ -29,11 +59,11 @@ function hexByte(byte: number): string {
  *   and a payload assembled there is handed out exactly once and never written again (a fresh
  *   buffer is allocated for the next straddling frame), so later pushes cannot change it.
  *
- * A framing violation does not throw out of `push`: the frames decoded before it in the same
- * chunk are still returned (TCP often coalesces the UUID frame with what follows, and losing it
- * would lose the call's identity), and the violation is left in `error`. From then on the parser
- * is dead: the byte stream can no longer be trusted to be in sync, so every later `push` or
- * `end` throws that error.
+ * A framing violation does not throw out of `feed` or `push`: the frames decoded before it in the
+ * same chunk are still delivered (TCP often coalesces the UUID frame with what follows, and losing
+ * it would lose the call's identity), and the violation is left in `error`. From then on the
+ * parser is dead: the byte stream can no longer be trusted to be in sync, so every later `feed`,
+ * `push` or `end` throws that error.
  */
 export class FrameParser {
   readonly #maxPayloadLength: number
@@ -72,20 +102,19 @@ export class FrameParser {
   }
 
   /**
-   * Decodes every frame completed by `chunk`, in order. On a framing violation it returns the
-   * frames before it and sets `error`; check `error` after every push.
+   * Hands every frame completed by `chunk` to `handler`, in order. On a framing violation it stops
+   * there and sets `error`; check `error` after every feed.
    */
-  push(chunk: Buffer): Frame[] {
+  feed(chunk: Buffer, handler: FrameHandler): void {
     if (this.#error !== null) throw this.#error
-    const frames: Frame[] = []
-    try {
-      this.#parse(chunk, frames)
-    } catch (err) {
-      // Only AppErrors come out of the decoding path; anything else is a bug and is rethrown as is.
-      if (!(err instanceof AppError)) throw err
-      this.#error = err
-    }
-    return frames
+    this.#parse(chunk, handler)
+  }
+
+  /** `feed`, with the frames returned as objects. */
+  push(chunk: Buffer): Frame[] {
+    const collector = new FrameCollector()
+    this.feed(chunk, collector)
+    return collector.frames
   }
 
   /**
@@ -106,29 +135,53 @@ export class FrameParser {
     throw this.#error
   }
 
-  #parse(chunk: Buffer, frames: Frame[]): void {
+  // Decoding reports a violation by setting #error and returning false, never by throwing, so that
+  // an exception out of feed() can only be a handler's.
+  #parse(chunk: Buffer, handler: FrameHandler): void {
     const length = chunk.length
     let offset = 0
 
     if (this.#headerFilled > 0) {
-      offset = this.#continuePartial(chunk, frames)
-      if (offset === length) return
+      offset = this.#continuePartial(chunk, handler)
+      if (offset < 0 || offset === length) return
     }
 
     // Fast path: whole frames straight out of the chunk, no copying.
     while (length - offset >= HEADER_LENGTH) {
-      const kind = chunk.readUInt8(offset)
+      const kind = chunk[offset] as number
       const payloadLength = chunk.readUInt16BE(offset + 1)
-      this.#checkPayloadLength(kind, payloadLength)
+      if (!this.#checkPayloadLength(kind, payloadLength)) return
       const start = offset + HEADER_LENGTH
       const end = start + payloadLength
       if (end > length) break
-      frames.push(decodeFrame(kind, chunk.subarray(start, end)))
-      this.#frameCount++
+      if (!this.#deliver(kind, chunk.subarray(start, end), handler)) return
       offset = end
     }
 
     if (offset < length) this.#startPartial(chunk, offset)
+  }
+
+  /** Decodes one whole frame and hands it over; false (with #error set) if it violates its kind's rules. */
+  #deliver(kind: number, payload: Buffer, handler: FrameHandler): boolean {
+    // Audio is ~50 messages a second per call and everything else is rare, so test it first.
+    const sampleRate = sampleRateOfKind(kind)
+    if (sampleRate !== undefined) {
+      this.#frameCount++
+      handler.onAudio(kind, sampleRate, payload)
+      return true
+    }
+    let frame: Frame
+    try {
+      frame = decodeFrame(kind, payload)
+    } catch (err) {
+      // decodeFrame throws AppErrors for violations only; anything else is a bug, rethrown as is.
+      if (!(err instanceof AppError)) throw err
+      this.#error = err
+      return false
+    }
+    this.#frameCount++
+    handler.onFrame(frame as Exclude<Frame, AudioFrame>)
+    return true
   }
 
   /** Copies the unfinished frame at `offset` (the rest of the chunk) into parser-owned memory. */
@@ -148,9 +201,9 @@ export class FrameParser {
 
   /**
    * Feeds the start of `chunk` to the frame left unfinished by earlier pushes, copying only the
-   * bytes that frame still needs. Returns how many bytes of `chunk` it used.
+   * bytes that frame still needs. Returns how many bytes of `chunk` it used, or -1 on a violation.
    */
-  #continuePartial(chunk: Buffer, frames: Frame[]): number {
+  #continuePartial(chunk: Buffer, handler: FrameHandler): number {
     let offset = 0
     if (this.#headerFilled < HEADER_LENGTH) {
       const copied = chunk.copy(this.#header, this.#headerFilled, 0, HEADER_LENGTH - this.#headerFilled)
@@ -162,7 +215,7 @@ export class FrameParser {
     let payload = this.#payload
     if (payload === null) {
       const payloadLength = this.#header.readUInt16BE(1)
-      this.#checkPayloadLength(this.#header[0] as number, payloadLength)
+      if (!this.#checkPayloadLength(this.#header[0] as number, payloadLength)) return -1
       payload = payloadLength === 0 ? EMPTY : Buffer.allocUnsafe(payloadLength)
       this.#payload = payload
     }
@@ -173,22 +226,21 @@ export class FrameParser {
     if (this.#payloadFilled < payload.length) return offset
 
     const kind = this.#header[0] as number
-    // Reset before decoding so that a decode error leaves no half state behind (it is fatal anyway).
+    // Reset before decoding so that a violation leaves no half state behind (it is fatal anyway).
     this.#headerFilled = 0
     this.#payload = null
     this.#payloadFilled = 0
-    frames.push(decodeFrame(kind, payload))
-    this.#frameCount++
-    return offset
+    return this.#deliver(kind, payload, handler) ? offset : -1
   }
 
-  #checkPayloadLength(kind: number, payloadLength: number): void {
-    if (payloadLength > this.#maxPayloadLength) {
-      throw new AppError(
-        'ERR_AUDIOSOCKET_FRAME_TOO_LARGE',
-        `kind ${hexByte(kind)} frame announces a ${payloadLength}-byte payload, ` +
-          `above the ${this.#maxPayloadLength}-byte limit`,
-      )
-    }
+  /** False, with #error set, if a header announces more payload than this connection allows. */
+  #checkPayloadLength(kind: number, payloadLength: number): boolean {
+    if (payloadLength <= this.#maxPayloadLength) return true
+    this.#error = new AppError(
+      'ERR_AUDIOSOCKET_FRAME_TOO_LARGE',
+      `kind ${hexByte(kind)} frame announces a ${payloadLength}-byte payload, ` +
+        `above the ${this.#maxPayloadLength}-byte limit`,
+    )
+    return false
   }
 }

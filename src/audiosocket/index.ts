@@ -24,5 +24,5 @@ export {
   type UnknownFrame,
   type UuidFrame,
 } from './frame.js'
-export { FrameParser, type FrameParserOptions } from './frame-parser.js'
+export { FrameParser, type FrameHandler, type FrameParserOptions } from './frame-parser.js'
 export { encodeAudio, encodeDtmf, encodeFrame, encodeHangup, encodeUuid } from './frame-encoder.js'

@@ -16,7 +16,7 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type Frame } from '../audiosocket/index.js'
+import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
@@ -142,6 +142,8 @@ export class CallSession {
   private stateValue: CallState = 'awaiting-uuid'
   private readonly socket: Socket
   private readonly parser: FrameParser
+  /** Where the parser delivers this call's frames (audio as plain arguments: no object per frame). */
+  private readonly frameHandler: FrameHandler
   private readonly settings: CallSettings
   private readonly now: () => number
   private log: Logger
@@ -179,6 +181,10 @@ export class CallSession {
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
     this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes })
+    this.frameHandler = {
+      onAudio: (kind, sampleRate, payload) => this.onAudioFrame(kind, sampleRate, payload),
+      onFrame: (frame) => this.onControlFrame(frame),
+    }
 
     this.socket.setNoDelay(true)
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
@@ -216,19 +222,22 @@ export class CallSession {
   private onData(chunk: Buffer): void {
     this.deps.wireTap?.inbound(chunk)
     // Once the call is ending the bytes are read and dropped: never stop reading Asterisk.
-    if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
+    if (!this.receiving) return
     if (this.firstHeader.length < HEADER_LENGTH && !this.checkFirstBytes(chunk)) return
 
     // Frames before a violation in the same chunk still count (the UUID often shares a chunk).
-    for (const frame of this.parser.push(chunk)) {
-      this.onFrame(frame)
-      if (this.stateValue !== 'awaiting-uuid' && this.stateValue !== 'streaming') return
-    }
+    this.parser.feed(chunk, this.frameHandler)
+    if (!this.receiving) return
     if (this.parser.error !== null) {
       void this.end('error', this.parser.error)
       return
     }
     this.watchForStall()
+  }
+
+  /** Frames are acted on until the call starts ending; the rest of that chunk is read and dropped. */
+  private get receiving(): boolean {
+    return this.stateValue === 'awaiting-uuid' || this.stateValue === 'streaming'
   }
 
   /**
@@ -271,7 +280,18 @@ export class CallSession {
     }, this.settings.stallTimeoutMs)
   }
 
-  private onFrame(frame: Frame): void {
+  private onAudioFrame(kind: number, sampleRate: number, payload: Buffer): void {
+    if (!this.receiving) return
+    this.metrics.frameReceived('audio', payload.length)
+    if (this.stateValue === 'awaiting-uuid') {
+      void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', 'the first frame is audio, not the UUID'))
+      return
+    }
+    this.onAudio(kind, sampleRate, payload)
+  }
+
+  private onControlFrame(frame: Exclude<Frame, AudioFrame>): void {
+    if (!this.receiving) return
     this.metrics.frameReceived(frame.type, payloadBytes(frame))
     if (this.stateValue === 'awaiting-uuid' && frame.type !== 'uuid') {
       void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame is ${frame.type}, not the UUID`))
@@ -284,9 +304,6 @@ export class CallSession {
           return
         }
         this.beginCall(frame.uuid)
-        return
-      case 'audio':
-        this.onAudio(frame.kind, frame.sampleRate, frame.payload)
         return
       case 'dtmf':
         this.frameCounts.dtmf++
@@ -455,7 +472,7 @@ export class CallSession {
     this.deps.wireTap?.close()
     if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
     this.graceTimer = undefined
-    if (this.stateValue === 'awaiting-uuid' || this.stateValue === 'streaming') void this.end('hangup')
+    if (this.receiving) void this.end('hangup')
   }
 
   /** Idempotent: the first reason wins; later calls return the same promise. */
@@ -574,10 +591,8 @@ function describeError(err: AppError): Record<string, unknown> {
   return out
 }
 
-/** Payload size of a decoded frame (the UUID and DTMF kinds have fixed sizes and no payload field). */
-function payloadBytes(frame: Frame): number {
-  // Audio first: it is every frame but a handful per call.
-  if (frame.type === 'audio') return frame.payload.length
+/** Payload size of a decoded non-audio frame (the UUID and DTMF kinds have fixed sizes and no payload field). */
+function payloadBytes(frame: Exclude<Frame, AudioFrame>): number {
   switch (frame.type) {
     case 'uuid':
       return UUID_PAYLOAD_LENGTH

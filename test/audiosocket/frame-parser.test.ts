@@ -1,7 +1,7 @@
 import t from 'tap'
-import { HEADER_LENGTH, Kind, MAX_PAYLOAD_LENGTH } from '../../src/audiosocket/constants.js'
+import { HEADER_LENGTH, Kind, MAX_PAYLOAD_LENGTH, sampleRateOfKind } from '../../src/audiosocket/constants.js'
 import type { Frame } from '../../src/audiosocket/frame.js'
-import { FrameParser } from '../../src/audiosocket/frame-parser.js'
+import { FrameParser, type FrameHandler } from '../../src/audiosocket/frame-parser.js'
 import { AppError } from '../../src/shared/errors.js'
 import { captureStems, chunk, frames, loadCapture, loadCaptureSummary, seededRandom } from '../support/frames.js'
 
@@ -437,5 +437,65 @@ t.test('memory', async (t) => {
     const [first, second] = new FrameParser().push(c)
     t.equal(payloadOf(first as Frame)?.buffer, c.buffer, 'same backing memory')
     t.equal(payloadOf(second as Frame)?.byteOffset, c.byteOffset + 323 + HEADER_LENGTH)
+  })
+})
+
+t.test('feed: frames to a handler, audio as arguments', async (t) => {
+  /** Records every handler call, audio and the rest apart, in one ordered log. */
+  function recordingHandler(): FrameHandler & { log: Array<[string, number, number]>; controlFrames: Frame[] } {
+    const log: Array<[string, number, number]> = []
+    const controlFrames: Frame[] = []
+    return {
+      log,
+      controlFrames,
+      onAudio(kind, sampleRate, payload) {
+        log.push(['audio', kind, payload.length])
+        if (sampleRate !== sampleRateOfKind(kind)) log.push(['wrong sample rate', kind, sampleRate])
+      },
+      onFrame(frame) {
+        const { kind, length } = kindAndLength(frame)
+        log.push([frame.type, kind, length])
+        controlFrames.push(frame)
+      },
+    }
+  }
+
+  t.test('a real capture in random chunks: every frame, in order, audio never as an object', async (t) => {
+    const { bytes, frames: listed } = loadCapture('app-8k-dtmf')
+    const random = seededRandom(0xfeed)
+    const parser = new FrameParser()
+    const handler = recordingHandler()
+    for (const piece of chunk(bytes, () => 1 + Math.floor(random() * 700))) parser.feed(piece, handler)
+    parser.end()
+    t.same(
+      handler.log.map(([type, kind, length]) => ({ audio: type === 'audio', kind, length })),
+      listed.map(({ kind, length }) => ({ audio: sampleRateOfKind(kind) !== undefined, kind, length })),
+      'the handler heard the frames of .frames.tsv, audio through onAudio with its sample rate',
+    )
+    t.ok(handler.controlFrames.length >= 2 && handler.controlFrames.every((f) => f.type === 'uuid' || f.type === 'dtmf'), 'onFrame got the UUID and the digits')
+    t.equal(parser.frameCount, listed.length)
+  })
+
+  t.test('after a violation the handler hears nothing more', async (t) => {
+    const parser = new FrameParser()
+    const handler = recordingHandler()
+    parser.feed(Buffer.concat([frames.audio(Kind.Slin16, 640), frames.dtmf('?'), frames.audio(Kind.Slin16, 640)]), handler)
+    t.same(handler.log, [['audio', Kind.Slin16, 640]], 'only the frame before the bad DTMF')
+    t.equal(parser.error?.code, 'ERR_AUDIOSOCKET_BAD_DTMF')
+    t.throws(() => parser.feed(frames.audio(Kind.Slin16, 640), handler), parser.error as AppError, 'a later feed throws the same error')
+    t.equal(handler.log.length, 1)
+  })
+
+  t.test('a handler that throws: the exception comes out of feed as it is', async (t) => {
+    const parser = new FrameParser()
+    const bug = new TypeError('handler bug')
+    const handler: FrameHandler = {
+      onAudio() {
+        throw bug
+      },
+      onFrame() {},
+    }
+    t.throws(() => parser.feed(frames.audio(Kind.Slin8, 320), handler), bug)
+    t.equal(parser.error, null, 'not recorded as a framing violation')
   })
 })
