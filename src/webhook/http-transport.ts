@@ -5,10 +5,11 @@
  */
 import { X509Certificate } from 'node:crypto'
 import http from 'node:http'
-import https from 'node:https'
+import net from 'node:net'
 import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
-import { AppError, isAppError, isErrnoException } from '../shared/errors.js'
+import { AppError, isAppError } from '../shared/errors.js'
+import { Http1Pool, type Exchange } from './http1-pool.js'
 import { decodeWebhookSecret, webhookHeaders } from './signing.js'
 
 /** How much of a failed answer's body is kept for the log and the dead-letter file. */
@@ -79,12 +80,10 @@ export interface PostHandle {
 /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header or CA: configuration errors surface at start. */
 export class WebhookTransport {
   readonly url: URL
-  /** The URL as request options, converted once: http.request(url) would convert it per request. */
-  private readonly target: http.RequestOptions
-  private readonly transport: typeof http | typeof https
-  private readonly agent: http.Agent
+  private readonly pool: Http1Pool
   private readonly secretKey: Buffer | undefined
-  private readonly fixedHeaders: Record<string, string>
+  /** The request line and every header that is the same for all requests, rendered once. */
+  private readonly headPrefix: string
   private readonly timeoutMs: number
   private readonly clock: { now(): number }
   private readonly setTimer: (callback: () => void, ms: number) => unknown
@@ -104,7 +103,6 @@ export class WebhookTransport {
       throw new AppError('ERR_CONFIG_INVALID', `webhook timeoutMs must be > 0, got ${options.timeoutMs}`)
     }
     this.url = url
-    this.target = urlToHttpOptions(url)
     this.timeoutMs = options.timeoutMs
     this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
     this.clock = options.clock ?? Date
@@ -112,19 +110,20 @@ export class WebhookTransport {
     this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
 
     // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
-    const agentOptions: https.AgentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? Infinity }
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
+    let tlsOptions: tls.ConnectionOptions | undefined
     if (url.protocol === 'https:') {
-      this.transport = https
+      tlsOptions = {}
+      // SNI carries names only; the certificate is checked against the host either way.
+      if (net.isIP(host) === 0) tlsOptions.servername = host
       if (options.ca !== undefined) {
         checkCertificates(options.ca)
         // Added to, not instead of, the bundled roots: a receiver behind a public CA keeps working.
-        agentOptions.ca = [...tls.rootCertificates, options.ca]
+        tlsOptions.ca = [...tls.rootCertificates, options.ca]
       }
-      this.agent = new https.Agent(agentOptions)
-    } else {
-      this.transport = http
-      this.agent = new http.Agent(agentOptions)
     }
+    this.pool = new Http1Pool({ host, port, tls: tlsOptions, maxSockets: options.maxSockets ?? Infinity })
 
     const fixedHeaders: Record<string, string> = {}
     for (const [name, value] of Object.entries(options.headers ?? {})) {
@@ -140,9 +139,17 @@ export class WebhookTransport {
       }
       fixedHeaders[name.toLowerCase()] = value
     }
+    // user:password in the URL is basic auth, unless an explicit authorization header is configured.
+    const auth = urlToHttpOptions(url).auth
+    if (auth && fixedHeaders.authorization === undefined) {
+      fixedHeaders.authorization = `Basic ${Buffer.from(auth, 'utf8').toString('base64')}`
+    }
     fixedHeaders['user-agent'] = `audiosocket-soniox/${options.version ?? '0'}`
     fixedHeaders['content-type'] = 'application/json'
-    this.fixedHeaders = fixedHeaders
+    // Persistent is HTTP/1.1's default; saying so also keeps an HTTP/1.0 intermediary from closing.
+    let headPrefix = `POST ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: keep-alive\r\n`
+    for (const [name, value] of Object.entries(fixedHeaders)) headPrefix += `${name}: ${value}\r\n`
+    this.headPrefix = headPrefix
   }
 
   /**
@@ -158,85 +165,78 @@ export class WebhookTransport {
     return { done, abort: () => abort() }
   }
 
-  /** Closes pooled connections. Requests still running are not affected (abort them first). */
+  /** Closes pooled connections, idle or busy; a request still running fails (abort it first). */
   close(): void {
-    this.agent.destroy()
+    this.pool.close()
   }
 
   /** Starts one request; returns its abort function. `resolve` is called exactly once. */
   private attempt(id: string, body: string, isStaleSocketRetry: boolean, resolve: (outcome: PostOutcome) => void): () => void {
     let settled = false
     let retryAbort: (() => void) | undefined
-    /** Set once a non-2xx status line arrived: whatever happens next, that status is the outcome. */
-    let finishResponse: (() => void) | undefined
     const settle = (outcome: PostOutcome): void => {
       if (settled) return
       settled = true
       resolve(outcome)
     }
 
-    let req: http.ClientRequest
-    try {
-      req = this.transport.request({ ...this.target, method: 'POST', agent: this.agent, headers: this.headersFor(id, body) })
-    } catch (cause) {
-      // Only reachable through a bug (headers are validated up front); retrying cannot help.
-      settle({ kind: 'failed', retriable: false, err: new AppError('ERR_WEBHOOK_NETWORK', 'the webhook request could not be created', { cause }) })
-      return () => {}
+    /** Set once a non-2xx status line arrived: whatever happens next, that status is the outcome. */
+    let failure: { status: number; retryAfter: string | undefined; chunks: Buffer[]; kept: number } | undefined
+    const finishFailure = (): void => {
+      if (failure === undefined) return
+      settle(classifyFailure(failure.status, failure.retryAfter, Buffer.concat(failure.chunks), this.clock.now()))
     }
-    const deadline = this.setTimer(() => {
-      req.destroy(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
+
+    // The deadline covers the whole exchange, body included, so a stalled body cannot pin a connection.
+    let deadline: unknown
+    const exchange: Exchange = this.pool.request(this.requestHead(id, body), body, {
+      onHead: ({ status, headers }) => {
+        if (status >= 200 && status < 300) {
+          // Delivered at the status line; the rest of the body is read (and discarded) by the pool.
+          settle({ kind: 'delivered', status })
+          return
+        }
+        failure = { status, retryAfter: headers.get('retry-after'), chunks: [], kept: 0 }
+      },
+      onBody: (bytes) => {
+        if (failure === undefined || failure.kept >= BODY_EXCERPT_BYTES) return
+        // Copied: the bytes are a view of a socket chunk.
+        const part = Buffer.from(bytes.subarray(0, BODY_EXCERPT_BYTES - failure.kept))
+        failure.chunks.push(part)
+        failure.kept += part.length
+      },
+      onEnd: () => {
+        this.clearTimer(deadline)
+        finishFailure()
+      },
+      onError: (error, { reusedSocket, responseStarted }) => {
+        this.clearTimer(deadline)
+        if (settled) return
+        if (failure !== undefined) {
+          // A body that stalled or broke after the status line: the status still decides.
+          finishFailure()
+          return
+        }
+        // A pooled keep-alive connection the server closed while idle fails before any answer; that
+        // says nothing about the receiver, so resend once on a fresh connection without counting an
+        // attempt. At worst the receiver got the first copy too: the same id, which it deduplicates.
+        if (reusedSocket && !responseStarted && !isStaleSocketRetry && !isAppError(error)) {
+          settled = true
+          retryAbort = this.attempt(id, body, true, resolve)
+          return
+        }
+        if (isAppError(error) && error.code === 'ERR_WEBHOOK_TIMEOUT') {
+          settle({ kind: 'failed', retriable: true, err: error })
+          return
+        }
+        // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
+        settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
+      },
+    })
+    deadline = this.setTimer(() => {
+      exchange.cancel(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
     }, this.timeoutMs)
-    req.once('close', () => this.clearTimer(deadline))
 
-    req.once('response', (res) => {
-      const status = res.statusCode ?? 0
-      if (status >= 200 && status < 300) {
-        // Drain and discard: the socket goes back to the pool only once the body is consumed.
-        res.on('error', () => {})
-        res.resume()
-        settle({ kind: 'delivered', status })
-        return
-      }
-      const chunks: Buffer[] = []
-      let kept = 0
-      res.on('data', (chunk: Buffer) => {
-        if (kept >= BODY_EXCERPT_BYTES) return
-        const part = chunk.subarray(0, BODY_EXCERPT_BYTES - kept)
-        chunks.push(part)
-        kept += part.length
-      })
-      const finish = (): void => settle(classifyFailure(status, res.headers['retry-after'], Buffer.concat(chunks), this.clock.now()))
-      finishResponse = finish
-      res.once('end', finish)
-      res.once('error', finish)
-      res.once('close', finish)
-    })
-
-    req.on('error', (error: unknown) => {
-      if (settled) return
-      if (finishResponse) {
-        // A body that stalled or broke after the status line: the status still decides.
-        finishResponse()
-        return
-      }
-      // A pooled keep-alive socket the server closed while idle fails at once with ECONNRESET; that
-      // says nothing about the receiver, so resend once on a fresh socket without counting an attempt
-      // (the pattern Node's http docs recommend around `request.reusedSocket`).
-      const staleSocket = req.reusedSocket && isErrnoException(error) && error.code === 'ECONNRESET'
-      if (staleSocket && !isStaleSocketRetry) {
-        settled = true
-        retryAbort = this.attempt(id, body, true, resolve)
-        return
-      }
-      if (isAppError(error) && error.code === 'ERR_WEBHOOK_TIMEOUT') {
-        settle({ kind: 'failed', retriable: true, err: error })
-        return
-      }
-      // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
-      settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
-    })
-
-    req.end(body)
     return () => {
       if (retryAbort) {
         retryAbort()
@@ -244,17 +244,19 @@ export class WebhookTransport {
       }
       this.clearTimer(deadline)
       settle({ kind: 'aborted' })
-      req.destroy()
+      exchange.cancel()
     }
   }
 
-  private headersFor(id: string, body: string): http.OutgoingHttpHeaders {
-    const headers: http.OutgoingHttpHeaders = { ...this.fixedHeaders, 'content-length': Buffer.byteLength(body, 'utf8') }
+  /** The request line and headers for one attempt, ending in the empty line. */
+  private requestHead(id: string, body: string): string {
+    let head = `${this.headPrefix}content-length: ${Buffer.byteLength(body, 'utf8')}\r\n`
     if (this.secretKey) {
       // Refreshed per attempt: receivers reject timestamps older than a few minutes.
-      Object.assign(headers, webhookHeaders(this.secretKey, id, Math.floor(this.clock.now() / 1000), body))
+      const signature = webhookHeaders(this.secretKey, id, Math.floor(this.clock.now() / 1000), body)
+      head += `webhook-id: ${signature['webhook-id']}\r\nwebhook-timestamp: ${signature['webhook-timestamp']}\r\nwebhook-signature: ${signature['webhook-signature']}\r\n`
     }
-    return headers
+    return `${head}\r\n`
   }
 }
 

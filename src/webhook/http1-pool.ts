@@ -1,0 +1,220 @@
+/**
+ * Keep-alive HTTP/1.1 connections to one origin, one request at a time on each, for the webhook
+ * transport: the request is bytes we render, the response is read by ResponseParser.
+ *
+ * Why not node:http. The delivery worker sleeps between events, and Node's HTTP client (agent,
+ * ClientRequest, IncomingMessage streams, header objects) runs cold on every one: in a process
+ * posting 312 events a second to a local receiver it cost 350-400 µs of CPU per event against
+ * ~200-220 µs for the same requests written to a pooled socket and answered through a small parser
+ * (bench/RESULTS.md, session 6). At 500 calls that difference is several percent of the relay's CPU.
+ *
+ * What keeps it correct (a response must never be credited to the wrong request):
+ * - A connection carries one exchange at a time, and goes back to the pool only when its response
+ *   ended where the framing says it ends (ResponseParser) and the server did not ask to close.
+ * - A byte arriving on an idle connection, or after a response's end, retires that connection.
+ * - A connection the server closed while idle is dropped at once; if it closes under a request
+ *   before any response byte, the exchange reports `reusedSocket` and `responseStarted: false`
+ *   so the caller may resend on a fresh connection (the stale keep-alive race).
+ */
+import net from 'node:net'
+import tls from 'node:tls'
+import { ResponseParser, type ResponseHead } from './http1-response.js'
+
+export interface OriginOptions {
+  /** Host name or IP address to connect to (an IPv6 address without brackets). */
+  host: string
+  port: number
+  /** Set for https: TLS options (ca, servername); the certificate is verified as tls.connect does. */
+  tls?: tls.ConnectionOptions | undefined
+  /** Connections open at most; requests beyond wait for one. */
+  maxSockets: number
+}
+
+export interface ExchangeHandler {
+  onHead(head: ResponseHead): void
+  onBody(bytes: Buffer): void
+  onEnd(): void
+  /** The exchange failed (network, protocol, or cancel(error)); called at most once, never after onEnd. */
+  onError(error: Error, info: { reusedSocket: boolean; responseStarted: boolean }): void
+}
+
+export interface Exchange {
+  /** Ends the exchange now and closes its connection; with an error, onError reports it. */
+  cancel(error?: Error): void
+}
+
+/** What each connection carries: its current exchange, if any. */
+interface Connection {
+  readonly socket: net.Socket
+  /** It has carried an exchange before the current one. */
+  used: boolean
+  current: ActiveExchange | undefined
+}
+
+interface ActiveExchange {
+  readonly head: string
+  readonly body: string
+  readonly handler: ExchangeHandler
+  parser: ResponseParser | undefined
+  connection: Connection | undefined
+  reused: boolean
+  over: boolean
+}
+
+export class Http1Pool {
+  private readonly idle: Connection[] = []
+  private readonly open = new Set<Connection>()
+  private readonly waiting: ActiveExchange[] = []
+  private closed = false
+
+  constructor(private readonly options: OriginOptions) {}
+
+  /**
+   * Sends `head` (the request line and headers, ending in an empty line; latin1, as header octets)
+   * and `body` (UTF-8) on a pooled connection, or a new one.
+   */
+  request(head: string, body: string, handler: ExchangeHandler): Exchange {
+    const exchange: ActiveExchange = { head, body, handler, parser: undefined, connection: undefined, reused: false, over: false }
+    if (this.closed) {
+      queueMicrotask(() => this.fail(exchange, new Error('the webhook connection pool is closed')))
+    } else {
+      this.waiting.push(exchange)
+      this.dispatch()
+    }
+    return { cancel: (error) => this.cancel(exchange, error) }
+  }
+
+  /** Closes every connection, idle or busy (as http.Agent#destroy); exchanges in flight fail. */
+  close(): void {
+    this.closed = true
+    for (const connection of [...this.open]) connection.socket.destroy()
+    this.idle.length = 0
+    for (const exchange of this.waiting.splice(0)) this.fail(exchange, new Error('the webhook connection pool is closed'))
+  }
+
+  private dispatch(): void {
+    while (this.waiting.length > 0) {
+      // Most recently used first: its connection is the least likely to have been closed by the server.
+      let connection = this.idle.pop()
+      if (connection === undefined) {
+        if (this.open.size >= this.options.maxSockets) return
+        connection = this.connect()
+      }
+      this.start(this.waiting.shift() as ActiveExchange, connection)
+    }
+  }
+
+  private start(exchange: ActiveExchange, connection: Connection): void {
+    exchange.connection = connection
+    exchange.reused = connection.used
+    connection.used = true
+    connection.current = exchange
+    exchange.parser = new ResponseParser({
+      onHead: (head) => exchange.handler.onHead(head),
+      onBody: (bytes) => exchange.handler.onBody(bytes),
+      onEnd: (reusable) => this.complete(exchange, reusable),
+    })
+    const socket = connection.socket
+    socket.ref()
+    // One write when the socket can take it: head and body leave in the same packet (writev).
+    socket.cork()
+    socket.write(exchange.head, 'latin1')
+    socket.write(exchange.body, 'utf8')
+    socket.uncork()
+  }
+
+  private connect(): Connection {
+    const { host, port } = this.options
+    const socket = this.options.tls ? tls.connect({ ...this.options.tls, host, port }) : net.connect({ host, port })
+    socket.setNoDelay(true)
+    socket.setKeepAlive(true, 1000)
+    const connection: Connection = { socket, used: false, current: undefined }
+    this.open.add(connection)
+    socket.on('data', (chunk: Buffer) => this.onData(connection, chunk))
+    socket.on('end', () => this.onServerEnd(connection))
+    socket.on('error', (error) => this.onSocketGone(connection, error))
+    socket.on('close', () => this.onSocketGone(connection, new Error('the connection closed')))
+    return connection
+  }
+
+  private onData(connection: Connection, chunk: Buffer): void {
+    const exchange = connection.current
+    const parser = exchange?.parser
+    if (exchange === undefined || parser === undefined) {
+      // Unasked-for bytes: this connection is out of step with us and is never used again.
+      this.retire(connection)
+      return
+    }
+    if (!parser.feed(chunk)) this.fail(exchange, parser.error ?? new Error('bad response'))
+  }
+
+  private onServerEnd(connection: Connection): void {
+    const exchange = connection.current
+    const parser = exchange?.parser
+    if (exchange !== undefined && parser !== undefined) {
+      // A body delimited by the close ends here (complete() runs); anything else was cut short.
+      if (!parser.end()) this.fail(exchange, parser.error ?? new Error('the connection closed'))
+    }
+    this.retire(connection)
+  }
+
+  private onSocketGone(connection: Connection, error: Error): void {
+    if (connection.current !== undefined) this.fail(connection.current, error)
+    this.forget(connection)
+  }
+
+  private complete(exchange: ActiveExchange, reusable: boolean): void {
+    if (exchange.over) return
+    exchange.over = true
+    const connection = exchange.connection as Connection
+    connection.current = undefined
+    if (reusable && !this.closed) {
+      connection.socket.unref()
+      this.idle.push(connection)
+    } else {
+      this.retire(connection)
+    }
+    exchange.handler.onEnd()
+    this.dispatch()
+  }
+
+  private fail(exchange: ActiveExchange, error: Error): void {
+    if (exchange.over) return
+    exchange.over = true
+    const connection = exchange.connection
+    if (connection !== undefined) {
+      connection.current = undefined
+      this.retire(connection)
+    }
+    exchange.handler.onError(error, { reusedSocket: exchange.reused, responseStarted: exchange.parser?.started ?? false })
+    this.dispatch()
+  }
+
+  private cancel(exchange: ActiveExchange, error: Error | undefined): void {
+    const queued = this.waiting.indexOf(exchange)
+    if (queued !== -1) this.waiting.splice(queued, 1)
+    if (error !== undefined) {
+      this.fail(exchange, error)
+      return
+    }
+    if (exchange.over) return
+    exchange.over = true
+    if (exchange.connection !== undefined) {
+      exchange.connection.current = undefined
+      this.retire(exchange.connection)
+    }
+    this.dispatch()
+  }
+
+  /** Closes a connection for good; its slot is free at once. */
+  private retire(connection: Connection): void {
+    this.forget(connection)
+    connection.socket.destroy()
+  }
+
+  private forget(connection: Connection): void {
+    const index = this.idle.indexOf(connection)
+    if (index !== -1) this.idle.splice(index, 1)
+    if (this.open.delete(connection)) this.dispatch()
+  }
+}
