@@ -31,6 +31,9 @@ export const RESERVED_HEADERS: readonly string[] = [
   'webhook-signature',
 ]
 
+/** Printable ASCII without spaces: what an event id must be to go out as the webhook-id header. */
+const HEADER_TOKEN = /^[\x21-\x7e]+$/
+
 /** Statuses whose Retry-After we honour (RFC 9110 defines it for 503 and 429 defines it for 429). */
 const RETRY_AFTER_STATUSES = new Set([429, 503])
 
@@ -187,6 +190,12 @@ export class WebhookTransport {
       settle(classifyFailure(failure.status, failure.retryAfter, Buffer.concat(failure.chunks), this.clock.now()))
     }
 
+    if (!HEADER_TOKEN.test(id)) {
+      // The id becomes the webhook-id header; one that could break the request's framing (a dead-letter
+      // file edited by hand) is refused here, as node:http refused invalid header values. Retrying cannot help.
+      settle({ kind: 'failed', retriable: false, err: new AppError('ERR_WEBHOOK_NETWORK', `the webhook request could not be created: event id ${JSON.stringify(id.slice(0, 80))} is not a valid header value`) })
+      return () => {}
+    }
     // The deadline covers the whole exchange, body included, so a stalled body cannot pin a connection.
     let deadline: unknown
     const exchange: Exchange = this.pool.request(this.requestHead(id, body), body, {

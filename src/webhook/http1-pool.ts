@@ -12,6 +12,8 @@
  * - A connection carries one exchange at a time, and goes back to the pool only when its response
  *   ended where the framing says it ends (ResponseParser) and the server did not ask to close.
  * - A byte arriving on an idle connection, or after a response's end, retires that connection.
+ *   (A server that sends an unasked-for response later, after the next request went out on the
+ *   same connection, cannot be told from an answer: no HTTP/1.1 client can, node:http included.)
  * - A connection the server closed while idle is dropped at once; if it closes under a request
  *   before any response byte, the exchange reports `reusedSocket` and `responseStarted: false`
  *   so the caller may resend on a fresh connection (the stale keep-alive race).
@@ -58,6 +60,9 @@ interface ActiveExchange {
   parser: ResponseParser | undefined
   connection: Connection | undefined
   reused: boolean
+  /** The parser saw the response end, and whether the connection may carry the next request. */
+  ended: boolean
+  reusable: boolean
   over: boolean
 }
 
@@ -74,7 +79,7 @@ export class Http1Pool {
    * and `body` (UTF-8) on a pooled connection, or a new one.
    */
   request(head: string, body: string, handler: ExchangeHandler): Exchange {
-    const exchange: ActiveExchange = { head, body, handler, parser: undefined, connection: undefined, reused: false, over: false }
+    const exchange: ActiveExchange = { head, body, handler, parser: undefined, connection: undefined, reused: false, ended: false, reusable: false, over: false }
     if (this.closed) {
       queueMicrotask(() => this.fail(exchange, new Error('the webhook connection pool is closed')))
     } else {
@@ -109,10 +114,15 @@ export class Http1Pool {
     exchange.reused = connection.used
     connection.used = true
     connection.current = exchange
+    // The parser only records the end: the connection is pooled after feed() returns, once it is
+    // known that nothing followed the response in the same chunk.
     exchange.parser = new ResponseParser({
       onHead: (head) => exchange.handler.onHead(head),
       onBody: (bytes) => exchange.handler.onBody(bytes),
-      onEnd: (reusable) => this.complete(exchange, reusable),
+      onEnd: (reusable) => {
+        exchange.ended = true
+        exchange.reusable = reusable
+      },
     })
     const socket = connection.socket
     socket.ref()
@@ -145,15 +155,20 @@ export class Http1Pool {
       this.retire(connection)
       return
     }
-    if (!parser.feed(chunk)) this.fail(exchange, parser.error ?? new Error('bad response'))
+    const inStep = parser.feed(chunk)
+    // Bytes after the end of the response: the answer stands, the connection is out of step and goes.
+    if (exchange.ended) this.complete(exchange, inStep && exchange.reusable)
+    else if (!inStep) this.fail(exchange, parser.error ?? new Error('bad response'))
   }
 
   private onServerEnd(connection: Connection): void {
     const exchange = connection.current
     const parser = exchange?.parser
     if (exchange !== undefined && parser !== undefined) {
-      // A body delimited by the close ends here (complete() runs); anything else was cut short.
-      if (!parser.end()) this.fail(exchange, parser.error ?? new Error('the connection closed'))
+      // A body delimited by the close ends here; anything else was cut short.
+      parser.end()
+      if (exchange.ended) this.complete(exchange, false)
+      else this.fail(exchange, parser.error ?? new Error('the connection closed'))
     }
     this.retire(connection)
   }

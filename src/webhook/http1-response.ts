@@ -133,7 +133,7 @@ export class ResponseParser {
     this.pending += chunk.toString('latin1', offset, upTo)
     const limit = this.state === 'head' || this.state === 'trailers' ? MAX_HEAD_BYTES : MAX_CHUNK_LINE_BYTES
     if (this.pending.length > limit) {
-      this.fail(`the response ${this.state === 'chunk-size' ? 'chunk-size line' : 'head'} is larger than ${limit} bytes`)
+      this.fail(`the response ${limit === MAX_HEAD_BYTES ? 'head' : 'chunk framing line'} is larger than ${limit} bytes`)
       return upTo
     }
     if (lf === -1) return upTo

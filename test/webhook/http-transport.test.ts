@@ -1,0 +1,81 @@
+import t from 'tap'
+import { WebhookTransport } from '../../src/webhook/http-transport.js'
+import { rawHttpServer } from '../support/raw-http-server.js'
+
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'
+
+t.test('the request as it goes on the wire', async (t) => {
+  const server = await rawHttpServer(t, (req) => req.socket.write(OK))
+  const transport = new WebhookTransport({ url: `http://u%40x:p%3Aw@127.0.0.1:${server.port}/hooks/in?k=1`, timeoutMs: 2000, headers: { 'X-Tenant': 'a' }, version: '9.9.9' })
+  t.teardown(() => transport.close())
+  t.match(await transport.post('evt_1', '{"é":1}').done, { kind: 'delivered', status: 200 })
+  const [head, body] = (server.requests[0]?.text ?? '').split('\r\n\r\n')
+  t.same(head?.split('\r\n'), [
+    'POST /hooks/in?k=1 HTTP/1.1',
+    `host: 127.0.0.1:${server.port}`,
+    'connection: keep-alive',
+    'x-tenant: a',
+    `authorization: Basic ${Buffer.from('u@x:p:w').toString('base64')}`,
+    'user-agent: audiosocket-soniox/9.9.9',
+    'content-type: application/json',
+    'content-length: 8',
+  ], 'path and query, host with port, basic auth decoded from the URL, the byte length of a UTF-8 body')
+  t.equal(Buffer.from(body ?? '', 'latin1').toString('utf8'), '{"é":1}')
+})
+
+t.test('a stale keep-alive connection: resent once on a fresh one, not counted as a failed attempt', async (t) => {
+  const server = await rawHttpServer(t, (req, index) => {
+    if (index === 1) req.socket.destroy()
+    else req.socket.write(OK)
+  })
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  t.match(await transport.post('evt_a', '{}').done, { kind: 'delivered' })
+  t.match(await transport.post('evt_b', '{}').done, { kind: 'delivered' }, 'the second event is delivered despite the dropped connection')
+  t.same(server.requests.map((r) => r.connection), [1, 1, 2], 'the first connection dropped the second request, which went again on a new one')
+  t.equal(server.requests[2]?.text, server.requests[1]?.text, 'the same request, byte for byte')
+})
+
+t.test('a connection that fails twice in a row is a retriable network error', async (t) => {
+  const server = await rawHttpServer(t, (req, index) => {
+    if (index === 0) req.socket.write(OK)
+    else req.socket.destroy()
+  })
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  await transport.post('evt_a', '{}').done
+  t.match(await transport.post('evt_b', '{}').done, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_NETWORK' } })
+  t.equal(server.requests.length, 3, 'one resend on a fresh connection, no more')
+})
+
+t.test('a non-2xx answer: status, body excerpt and Retry-After, whatever the framing', async (t) => {
+  const answers = [
+    'HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nslow\r\n5\r\n down\r\n0\r\n\r\n',
+    'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\nno good',
+  ]
+  const server = await rawHttpServer(t, (req, index) => {
+    if (index === 1) req.socket.end(answers[1] as string)
+    else req.socket.write(answers[0] as string)
+  })
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  t.match(await transport.post('evt_a', '{}').done, { kind: 'failed', retriable: true, status: 503, retryAfterMs: 7000, bodyExcerpt: 'slow down' })
+  t.match(await transport.post('evt_b', '{}').done, { kind: 'failed', retriable: false, status: 400, bodyExcerpt: 'no good' })
+})
+
+t.test('an answer that is not HTTP/1.1 is a retriable network error naming it', async (t) => {
+  const server = await rawHttpServer(t, (req) => req.socket.write('\x16\x03\x01\x00\x05hello\r\n\r\n'))
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  const outcome = await transport.post('evt_a', '{}').done
+  t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_NETWORK', cause: { message: /not an HTTP\/1\.x status line/ } } })
+})
+
+t.test('an event id that could break the request is refused before anything is sent', async (t) => {
+  const server = await rawHttpServer(t, (req) => req.socket.write(OK))
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000, secret: 'whsec_c2VjcmV0' })
+  t.teardown(() => transport.close())
+  const outcome = await transport.post('evt_1\r\nx-injected: 1', '{}').done
+  t.match(outcome, { kind: 'failed', retriable: false, err: { message: /not a valid header value/ } })
+  t.equal(server.requests.length, 0)
+})
