@@ -227,7 +227,7 @@ export class WebhookTransport {
           return
         }
         // A pooled keep-alive connection the server closed while idle fails before any answer; that
-        // says nothing about the receiver, so resend once on a fresh connection without counting an
+        // says nothing about the receiver, so resend once on a new connection without counting an
         // attempt. At worst the receiver got the first copy too: the same id, which it deduplicates.
         if (reusedSocket && !responseStarted && !isStaleSocketRetry && !isAppError(error)) {
           settled = true
@@ -241,7 +241,7 @@ export class WebhookTransport {
         // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.
         settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
       },
-    })
+    }, { fresh: isStaleSocketRetry })
     deadline = this.setTimer(() => {
       exchange.cancel(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
     }, this.timeoutMs)

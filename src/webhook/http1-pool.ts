@@ -16,7 +16,7 @@
  *   same connection, cannot be told from an answer: no HTTP/1.1 client can, node:http included.)
  * - A connection the server closed while idle is dropped at once; if it closes under a request
  *   before any response byte, the exchange reports `reusedSocket` and `responseStarted: false`
- *   so the caller may resend on a fresh connection (the stale keep-alive race).
+ *   so the caller may resend with `fresh`, on a new connection (the stale keep-alive race).
  */
 import net from 'node:net'
 import tls from 'node:tls'
@@ -57,6 +57,8 @@ interface ActiveExchange {
   readonly head: string
   readonly body: string
   readonly handler: ExchangeHandler
+  /** Must go on a new connection (a resend after a stale one). */
+  readonly fresh: boolean
   parser: ResponseParser | undefined
   connection: Connection | undefined
   reused: boolean
@@ -76,10 +78,21 @@ export class Http1Pool {
 
   /**
    * Sends `head` (the request line and headers, ending in an empty line; latin1, as header octets)
-   * and `body` (UTF-8) on a pooled connection, or a new one.
+   * and `body` (UTF-8) on a pooled connection, or on a new one (always, with `fresh`).
    */
-  request(head: string, body: string, handler: ExchangeHandler): Exchange {
-    const exchange: ActiveExchange = { head, body, handler, parser: undefined, connection: undefined, reused: false, ended: false, reusable: false, over: false }
+  request(head: string, body: string, handler: ExchangeHandler, options: { fresh?: boolean } = {}): Exchange {
+    const exchange: ActiveExchange = {
+      head,
+      body,
+      handler,
+      fresh: options.fresh === true,
+      parser: undefined,
+      connection: undefined,
+      reused: false,
+      ended: false,
+      reusable: false,
+      over: false,
+    }
     if (this.closed) {
       queueMicrotask(() => this.fail(exchange, new Error('the webhook connection pool is closed')))
     } else {
@@ -99,13 +112,20 @@ export class Http1Pool {
 
   private dispatch(): void {
     while (this.waiting.length > 0) {
+      const next = this.waiting[0] as ActiveExchange
       // Most recently used first: its connection is the least likely to have been closed by the server.
-      let connection = this.idle.pop()
+      let connection = next.fresh ? undefined : this.idle.pop()
       if (connection === undefined) {
-        if (this.open.size >= this.options.maxSockets) return
+        if (this.open.size >= this.options.maxSockets) {
+          // All slots taken: an idle connection (the oldest) makes room for a fresh one, if any is idle.
+          const spare = this.idle.shift()
+          if (spare === undefined) return
+          this.retire(spare)
+        }
         connection = this.connect()
       }
-      this.start(this.waiting.shift() as ActiveExchange, connection)
+      this.waiting.shift()
+      this.start(next, connection)
     }
   }
 
@@ -153,6 +173,7 @@ export class Http1Pool {
     if (exchange === undefined || parser === undefined) {
       // Unasked-for bytes: this connection is out of step with us and is never used again.
       this.retire(connection)
+      this.dispatch()
       return
     }
     const inStep = parser.feed(chunk)
@@ -171,11 +192,13 @@ export class Http1Pool {
       else this.fail(exchange, parser.error ?? new Error('the connection closed'))
     }
     this.retire(connection)
+    this.dispatch()
   }
 
   private onSocketGone(connection: Connection, error: Error): void {
     if (connection.current !== undefined) this.fail(connection.current, error)
     this.forget(connection)
+    this.dispatch()
   }
 
   private complete(exchange: ActiveExchange, reusable: boolean): void {
@@ -221,7 +244,7 @@ export class Http1Pool {
     this.dispatch()
   }
 
-  /** Closes a connection for good; its slot is free at once. */
+  /** Closes a connection for good; its slot is free at once (callers dispatch when they are done). */
   private retire(connection: Connection): void {
     this.forget(connection)
     connection.socket.destroy()
@@ -230,6 +253,6 @@ export class Http1Pool {
   private forget(connection: Connection): void {
     const index = this.idle.indexOf(connection)
     if (index !== -1) this.idle.splice(index, 1)
-    if (this.open.delete(connection)) this.dispatch()
+    this.open.delete(connection)
   }
 }

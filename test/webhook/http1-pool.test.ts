@@ -159,3 +159,24 @@ t.test('cancel() without an error is silent; with one it is reported; close() fa
   const after = await exchange(pool)
   t.match(after.error?.message, /pool is closed/)
 })
+
+t.test('fresh: a request that must not reuse a connection gets a new one, an idle one making room', async (t) => {
+  const server = await rawServer(t, (req) => setTimeout(() => req.socket.write(OK), 5))
+  const pool = new Http1Pool({ host: '127.0.0.1', port: server.port, maxSockets: 2 })
+  t.teardown(() => pool.close())
+  await Promise.all([exchange(pool), exchange(pool)])
+  t.equal(server.connections(), 2, 'two connections, both idle now')
+  const got = await new Promise<Outcome>((resolve) => {
+    const outcome: Outcome = { body: '' }
+    pool.request('POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n', '', {
+      onHead: (head) => (outcome.status = head.status),
+      onBody: () => {},
+      onEnd: () => resolve(outcome),
+      onError: (error, info) => resolve({ ...outcome, error, info }),
+    }, { fresh: true })
+  })
+  t.match(got, { status: 200, error: undefined })
+  t.equal(server.requests[2]?.connection, 3, 'it went on a third connection')
+  t.match(await exchange(pool), { status: 200 }, 'the pool still works within its bound')
+  t.equal(server.connections(), 3, 'no fourth connection: a pooled one carried it')
+})
