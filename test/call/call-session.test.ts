@@ -194,6 +194,15 @@ t.test('a hangup frame from the peer ends the call as a hangup', async (t) => {
   t.ok(r.transcriber().finished, 'Soniox was asked for its last words')
 })
 
+t.test('frames after the hangup frame in the same chunk are read and dropped', async (t) => {
+  const r = await rig(t)
+  r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.hangup(), frames.audio(0x10, 320), frames.dtmf('5')]))
+  await r.call.closed()
+  t.equal(r.transcriber().audio.length, 320, 'only the audio before the hangup reached the transcriber')
+  t.notOk(r.events.some((e) => e.type === 'call.dtmf'), 'no DTMF event after the hangup')
+  t.same(r.events.at(-1)?.data.frames, { audio: 1, dtmf: 0, unknown: 0, error: 0 })
+})
+
 t.test('transcription failure keeps the call up and is reported at the end', async (t) => {
   const r = await rig(t)
   const id = randomUUID()

@@ -121,13 +121,11 @@ t.test('a protocol error fails the exchange and the connection', async (t) => {
 })
 
 t.test('connection refused', async (t) => {
-  const server = await rawServer(t, () => {})
-  const port = server.port
+  // A port that was just free: listen on it, then close.
   const closed = net.createServer()
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
   const deadPort = (closed.address() as net.AddressInfo).port
   await new Promise<void>((resolve) => closed.close(() => resolve()))
-  t.not(deadPort, port)
   const pool = new Http1Pool({ host: '127.0.0.1', port: deadPort, maxSockets: 1 })
   t.teardown(() => pool.close())
   const got = await exchange(pool)
@@ -150,12 +148,11 @@ t.test('cancel() without an error is silent; with one it is reported; close() fa
   const queued = pool.request(head, '', handler('b'))
   silent.cancel()
   queued.cancel(new Error('deadline'))
-  const inFlight = pool.request(head, '', handler('c'))
+  pool.request(head, '', handler('c'))
   await new Promise((resolve) => setTimeout(resolve, 20))
   pool.close()
   await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(heard, ['b error: deadline', 'c error: the connection closed'])
-  t.ok(inFlight)
   const after = await exchange(pool)
   t.match(after.error?.message, /pool is closed/)
 })
