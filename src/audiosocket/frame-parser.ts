@@ -32,8 +32,9 @@ const EMPTY = Buffer.alloc(0)
 class FrameCollector implements FrameHandler {
   readonly frames: Frame[] = []
 
-  onAudio(kind: number, sampleRate: number, payload: Buffer): void {
-    this.frames.push({ type: 'audio', kind, sampleRate, payload })
+  onAudio(kind: number, _sampleRate: number, payload: Buffer): void {
+    // The one place that shapes a Frame; it cannot throw for an audio kind.
+    this.frames.push(decodeFrame(kind, payload))
   }
 
   onFrame(frame: Exclude<Frame, AudioFrame>): void {

@@ -45,8 +45,11 @@ const CHUNK_SIZE = /^([0-9A-Fa-f]+)[ \t]*(?:;.*)?$/
 
 export class ResponseParser {
   private state: State = 'head'
-  /** Head (or chunk-size/trailer line) bytes received so far, latin1: header bytes are octets. */
+  /** The current line's bytes so far, latin1: header bytes are octets. */
   private pending = ''
+  /** Complete lines of the head (or trailer section) being read, and their size with line ends. */
+  private sectionLines: string[] = []
+  private sectionBytes = 0
   private remaining = 0
   private keepAlive = false
   private errorValue: Error | null = null
@@ -57,11 +60,6 @@ export class ResponseParser {
   /** The protocol error that stopped the parser, or null. */
   get error(): Error | null {
     return this.errorValue
-  }
-
-  /** True once onEnd has been called. */
-  get done(): boolean {
-    return this.state === 'done'
   }
 
   /** True once some byte of the response has arrived (a stale keep-alive socket fails before this). */
@@ -131,21 +129,33 @@ export class ResponseParser {
     const lf = chunk.indexOf(0x0a, offset)
     const upTo = lf === -1 ? chunk.length : lf + 1
     this.pending += chunk.toString('latin1', offset, upTo)
-    const limit = this.state === 'head' || this.state === 'trailers' ? MAX_HEAD_BYTES : MAX_CHUNK_LINE_BYTES
-    if (this.pending.length > limit) {
-      this.fail(`the response ${limit === MAX_HEAD_BYTES ? 'head' : 'chunk framing line'} is larger than ${limit} bytes`)
+    const inSection = this.state === 'head' || this.state === 'trailers'
+    const limit = inSection ? MAX_HEAD_BYTES : MAX_CHUNK_LINE_BYTES
+    if ((inSection ? this.sectionBytes : 0) + this.pending.length > limit) {
+      const what = this.state === 'head' ? 'head' : this.state === 'trailers' ? 'trailer section' : 'chunk framing line'
+      this.fail(`the response ${what} is larger than ${limit} bytes`)
       return upTo
     }
     if (lf === -1) return upTo
     switch (this.state) {
       case 'head':
-        // The head ends at an empty line; until then keep accumulating whole lines.
-        if (this.pending.endsWith('\r\n\r\n') || this.pending.endsWith('\n\n') || this.pending.endsWith('\n\r\n')) {
-          const head = this.pending
-          this.pending = ''
-          this.onHead(head)
+      case 'trailers': {
+        this.sectionBytes += this.pending.length
+        const line = this.takeLine()
+        if (line !== '') {
+          this.sectionLines.push(line)
+          break
         }
+        // A stray empty line before the status line is tolerated (RFC 9112 §2.2).
+        if (this.state === 'head' && this.sectionLines.length === 0) break
+        const lines = this.sectionLines
+        this.sectionLines = []
+        this.sectionBytes = 0
+        // Trailer fields are not used: the empty line ends the message.
+        if (this.state === 'head') this.onHead(lines)
+        else this.finish(this.keepAlive)
         break
+      }
       case 'chunk-size': {
         const line = this.takeLine()
         const match = CHUNK_SIZE.exec(line)
@@ -166,10 +176,6 @@ export class ResponseParser {
         if (this.takeLine() !== '') this.fail('chunk data is longer than its size')
         else this.state = 'chunk-size'
         break
-      case 'trailers':
-        // Trailer fields are not used; the empty line ends the message.
-        if (this.takeLine() === '') this.finish(this.keepAlive)
-        break
     }
     return upTo
   }
@@ -180,10 +186,8 @@ export class ResponseParser {
     return line
   }
 
-  private onHead(text: string): void {
-    const lines = text.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line))
-    // A stray empty line before the status line is tolerated (RFC 9112 §2.2); the head ends at the first empty line after it.
-    while (lines[0] === '') lines.shift()
+  /** `lines`: the status line and the header lines, without line ends. */
+  private onHead(lines: string[]): void {
     const statusLine = lines.shift() ?? ''
     const status = STATUS_LINE.exec(statusLine)
     if (status === null) {
@@ -194,7 +198,6 @@ export class ResponseParser {
     const code = Number(status[2])
     const headers = new Map<string, string>()
     for (const line of lines) {
-      if (line === '') continue
       if (line.startsWith(' ') || line.startsWith('\t')) {
         this.fail('obsolete line folding in the response head')
         return

@@ -47,23 +47,23 @@ export class FakeTimers {
   readonly now = (): number => this.#now
 
   readonly setTimer = (fn: () => void, ms: number): NodeJS.Timeout => {
-    const delay = Math.max(0, Number.isFinite(ms) ? ms : 0)
     const handle = {
       fakeTimerId: this.#nextId,
       // Like Node's Timeout#refresh: due `ms` from now again, whether it is pending or has run.
       refresh: (): NodeJS.Timeout => {
         if (this.#cleared.has(timeout)) return timeout // Node: a cleared Timeout stays cleared
         this.#pending = this.#pending.filter((p) => p.handle !== timeout)
-        this.#arm(fn, ms, delay, timeout, true)
+        this.#arm(fn, ms, timeout, true)
         return timeout
       },
     }
     const timeout = handle as unknown as NodeJS.Timeout
-    this.#arm(fn, ms, delay, timeout, false)
+    this.#arm(fn, ms, timeout, false)
     return timeout
   }
 
-  #arm(fn: () => void, ms: number, delay: number, handle: NodeJS.Timeout, refresh: boolean): void {
+  #arm(fn: () => void, ms: number, handle: NodeJS.Timeout, refresh: boolean): void {
+    const delay = Math.max(0, Number.isFinite(ms) ? ms : 0)
     this.#pending.push({ id: this.#nextId++, due: this.#now + delay, fn, handle })
     this.calls.push({ at: this.#now, ms, due: this.#now + delay, refresh })
   }

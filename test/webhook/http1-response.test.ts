@@ -81,9 +81,11 @@ t.test('a body without a length runs until the server closes', async (t) => {
   t.equal(open.ended, false, 'not ended while the connection is open')
 })
 
-t.test('bare LF line endings are accepted', async (t) => {
+t.test('bare LF line endings and a stray empty line before the status line are accepted', async (t) => {
   const got = parse([Buffer.from('HTTP/1.1 201 Created\nContent-Length: 2\n\nok')])
   t.same([got.heads[0]?.status, got.body, got.ended], [201, 'ok', true])
+  const stray = parseAllSplits(t, '\r\nHTTP/1.1 204 No Content\r\n\r\n')
+  t.same([stray.heads[0]?.status, stray.ended, stray.error], [204, true, undefined])
 })
 
 t.test('anything that cannot be framed with certainty is an error', async (t) => {
@@ -110,6 +112,9 @@ t.test('anything that cannot be framed with certainty is an error', async (t) =>
   const huge = parse([Buffer.from(`HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(MAX_HEAD_BYTES)}\r\n\r\n`)])
   t.match(huge.error, /head is larger than 16384 bytes/, 'a head over the limit')
   t.equal(huge.heads.length, 0)
+  const manyTrailers = parse([Buffer.from(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'X-T: 0123456789\r\n'.repeat(1200)}\r\n`)])
+  t.match(manyTrailers.error, /trailer section is larger than 16384 bytes/, 'many small trailer lines count together')
+  t.equal(manyTrailers.ended, false)
 })
 
 t.test('started: a stale connection fails before any byte, a broken response after some', async (t) => {
