@@ -26,7 +26,9 @@ t.test('CPU: the main thread is part of the process total, and busy work shows i
   const main = mainThreadCpuSeconds(pid) - main0
   const total = cpuSeconds(pid) - total0
   t.ok(main >= 0.2, `300 ms of spinning (${spin} turns) on the main thread is charged to it (${main} s)`)
-  t.ok(total >= main, 'the process total includes it')
+  // The kernel rounds the process's and the thread's times to clock ticks separately (cputime_adjust),
+  // so the two deltas can disagree by a tick each way: a clean-clone CI run failed on exactly that.
+  t.ok(total >= main - 0.02, `the process total includes it (${total} s against ${main} s)`)
   t.ok(mainThreadCpuSeconds(pid) <= cpuSeconds(pid), 'never more than the whole process')
 })
 
