@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
+import { parseSonioxContext } from './soniox/context.js'
 import { LANGUAGE_CODE, type RecognitionOptions } from './soniox/start-message.js'
 import { RESERVED_HEADERS } from './webhook/http-transport.js'
 import { parseCidr, parseCidrList } from './server/admission.js'
@@ -703,23 +704,21 @@ function checkCaFile(path: string | null, problems: string[]): void {
 
 function readContext(path: string | null, problems: string[]): Config['soniox']['context'] {
   if (path === null) return null
+  const setting = `SONIOX_CONTEXT_FILE (soniox.contextFile): ${path}`
   let value: unknown
   try {
     value = parseJsonFile(path)
   } catch (err) {
-    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} ${(err as Error).message}`)
+    problems.push(`${setting} ${(err as Error).message}`)
     return null
   }
-  if (typeof value !== 'string' && (typeof value !== 'object' || value === null || Array.isArray(value))) {
-    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} must hold a JSON object ({"general": [...], "text": "...", "terms": [...]}) or a string`)
+  // Checked at start rather than refused by Soniox on every call.
+  const parsed = parseSonioxContext(value, 'context')
+  if ('problems' in parsed) {
+    problems.push(...parsed.problems.map((problem) => `${setting}: ${problem}`))
     return null
   }
-  // Soniox refuses contexts over 10,000 characters; say so at start rather than on every call.
-  if (JSON.stringify(value).length > 10000) {
-    problems.push(`SONIOX_CONTEXT_FILE (soniox.contextFile): ${path} is longer than Soniox's limit of 10000 characters`)
-    return null
-  }
-  return value as Config['soniox']['context']
+  return parsed.context
 }
 
 function toConfig(raw: RawConfig, context: Config['soniox']['context']): Config {

@@ -274,6 +274,8 @@ t.test('SONIOX_CONTEXT_FILE', async (t) => {
     'notjson.txt': 'domain: telephony',
     'array.json': '["a", "b"]',
     'huge.json': JSON.stringify({ text: 'x'.repeat(10_001) }),
+    'deep.json': `{"general":${'['.repeat(4000)}${']'.repeat(4000)}}`,
+    'shape.json': JSON.stringify({ general: [{ key: 'domain' }], terms: 'Northwind' }),
     'limit.json': JSON.stringify({ text: 'y'.repeat(10_000 - JSON.stringify({ text: '' }).length) }),
   })
 
@@ -298,15 +300,24 @@ t.test('SONIOX_CONTEXT_FILE', async (t) => {
   })
 
   t.test('a JSON array', async (t) => {
-    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'array.json') })), /SONIOX_CONTEXT_FILE.*JSON object/)
+    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'array.json') })), /SONIOX_CONTEXT_FILE.*must be a Soniox context object/)
   })
 
   t.test('too long', async (t) => {
-    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'huge.json') })), /SONIOX_CONTEXT_FILE.*10000 characters/)
+    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'huge.json') })), /SONIOX_CONTEXT_FILE.*longer than Soniox's limit of 10000/)
   })
 
   t.test('unreadable', async (t) => {
     t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'missing.json') })), /SONIOX_CONTEXT_FILE.*cannot be read/)
+  })
+
+  t.test('nested 4,000 levels deep (8 KB): a named problem, not a RangeError', async (t) => {
+    t.match(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'deep.json') })), /SONIOX_CONTEXT_FILE.*: context\.general\[0\]: context\.general must be an array/)
+  })
+
+  t.test('off the documented shape: every field named', async (t) => {
+    const problems = lines(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'shape.json') })))
+    t.match(problems, [/SONIOX_CONTEXT_FILE.*context\.general\[0\]\.value must be a string/, /SONIOX_CONTEXT_FILE.*context\.terms must be an array of strings/])
   })
 })
 

@@ -7,7 +7,8 @@
  * A registration is used once: the call that takes it consumes it, so a UUID cannot be replayed.
  */
 import type { CallOptions } from '../call/call-session.js'
-import { LANGUAGE_CODE, MAX_CONTEXT_CHARS } from '../soniox/start-message.js'
+import { parseSonioxContext } from '../soniox/context.js'
+import { LANGUAGE_CODE } from '../soniox/start-message.js'
 
 /** Bound on the JSON size of `metadata`: it is echoed in two events per call. */
 export const MAX_METADATA_CHARS = 8192
@@ -59,15 +60,10 @@ export function parseRegistration(body: unknown): { options: CallOptions } | { p
     if (typeof strict !== 'boolean') problems.push('language_hints_strict must be true or false')
     else recognition.languageHintsStrict = strict
   }
-  const context = record.context
-  if (context !== undefined) {
-    if (typeof context !== 'string' && (typeof context !== 'object' || context === null || Array.isArray(context))) {
-      problems.push('context must be a Soniox context object ({"general": [...], "text": "...", "terms": [...]}) or a string')
-    } else if (JSON.stringify(context).length > MAX_CONTEXT_CHARS) {
-      problems.push(`context is longer than Soniox's limit of ${MAX_CONTEXT_CHARS} characters`)
-    } else {
-      recognition.context = context as Readonly<Record<string, unknown>> | string
-    }
+  if (record.context !== undefined) {
+    const context = parseSonioxContext(record.context, 'context')
+    if ('problems' in context) problems.push(...context.problems)
+    else recognition.context = context.context
   }
   const metadata = record.metadata
   if (metadata !== undefined) {

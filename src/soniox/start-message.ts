@@ -5,11 +5,14 @@
  * The API key is NOT here: it travels in the Authorization header (the start-message field is
  * deprecated and refused from 2027-01-15).
  */
+import type { SonioxContext } from './context.js'
+
 export interface RecognitionOptions {
   model: string
   languageHints: readonly string[]
   languageHintsStrict: boolean
-  context: Readonly<Record<string, unknown>> | string | null
+  /** Validated by parseSonioxContext (context.ts) wherever it enters. */
+  context: SonioxContext | null
   endpointDetection: boolean
   maxEndpointDelayMs: number | null
   endpointSensitivity: number | null
@@ -21,9 +24,6 @@ export interface RecognitionOptions {
 
 /** ISO 639 code with optional subtags: what Soniox's language_hints take. */
 export const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
-
-/** Soniox refuses a context longer than this (characters of its JSON). */
-export const MAX_CONTEXT_CHARS = 10000
 
 export interface AudioFormat {
   sampleRate: number

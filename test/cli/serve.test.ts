@@ -40,6 +40,15 @@ t.test('a bad configuration stops the start with every problem named, exit 78', 
   t.equal(p.stdoutLines.length, 0)
 })
 
+t.test('a SONIOX_CONTEXT_FILE nested thousands of levels deep is a named problem, exit 78, not a stack trace', async (t) => {
+  const dir = t.testdir({ 'deep.json': `{"general":${'['.repeat(4000)}${']'.repeat(4000)}}` })
+  const p = spawnCli(['serve'], { AUDIOSOCKET_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_CONTEXT_FILE: join(dir, 'deep.json') })
+  t.equal(await p.exited, 78)
+  const stderr = p.stderrLines.join('\n')
+  t.match(stderr, /SONIOX_CONTEXT_FILE \(soniox\.contextFile\): .*deep\.json: context\.general\[0\]: context\.general must be an array/)
+  t.notMatch(stderr, /RangeError|    at /, 'no stack trace')
+})
+
 t.test('serve with no webhook: events as JSON lines on stdout, logs on stderr, exit 0 on SIGTERM', async (t) => {
   const { soniox, p } = await serveAgainstStandIn(t)
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')

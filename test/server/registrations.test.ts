@@ -31,6 +31,12 @@ t.test('every problem of a body is listed', async (t) => {
   t.match(parseRegistration({ context: { text: 'x'.repeat(10001) } }), { problems: [/longer than Soniox's limit/] })
 })
 
+t.test('a context nested 4,000 levels deep (8 KB of JSON) is a 400 naming the field, never stored', async (t) => {
+  const body = JSON.parse(`{"context":{"general":${'['.repeat(4000)}${']'.repeat(4000)}}}`) as unknown
+  t.match(parseRegistration(body), { problems: [/^context\.general\[0\]: context\.general must be an array/] })
+  t.match(parseRegistration({ context: { terms: [{ deep: [[['x']]] }] } }), { problems: [/^context\.terms must be an array of strings/] })
+})
+
 t.test('UUIDs are taken in their canonical lowercase form', async (t) => {
   t.equal(canonicalUuid(UUID.toUpperCase()), UUID)
   t.equal(canonicalUuid(`${UUID}\n`), undefined, 'a trailing newline (SHELL(uuidgen) without tr) is not a UUID')
