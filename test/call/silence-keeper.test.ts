@@ -132,6 +132,46 @@ t.test('drift correction in gaps mode too', async (t) => {
   t.strictSame(r.times(), [start, ...grid(start + 20, 5).map((at) => at + 7), start + 120])
 })
 
+t.test('the long-run mean interval is 20 ms when wake-ups come late', async (t) => {
+  /** Frames a punctual grid from the first frame would have sent by `elapsed` ms. */
+  const slots = (elapsed: number): number => Math.floor(elapsed / SILENCE_FRAME_MS) + 1
+
+  t.test('every wake-up 3 ms after its due time', async (t) => {
+    const r = rig('continuous')
+    for (let i = 0; i < 1000; i++) r.timers.runNext(3)
+    const elapsed = r.timers.now() - T0
+    t.ok(Math.abs(r.writes.length - slots(elapsed)) <= 1, `${r.writes.length} frames in ${elapsed} ms: one per 20 ms`)
+  })
+
+  t.test('a busy event loop that can wake the pacer only every 23 ms', async (t) => {
+    // A loaded loop whose turns take 23 ms: a timer runs at its due time or one turn after the
+    // previous wake-up, whichever is later. Sending one frame per wake-up would pace at 23 ms
+    // (the 23.06 ms mean measured under load); the frames due are sent together instead.
+    const r = rig('continuous')
+    let lastWake = T0
+    while (r.timers.now() - T0 < 1000 * SILENCE_FRAME_MS) {
+      const due = r.timers.nextDue ?? Infinity
+      const at = Math.max(due, lastWake + 23)
+      r.timers.runNext(at - due)
+      lastWake = at
+    }
+    const elapsed = r.timers.now() - T0
+    t.ok(Math.abs(r.writes.length - slots(elapsed)) <= 1, `${r.writes.length} frames in ${elapsed} ms (${slots(elapsed)} slots)`)
+    const meanMs = elapsed / (r.writes.length - 1)
+    t.ok(Math.abs(meanMs - SILENCE_FRAME_MS) < 0.1, `mean interval ${meanMs.toFixed(3)} ms`)
+    t.ok(r.times().every((at, n) => at >= T0 + n * SILENCE_FRAME_MS), 'no frame before its slot: caught up, never ahead')
+  })
+
+  t.test('gaps mode, wake-ups 3 to 15 ms late in turn', async (t) => {
+    const r = rig('gaps')
+    r.timers.advance(AFTER_MS) // pacing starts: first frame at T0 + afterMs
+    const lateness = [3, 15, 9]
+    for (let i = 0; i < 1000; i++) r.timers.runNext(lateness[i % lateness.length])
+    const elapsed = r.timers.now() - (T0 + AFTER_MS)
+    t.ok(Math.abs(r.writes.length - slots(elapsed)) <= 1, `${r.writes.length} frames in ${elapsed} ms`)
+  })
+})
+
 t.test('after a stall longer than 100 ms it resynchronises instead of bursting', async (t) => {
   t.test('a 250 ms stall', async (t) => {
     const r = rig('continuous')
@@ -156,6 +196,49 @@ t.test('after a stall longer than 100 ms it resynchronises instead of bursting',
     r.timers.stallUntil(T0 + 80 + 60)
     r.timers.advance(60)
     t.strictSame(r.times(), [...grid(T0, 4), T0 + 140, T0 + 140, T0 + 140, T0 + 140, T0 + 160, T0 + 180, T0 + 200])
+  })
+})
+
+t.test('a wall clock that steps back does not stop the silence', async (t) => {
+  /** The rig on a clock that reads `offset` ms off the timers' time: a settable wall clock. */
+  function steppedRig(mode: SilenceMode) {
+    const timers = new FakeTimers(T0)
+    let offset = 0
+    const writes: number[] = []
+    const keeper = new SilenceKeeper(
+      { mode, afterMs: AFTER_MS, write: () => writes.push(timers.now()), now: () => timers.now() + offset, setTimer: timers.setTimer, clearTimer: timers.clearTimer },
+      SILENCE,
+    )
+    return { timers, writes, keeper, stepBack: (ms: number) => (offset -= ms) }
+  }
+
+  t.test('while pacing: a new grid from the stepped clock, not an hour-long timer', async (t) => {
+    const r = steppedRig('continuous')
+    r.timers.advance(100) // frames at 0..100
+    r.stepBack(3_600_000)
+    r.timers.advance(100)
+    const after = r.writes.filter((at) => at > T0 + 100)
+    t.strictSame(after, grid(T0 + 120, 5), 'the frame due at +120 goes out, then every 20 ms')
+  })
+
+  t.test('while watching (gaps): quiet is counted from the step', async (t) => {
+    const r = steppedRig('gaps')
+    r.timers.advance(500)
+    r.keeper.onInboundAudio()
+    r.stepBack(3_600_000)
+    r.timers.advance(AFTER_MS + 500 + 40)
+    t.ok(r.writes.length >= 1 && (r.writes[0] ?? Infinity) <= T0 + 500 + 2 * AFTER_MS, `silence starts within two afterMs of the last audio (first frame at +${(r.writes[0] ?? NaN) - T0} ms)`)
+  })
+
+  t.test('woken early by a clock rounding: no frame before its time, and the timer is re-armed', async (t) => {
+    const r = steppedRig('continuous')
+    r.timers.advance(40) // frames at 0, 20, 40
+    r.stepBack(5) // the next wake-up (due +60) reads 55
+    r.timers.runNext()
+    t.equal(r.writes.length, 3, 'nothing sent 5 ms early')
+    t.equal(r.timers.pending, 1, 're-armed')
+    r.timers.advance(5)
+    t.equal(r.writes.length, 4, 'the frame goes out at its time')
   })
 })
 
