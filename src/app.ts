@@ -12,6 +12,7 @@ import { HttpEndpoint, type NotReady } from './server/http-endpoint.js'
 import { RegistrationStore } from './server/registrations.js'
 import { createServiceMetrics, type ServiceMetrics } from './server/service-metrics.js'
 import { AppError } from './shared/errors.js'
+import { redactUrl } from './shared/redact-url.js'
 import { probeSoniox } from './soniox/probe.js'
 import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
 import { SonioxHealth } from './soniox/soniox-health.js'
@@ -169,9 +170,9 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
         {
           host: address.address,
           port: address.port,
-          sonioxUrl: config.soniox.websocketUrl,
+          sonioxUrl: redactUrl(config.soniox.websocketUrl),
           model: config.soniox.model,
-          webhook: config.webhook.url ?? 'stdout',
+          webhook: config.webhook.url === null ? 'stdout' : redactUrl(config.webhook.url),
           maxCalls: config.admission.maxCalls || undefined,
           allowedSources: allowed.length === 0 ? undefined : allowed,
           requireRegistration: config.admission.requireRegistration || undefined,

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
+import { redactUrl } from './shared/redact-url.js'
 import { parseSonioxContext } from './soniox/context.js'
 import { LANGUAGE_CODE, type RecognitionOptions } from './soniox/start-message.js'
 import { RESERVED_HEADERS } from './webhook/http-transport.js'
@@ -650,10 +651,22 @@ function explainValidation(message: string, envByKey: Map<string, string>): stri
       const undeclared = /configuration param '([\w.]+)' not declared/.exec(line)
       if (undeclared) return `config file key "${undeclared[1]}" is not a known setting (see README, "Settings")`
       if (!m) return line
-      const [, key = '', rest = ''] = m
+      const [, key = '', value = ''] = m
+      const rest = URL_SETTINGS.has(key) ? redactValueWas(value) : value
       const env = envByKey.get(key)
-      return env ? `${env} (${key}): ${rest}` : line
+      return env ? `${env} (${key}): ${rest}` : `${key}: ${rest}`
     })
+}
+
+/** Settings holding a URL, which may carry a password or a token: their value is shown redacted. */
+const URL_SETTINGS = new Set(['webhook.url', 'soniox.websocketUrl'])
+
+/** `must use http: or https:: value was "ftp://user:pw@host"` -> `...: value was "ftp://user:***@host"`. */
+function redactValueWas(text: string): string {
+  const m = /^(.*?: value was )(".*")$/.exec(text)
+  if (!m) return text
+  const value: unknown = JSON.parse(m[2] ?? '""')
+  return typeof value === 'string' ? `${m[1]}${JSON.stringify(redactUrl(value))}` : text
 }
 
 function checkRanges(raw: RawConfig): string[] {

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig, retiredSettings, type Config } from '../config.js'
 import { spoolDirectory, webhookTransportOptions } from '../delivery.js'
 import { isAppError } from '../shared/errors.js'
+import { redactUrl } from '../shared/redact-url.js'
 import { probeSoniox } from '../soniox/probe.js'
 import type { SonioxError } from '../soniox/soniox-session.js'
 import { VERSION } from '../version.js'
@@ -69,7 +70,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     'config',
     `valid: AudioSocket on ${config.audiosocket.host}:${config.audiosocket.port}, ` +
       `HTTP ${config.http.port === 0 ? 'off' : `on ${config.http.host}:${config.http.port}`}, ` +
-      `events to ${config.webhook.url ?? (config.events.file ? `EVENTS_FILE ${config.events.file}` : 'stdout')}`,
+      `events to ${config.webhook.url !== null ? redactUrl(config.webhook.url) : config.events.file ? `EVENTS_FILE ${config.events.file}` : 'stdout'}`,
   )
   for (const retired of retiredSettings(io.env)) report('warn', 'config', `${retired.env} is no longer used: ${retired.advice}`)
 
@@ -100,6 +101,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     report('skip', 'webhook', 'WEBHOOK_URL is not set: events go to stdout (or EVENTS_FILE)')
   } else {
     const transport = new WebhookTransport(webhookTransportOptions(config))
+    const shownUrl = redactUrl(config.webhook.url)
     const event = {
       id: `evt_${randomUUID()}`,
       type: 'webhook.test',
@@ -112,11 +114,11 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     transport.close()
     const signed = config.webhook.secret === null ? 'unsigned (WEBHOOK_SECRET not set)' : 'signed'
     if (outcome.kind === 'delivered') {
-      report('ok', 'webhook', `${config.webhook.url} answered ${outcome.status} to a ${signed} test event`)
+      report('ok', 'webhook', `${shownUrl} answered ${outcome.status} to a ${signed} test event`)
     } else if (outcome.kind === 'failed') {
       const cause = outcome.err.cause instanceof Error ? `: ${outcome.err.cause.message}` : ''
       const answer = outcome.status === undefined ? `${outcome.err.message}${cause}` : `answered ${outcome.status}${outcome.bodyExcerpt ? `: ${outcome.bodyExcerpt.slice(0, 200)}` : ''}`
-      report('FAIL', 'webhook', `${config.webhook.url} ${answer}`)
+      report('FAIL', 'webhook', `${shownUrl} ${answer}`)
     }
   }
 

@@ -96,8 +96,9 @@ export class WebhookTransport {
     let url: URL
     try {
       url = new URL(options.url)
-    } catch (cause) {
-      throw new AppError('ERR_CONFIG_INVALID', 'the webhook URL is not a valid absolute URL', { cause })
+    } catch {
+      // Without the parser's error as cause: it carries the whole URL (its `input`), password included.
+      throw new AppError('ERR_CONFIG_INVALID', 'the webhook URL is not a valid absolute URL')
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new AppError('ERR_CONFIG_INVALID', `the webhook URL must be http: or https:, got ${url.protocol}`)
