@@ -156,19 +156,28 @@ t.test('a 25 s hold with no frames: keepalives keep Soniox, silence keeps Asteri
   assertComplete(t, outcome)
   const session = h.soniox.sessions[0]
   t.equal(h.soniox.sessions.length, 1, 'the session survived the hold (Soniox closes after 20 s without audio or keepalive)')
-  t.ok((session?.keepalives ?? 0) >= 4, `keepalives were sent during the hold (${session?.keepalives})`)
-  t.same(session?.violations, [])
+  // How many keepalives fit in 25 s depends on how late the loop ran them; what matters is that the
+  // stand-in, which records a violation after 20 s without audio or keepalive, never went idle.
+  t.ok((session?.keepalives ?? 0) >= 1, `keepalives were sent during the hold (${session?.keepalives})`)
+  t.same(session?.violations, [], 'never 20 s without audio or keepalive')
 
-  // What Asterisk received: only 20 ms silence frames, paced at 20 ms through the hold.
+  // What Asterisk received: only 20 ms silence frames, and through the hold never a pause near
+  // its 2 s inactivity limit. The 20 ms cadence itself is proven on hand-driven time
+  // (test/call/silence-keeper.test.ts): a mean measured here on the wall clock depends on the load.
   const back = framesSentBack(outcome.result.received)
   t.ok(allSilence(back, 0x10, 320), 'only 320-byte 0x10 silence frames')
-  const holdChunks = outcome.result.receivedChunks.filter((c) => c.atMs > holdStartsAt + 1500 && c.atMs < holdStartsAt + 24500)
-  const holdFrames = holdChunks.reduce((n, c) => n + c.bytes.length / 323, 0)
-  const spanMs = (holdChunks.at(-1)?.atMs ?? 0) - (holdChunks[0]?.atMs ?? 0)
-  const meanIntervalMs = spanMs / (holdFrames - 1)
-  t.ok(meanIntervalMs > 18 && meanIntervalMs < 22, `silence cadence is 20 ms (measured mean ${meanIntervalMs.toFixed(2)} ms over ${holdFrames} frames)`)
-  const gaps = holdChunks.slice(1).map((c, i) => c.atMs - (holdChunks[i]?.atMs ?? 0))
-  t.ok(Math.max(...gaps) < 1000, `never a pause near Asterisk's 2 s limit (longest ${Math.max(...gaps).toFixed(0)} ms)`)
+  // From 1.5 s into the hold (silence starts 1 s after the last audio) to 0.5 s before its end;
+  // the window's edges count as arrivals, so silence that stopped or started late is a gap too.
+  const from = holdStartsAt + 1500
+  const until = holdStartsAt + 24500
+  const arrivals = [from, ...outcome.result.receivedChunks.map((c) => c.atMs).filter((at) => at > from && at < until), until]
+  const longest = Math.max(...arrivals.slice(1).map((at, i) => at - (arrivals[i] ?? 0)))
+  t.ok(longest < 1000, `never a pause near Asterisk's 2 s limit (longest ${longest.toFixed(0)} ms between silence frames)`)
+  // Never faster than one frame per 20 ms: each pacing run (at most one per SILENCE_AFTER_MS of
+  // quiet) sends its first frame at once and one per 20 ms slot after it, however late it ran.
+  const lastArrival = outcome.result.receivedChunks.at(-1)?.atMs ?? 0
+  const mostFrames = Math.floor(lastArrival / 20) + Math.ceil(lastArrival / 1000) + 1
+  t.ok(back.length <= mostFrames, `no burst: ${back.length} frames in ${lastArrival.toFixed(0)} ms (at most ${mostFrames})`)
   t.equal(outcome.ended.data.silence_frames_sent, back.length)
 })
 
