@@ -12,6 +12,7 @@ import { HttpEndpoint, type NotReady } from './server/http-endpoint.js'
 import { RegistrationStore } from './server/registrations.js'
 import { createServiceMetrics, type ServiceMetrics } from './server/service-metrics.js'
 import { AppError } from './shared/errors.js'
+import type { Guard } from './shared/guard.js'
 import { redactUrl } from './shared/redact-url.js'
 import { probeSoniox } from './soniox/probe.js'
 import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
@@ -109,8 +110,8 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
           silenceMode: config.audiosocket.silenceMode,
           silenceAfterMs: config.audiosocket.silenceAfterMs,
         },
-        createTranscriber: (callId, handlers, callLog, recognition) =>
-          createTranscriber(config, callId, handlers, callLog, { health: sonioxHealth, metrics: metrics.soniox, recognition }),
+        createTranscriber: (callId, handlers, callLog, recognition, guard) =>
+          createTranscriber(config, callId, handlers, callLog, { health: sonioxHealth, metrics: metrics.soniox, recognition, guard }),
       }),
   })
 
@@ -204,7 +205,7 @@ function createTranscriber(
   callId: string,
   handlers: SonioxSessionHandlers,
   callLog: Logger,
-  extra: { health: SonioxHealth; metrics: SonioxMetrics; recognition: CallRecognitionOptions | undefined },
+  extra: { health: SonioxHealth; metrics: SonioxMetrics; recognition: CallRecognitionOptions | undefined; guard: Guard },
 ): ResilientTranscriber {
   const s = config.soniox
   // A pre-registered call's own language hints and context replace the configured ones.
@@ -226,6 +227,7 @@ function createTranscriber(
             pingIntervalMs: s.pingIntervalMs,
             pongTimeoutMs: s.pongTimeoutMs,
             metrics: extra.metrics,
+            guard: extra.guard,
           },
           sessionHandlers,
         ),
@@ -240,6 +242,7 @@ function createTranscriber(
       logger: callLog,
       health: extra.health,
       metrics: extra.metrics,
+      guard: extra.guard,
     },
     handlers,
   )

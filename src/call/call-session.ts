@@ -18,6 +18,7 @@
 import type { Socket } from 'node:net'
 import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
+import { createGuard, type Guard } from '../shared/guard.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
 import type { SonioxResult } from '../soniox/messages.js'
@@ -58,13 +59,16 @@ export interface Transcriber {
 
 /**
  * Builds the call's transcriber; `log` is the call's logger (it carries callId); `recognition`
- * holds this call's own options (from its pre-registration), to be laid over the configured ones.
+ * holds this call's own options (from its pre-registration), to be laid over the configured ones;
+ * `guard` is the call's fault boundary, to wrap every event and timer callback the transcriber
+ * registers (an exception there ends this call, not the process).
  */
 export type TranscriberFactory = (
   callId: string,
   handlers: SonioxSessionHandlers,
   log: Logger,
-  recognition?: CallRecognitionOptions,
+  recognition: CallRecognitionOptions | undefined,
+  guard: Guard,
 ) => Transcriber
 
 export type CallRecognitionOptions = Partial<Pick<RecognitionOptions, 'languageHints' | 'languageHintsStrict' | 'context'>>
@@ -86,11 +90,13 @@ export type CallAdmission = { admitted: true; options?: CallOptions | undefined 
 export interface CallMetrics {
   callStarted(): void
   callEnded(reason: CallEndReason): void
+  /** An exception in the call's own handling ended it (ERR_CALL_INTERNAL). */
+  callFaulted(): void
   frameReceived(type: Frame['type'], payloadBytes: number): void
   frameSent(kind: 'silence' | 'hangup'): void
 }
 
-const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, frameReceived() {}, frameSent() {} }
+const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, frameReceived() {}, frameSent() {} }
 const ADMITTED: CallAdmission = { admitted: true }
 
 export interface CallSettings {
@@ -170,6 +176,8 @@ export class CallSession {
   private endPromise: Promise<void> | undefined
   private readonly onceClosed: Array<() => void> = []
   private readonly metrics: CallMetrics
+  /** Every callback through which the event loop enters this call runs inside it. */
+  private readonly guard: Guard
   /** From the call's pre-registration; echoed in call.started and call.ended. */
   private metadata: Readonly<Record<string, unknown>> | null = null
 
@@ -180,6 +188,7 @@ export class CallSession {
     this.metrics = deps.metrics ?? NO_METRICS
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
+    this.guard = createGuard((err) => this.onFault(err))
     this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes })
     this.frameHandler = {
       onAudio: (kind, sampleRate, payload) => this.onAudioFrame(kind, sampleRate, payload),
@@ -187,12 +196,12 @@ export class CallSession {
     }
 
     this.socket.setNoDelay(true)
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    this.socket.on('end', () => this.onEnd())
-    this.socket.on('error', (err) => this.onSocketError(err))
-    this.socket.on('close', () => this.onSocketClose())
-    this.firstFrameTimer = setTimeout(() => {
-      this.end(
+    this.socket.on('data', this.guard((chunk: Buffer) => this.onData(chunk)))
+    this.socket.on('end', this.guard(() => this.onEnd()))
+    this.socket.on('error', this.guard((err: Error) => this.onSocketError(err)))
+    this.socket.on('close', this.guard(() => this.onSocketClose()))
+    this.firstFrameTimer = this.setTimer(() => {
+      void this.end(
         'timeout',
         new AppError('ERR_AUDIOSOCKET_FIRST_FRAME_TIMEOUT', `no UUID frame within ${this.settings.firstFrameTimeoutMs} ms`),
       )
@@ -268,7 +277,7 @@ export class CallSession {
       return
     }
     if (this.stallTimer !== undefined) return
-    this.stallTimer = setTimeout(() => {
+    this.stallTimer = this.setTimer(() => {
       this.stallTimer = undefined
       void this.end(
         'error',
@@ -353,15 +362,22 @@ export class CallSession {
     this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, registered: admission.options !== undefined }, 'call started')
     if (this.settings.silenceMode !== 'off') {
       this.silence = new SilenceKeeper(
-        { mode: this.settings.silenceMode, afterMs: this.settings.silenceAfterMs, write: (frame) => this.writeSilence(frame), now: this.now },
+        {
+          mode: this.settings.silenceMode,
+          afterMs: this.settings.silenceAfterMs,
+          write: (frame) => this.writeSilence(frame),
+          now: this.now,
+          setTimer: (fn, ms) => this.setTimer(fn, ms),
+        },
         silenceFrame(Kind.Slin8),
       )
     }
-    this.transcriber = this.deps.createTranscriber(uuid, {
-      onResult: (result) => this.onTranscriptResult(result),
-      onError: (err) => this.onTranscriptionError(err),
+    const handlers: SonioxSessionHandlers = {
+      onResult: this.guard((result: SonioxResult) => this.onTranscriptResult(result)),
+      onError: this.guard((err: AppError) => this.onTranscriptionError(err)),
       onFinished: () => {},
-    }, this.log, admission.options?.recognition)
+    }
+    this.transcriber = this.deps.createTranscriber(uuid, handlers, this.log, admission.options?.recognition, this.guard)
   }
 
   private onAudio(kind: number, kindRate: number, payload: Buffer): void {
@@ -447,6 +463,27 @@ export class CallSession {
 
   // ---- ending ----------------------------------------------------------------------------------
 
+  /**
+   * An exception escaped one of this call's own callbacks: a bug, in this call's state only. It
+   * ends this call (its transcriber is closed without waiting: its state is unknown) and nothing
+   * else. Must not throw: it is the guard's last catch.
+   */
+  private onFault(err: unknown): void {
+    this.metrics.callFaulted()
+    this.log.error({ err }, 'exception in the call\'s handling: ending this call only')
+    if (this.endPromise !== undefined) {
+      // Already ending: close whatever is left rather than wait on a part that just threw.
+      this.transcriber?.close()
+      return
+    }
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+    void this.end('error', new AppError('ERR_CALL_INTERNAL', `exception in the call's handling: ${message}`, { cause: err }))
+  }
+
+  private setTimer(fn: () => void, ms: number): NodeJS.Timeout {
+    return setTimeout(this.guard(fn), ms)
+  }
+
   private onEnd(): void {
     if (this.stateValue === 'ending' || this.stateValue === 'closed') return
     try {
@@ -484,7 +521,12 @@ export class CallSession {
     this.silence?.stop()
     if (serverSide) this.hangUpAsterisk()
     else this.socket.destroy()
-    this.endPromise = this.finishCall(reason, error)
+    this.endPromise = this.finishCall(reason, error).catch((err: unknown) => {
+      // Publishing call.ended itself threw: nothing more can be reported for this call.
+      this.metrics.callFaulted()
+      this.log.error({ err }, 'exception while ending the call; its call.ended may be missing')
+      if (this.stateValue !== 'closed') this.close()
+    })
     return this.endPromise
   }
 
@@ -495,7 +537,7 @@ export class CallSession {
     this.deps.wireTap?.outbound(hangup)
     this.socket.end(hangup)
     this.metrics.frameSent('hangup')
-    this.graceTimer = setTimeout(() => this.socket.destroy(), this.settings.hangupGraceMs)
+    this.graceTimer = this.setTimer(() => this.socket.destroy(), this.settings.hangupGraceMs)
     this.graceTimer.unref()
   }
 
@@ -509,7 +551,7 @@ export class CallSession {
     }
     if (error) this.log.warn({ err: error }, `ending call: ${error.message}`)
 
-    if (this.transcriber !== undefined && this.transcriptionError === undefined) {
+    if (this.transcriber !== undefined && this.transcriptionError === undefined && error?.code !== 'ERR_CALL_INTERNAL') {
       // The last words are still in flight at Soniox: end the audio and wait (bounded) for them.
       await this.transcriber.finish()
     }

@@ -66,6 +66,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   const started = r.counter('audiosocket_calls_started_total', 'Calls started (call.started published).')
   const ended = r.counter('audiosocket_calls_total', 'Calls ended, by call.ended reason.', ['reason'])
   const endedBy = Object.fromEntries(END_REASONS.map((reason) => [reason, ended.child(reason)])) as Record<CallEndReason, CounterChild>
+  const faults = r.counter(
+    'audiosocket_call_faults_total',
+    "Exceptions inside one call's own handling (bugs, ERR_CALL_INTERNAL): each ended that call with reason error; the process and the other calls went on.",
+  )
 
   const framesIn = r.counter('audiosocket_frames_received_total', 'AudioSocket frames received from Asterisk, by kind.', ['kind'])
   const bytesIn = r.counter('audiosocket_bytes_received_total', 'AudioSocket payload bytes received from Asterisk, by kind (headers not counted).', ['kind'])
@@ -108,6 +112,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     callEnded(reason) {
       endedBy[reason].inc()
       active.dec()
+    },
+    callFaulted() {
+      faults.inc()
     },
     frameReceived(type, payloadBytes) {
       const series = inByType[type]

@@ -16,6 +16,8 @@ export const ErrorCodes = {
   ERR_AUDIOSOCKET_RATE_CHANGED: 'the audio kind (sample rate) changed in the middle of a call',
   ERR_AUDIOSOCKET_STALLED: 'part of a frame arrived and the rest did not follow in time',
   ERR_AUDIOSOCKET_SOCKET: 'the AudioSocket connection failed',
+  // One call's handling (never the process)
+  ERR_CALL_INTERNAL: "an exception in this call's own handling (a bug): this call was ended, the process and the other calls went on",
   // Soniox real-time session
   ERR_SONIOX_CONNECT: 'could not open the Soniox WebSocket',
   ERR_SONIOX_SERVER_ERROR: 'Soniox answered with an error message',

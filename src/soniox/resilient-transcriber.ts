@@ -16,6 +16,7 @@
  */
 import { AppError } from '../shared/errors.js'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
+import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
 import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
@@ -64,6 +65,8 @@ export interface ResilientTranscriberOptions {
   random?: () => number
   setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
   clearTimer?: (timer: NodeJS.Timeout) => void
+  /** The call's fault boundary: the reconnect timer runs inside it (the sessions get their own). */
+  guard?: Guard
 }
 
 type State = 'active' | 'waiting' | 'rotating' | 'done' | 'failed'
@@ -104,7 +107,7 @@ export class ResilientTranscriber {
     private readonly handlers: SonioxSessionHandlers,
   ) {
     this.now = options.now ?? Date.now
-    this.setTimer = options.setTimer ?? setTimeout
+    this.setTimer = guardedTimer(options.setTimer ?? setTimeout, options.guard ?? UNGUARDED)
     this.clearTimer = options.clearTimer ?? clearTimeout
     this.backoff = createBackoff({
       initialMs: options.reconnect.initialDelayMs,

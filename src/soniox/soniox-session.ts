@@ -14,8 +14,10 @@
  * which fixes the sample rate. Audio that arrives before the start message is sent is queued as
  * copies (the caller's buffers may be views of socket chunks).
  */
+import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { AppError } from '../shared/errors.js'
+import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
 import { buildStartMessage, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 
@@ -43,6 +45,8 @@ export interface SonioxSessionOptions {
   createSocket?: (url: string, headers: Record<string, string>, handshakeTimeoutMs: number) => WebSocket
   setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
   clearTimer?: (timer: NodeJS.Timeout) => void
+  /** The call's fault boundary: every WebSocket event and timer of the session runs inside it. */
+  guard?: Guard
   metrics?: SonioxMetrics
 }
 
@@ -147,7 +151,8 @@ export class SonioxSession {
     private readonly options: SonioxSessionOptions,
     private readonly handlers: SonioxSessionHandlers,
   ) {
-    this.setTimer = options.setTimer ?? setTimeout
+    const guard = options.guard ?? UNGUARDED
+    this.setTimer = guardedTimer(options.setTimer ?? setTimeout, guard)
     this.clearTimer = options.clearTimer ?? clearTimeout
     this.now = options.now ?? Date.now
     this.createdAt = this.now()
@@ -155,18 +160,18 @@ export class SonioxSession {
     const create = options.createSocket ?? defaultCreateSocket
     this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
     this.socket.binaryType = 'nodebuffer'
-    this.socket.on('open', () => this.onOpen())
-    this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
-    this.socket.on('close', (code, reason) => this.onClose(code, reason.toString()))
-    this.socket.on('error', (err) => this.onSocketError(err))
+    this.socket.on('open', guard(() => this.onOpen()))
+    this.socket.on('message', guard((data: WebSocket.RawData, isBinary: boolean) => this.onMessage(data, isBinary)))
+    this.socket.on('close', guard((code: number, reason: Buffer) => this.onClose(code, reason.toString())))
+    this.socket.on('error', guard((err: Error) => this.onSocketError(err)))
     this.socket.on('pong', () => (this.pongDueSince = undefined))
-    this.socket.on('unexpected-response', (_req, res) => {
+    this.socket.on('unexpected-response', guard((_req: unknown, res: IncomingMessage) => {
       // Soniox accepts every upgrade and reports problems in JSON; a proxy or a wrong URL does not.
       const error: SonioxError = new AppError('ERR_SONIOX_CONNECT', `the Soniox upgrade was answered HTTP ${res.statusCode} (check SONIOX_WEBSOCKET_URL)`)
       if (res.statusCode !== undefined) error.sonioxCode = res.statusCode
       res.resume()
       this.fail(error)
-    })
+    }))
   }
 
   get state(): SonioxSessionState {

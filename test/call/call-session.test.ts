@@ -303,6 +303,7 @@ t.test('metrics: every frame by type and size, calls started and ended by reason
   const metrics: CallMetrics = {
     callStarted: () => add('started'),
     callEnded: (reason) => add(`ended:${reason}`),
+    callFaulted: () => add('faulted'),
     frameReceived: (type, bytes) => {
       add(`frames:${type}`)
       add(`bytes:${type}`, bytes)
@@ -326,4 +327,96 @@ t.test('metrics: every frame by type and size, calls started and ended by reason
     'sent:hangup': 1,
     'ended:shutdown': 1,
   })
+})
+
+// ---- one call's exception ends that call only ---------------------------------------------------
+
+/** Which of the call's own pieces throws (each is a place the event loop enters the call). */
+type FaultyPiece = 'transcriber' | 'result-callback' | 'event-sink' | 'wire-tap'
+
+/**
+ * Two calls side by side; `piece` of call A throws. Without the call's fault boundary the exception
+ * reaches process 'uncaughtException' and this whole test process dies with every call in it.
+ */
+async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
+  const faults: string[] = []
+  const metrics: CallMetrics = {
+    callStarted() {},
+    callEnded() {},
+    callFaulted: () => void faults.push('fault'),
+    frameReceived() {},
+    frameSent() {},
+  }
+  const boom = (): never => {
+    throw new TypeError(`injected failure in the ${piece}`)
+  }
+  const deps: Partial<CallSessionDeps> = { metrics }
+  if (piece === 'transcriber') {
+    deps.createTranscriber = (_id, handlers) =>
+      Object.assign(new RecordingTranscriber(handlers), { sendAudio: boom })
+  }
+  if (piece === 'result-callback') {
+    // A result the transcript assembly chokes on, delivered as a Soniox WebSocket message would be:
+    // from the event loop, not from inside the call's own stack.
+    deps.createTranscriber = (_id, handlers) => {
+      const transcriber = new RecordingTranscriber(handlers)
+      transcriber.start = () => void setImmediate(() => handlers.onResult({ tokens: null } as never))
+      return transcriber
+    }
+  }
+  if (piece === 'wire-tap') {
+    let chunks = 0
+    deps.wireTap = { inbound: () => void (++chunks === 2 && boom()), outbound() {}, close() {} }
+  }
+  const a = await rig(t, {}, deps)
+  if (piece === 'event-sink') {
+    // Building or publishing call A's transcript event fails; its other events go through.
+    const publish = (a as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink.publish
+    ;(a as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink.publish = (e) => (e.type === 'call.dtmf' ? boom() : publish(e))
+  }
+  const b = await rig(t)
+  const hangupAtA = new Promise<Buffer>((resolve) => a.peer.on('data', (chunk: Buffer) => resolve(chunk)))
+
+  b.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
+  a.peer.write(frames.uuid(randomUUID()))
+  await waitUntil(() => a.call.state === 'streaming', 'call A started')
+  a.peer.write(Buffer.concat([frames.audio(0x10, 320), frames.dtmf('5')]))
+  await a.call.closed()
+
+  const ended = a.events.at(-1)
+  t.equal(ended?.type, 'call.ended', 'call A still publishes call.ended')
+  t.match(ended?.data, { reason: 'error', error: { code: 'ERR_CALL_INTERNAL', message: piece === 'result-callback' ? /TypeError/ : new RegExp(`injected failure in the ${piece}`) } })
+  t.same([...(await hangupAtA)], [0, 0, 0], 'Asterisk is told to hang up call A')
+  const errorLines = a.logs.filter((l) => l.level === 50)
+  t.equal(errorLines.length, 1, 'one error line')
+  t.match(errorLines[0], { msg: /exception in the call's handling/, err: { stack: /TypeError: .*\n +at / } }, 'with the stack')
+  t.same(faults, ['fault'], 'counted once')
+
+  // Call B never noticed: it goes on taking audio and ends normally.
+  b.peer.write(frames.audio(0x10, 320))
+  await waitUntil(() => b.transcriber().audio.length === 640, 'call B still streams')
+  t.equal(b.call.state, 'streaming')
+  b.peer.end()
+  await b.call.closed()
+  t.match(b.events.at(-1)?.data, { reason: 'hangup', error: null })
+}
+
+for (const piece of ['transcriber', 'result-callback', 'event-sink', 'wire-tap'] as const) {
+  t.test(`an exception in one call's ${piece} ends that call only, with a live call beside it`, (t) => faultBesideALiveCall(t, piece))
+}
+
+t.test('an exception while ending (publishing call.ended) closes the call without an unhandled rejection', async (t) => {
+  const r = await rig(t)
+  const sink = (r as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink
+  const publish = sink.publish
+  sink.publish = (e) => {
+    if (e.type === 'call.ended') throw new RangeError('injected failure building call.ended')
+    publish(e)
+  }
+  r.peer.write(frames.uuid(randomUUID()))
+  await waitUntil(() => r.call.state === 'streaming', 'started')
+  r.peer.end()
+  await r.call.closed()
+  t.equal(r.call.state, 'closed')
+  t.match(r.logs.filter((l) => l.level === 50), [{ msg: /exception while ending the call/, err: { message: /injected failure building call.ended/ } }])
 })

@@ -6,6 +6,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { SonioxResult, SonioxToken } from '../../src/soniox/messages.js'
+import { createGuard } from '../../src/shared/guard.js'
 import { SonioxSession, type SonioxError, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { TranscriptAssembler } from '../../src/soniox/transcript-assembler.js'
@@ -664,4 +665,22 @@ t.test('close() is idempotent and no callback fires after it', async (t) => {
     t.equal(h.log.length, seen)
     t.equal(h.session.state, 'closed')
   })
+})
+
+t.test("an exception inside the session's own WebSocket handlers goes to the call's guard, not the process", async (t) => {
+  const fake = await fakeSoniox(t)
+  const faults: unknown[] = []
+  let resolveFault!: () => void
+  const faulted = new Promise<void>((resolve) => (resolveFault = resolve))
+  const guard = createGuard((err) => {
+    faults.push(err)
+    resolveFault()
+  })
+  // A context that cannot be serialised makes building the start message throw in the 'open' handler.
+  const circular: Record<string, unknown> = {}
+  circular.self = circular
+  const h = startSession(t, fake.url, { guard, recognition: { ...RECOGNITION, context: circular as never } })
+  h.session.start({ sampleRate: RATE })
+  await faulted
+  t.match(faults, [{ name: 'TypeError', message: /circular/i }])
 })
