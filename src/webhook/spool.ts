@@ -5,7 +5,7 @@
  *
  * ON-DISK FORMAT, version 1 (a directory, SPOOL_DIR):
  *
- *   spool.lock                 the pid of the process using the directory (see acquireSpoolLock)
+ *   spool.lock                 who uses the directory: pid, process start time, boot id, host (see spool-lock.ts)
  *   segment-000000000001.log   append-only segment files, numbered in creation order (12 digits)
  *   segment-000000000002.log
  *   dead-letter.jsonl          see dead-letter.ts
@@ -46,15 +46,17 @@
  * next writev, so a burst of events costs one system call, and records of one file keep their order.
  */
 import fs from 'node:fs'
-import { mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import type { Logger } from 'pino'
 import { AppError, isErrnoException } from '../shared/errors.js'
+import { acquireSpoolLock, type SpoolLockOptions } from './spool-lock.js'
+
+export { acquireSpoolLock, SPOOL_LOCK_FILE } from './spool-lock.js'
 
 export const SPOOL_FORMAT_VERSION = 1
 export const SPOOL_MAGIC = 'audiosocket-soniox-spool'
-export const SPOOL_LOCK_FILE = 'spool.lock'
 /** Roll over to a new segment past this size, unless the spool is small (see segmentBytes). */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 
@@ -208,55 +210,6 @@ function parseRecord(bytes: Buffer, start: number, end: number): SpooledEventRec
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lock: one process per spool directory.
-
-/**
- * Takes the directory for this process: `spool.lock` is created exclusively and holds our pid. A
- * lock left by a process that is gone (SIGKILL, crash) is taken over; one held by a live process is
- * ERR_SPOOL_LOCKED, because two servers sharing a spool would each deliver the other's events.
- * A lock naming our own pid is stale too: in a container every start is pid 1.
- * Returns the release function (removes the file). The CLI uses it to know the server is stopped.
- */
-export async function acquireSpoolLock(dir: string): Promise<() => Promise<void>> {
-  const lockPath = path.join(dir, SPOOL_LOCK_FILE)
-  const release = async (): Promise<void> => {
-    await unlink(lockPath).catch(() => {})
-  }
-  // Two rounds: the second follows the removal of a stale lock. Two processes starting at the same
-  // instant over the same stale lock could both get here; that race needs a human mistake (two
-  // servers, one directory) at one exact moment, and is accepted.
-  for (let round = 0; round < 2; round++) {
-    try {
-      await writeFile(lockPath, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
-      return release
-    } catch (err) {
-      if (!isErrnoException(err) || err.code !== 'EEXIST') {
-        throw new AppError('ERR_SPOOL_OPEN', `cannot create ${lockPath} (SPOOL_DIR)`, { cause: err })
-      }
-    }
-    const holder = Number.parseInt((await readFile(lockPath, 'utf8').catch(() => '')).trim(), 10)
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isProcessAlive(holder)) {
-      throw new AppError(
-        'ERR_SPOOL_LOCKED',
-        `SPOOL_DIR ${dir} is in use by process ${holder}; each server needs its own SPOOL_DIR`,
-      )
-    }
-    await unlink(lockPath).catch(() => {})
-  }
-  throw new AppError('ERR_SPOOL_LOCKED', `SPOOL_DIR ${dir}: another process took the lock while this one was starting`)
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    // EPERM: it exists but belongs to another user; ESRCH: gone.
-    return isErrnoException(err) && err.code === 'EPERM'
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The spool
 
 /** File operations the writer uses, injectable so tests can fail writes (disk full) deterministically. */
@@ -305,6 +258,8 @@ export interface SpoolOptions {
   /** Size past which the active segment is retired. Default maxBytes / 4, within 1 KiB..8 MiB. */
   segmentBytes?: number
   io?: SpoolIo
+  /** The directory lock's clock, identity and refresh timer; tests inject them. Its log goes to `logger`. */
+  lock?: Omit<SpoolLockOptions, 'log'>
 }
 
 /** Where an event was written; handed back to ack(). Opaque to callers. */
@@ -381,6 +336,7 @@ export class Spool {
   private readonly segmentBytes: number
   private readonly logger: Logger
   private readonly io: SpoolIo
+  private readonly lockOptions: Omit<SpoolLockOptions, 'log'>
   private readonly segments = new Set<Segment>()
   private active: Segment | undefined
   private nextNumber = 1
@@ -401,6 +357,7 @@ export class Spool {
     this.segmentBytes = options.segmentBytes ?? Math.min(DEFAULT_SEGMENT_BYTES, Math.max(1024, Math.floor(options.maxBytes / 4)))
     this.logger = options.logger
     this.io = options.io ?? nodeSpoolIo
+    this.lockOptions = options.lock ?? {}
   }
 
   get directory(): string {
@@ -419,7 +376,10 @@ export class Spool {
     } catch (cause) {
       throw new AppError('ERR_SPOOL_OPEN', `cannot create the spool directory ${this.dir} (SPOOL_DIR)`, { cause })
     }
-    this.releaseLock = await acquireSpoolLock(this.dir)
+    this.releaseLock = await acquireSpoolLock(this.dir, {
+      ...this.lockOptions,
+      log: (level, message) => this.logger[level]({ dir: this.dir }, message),
+    })
 
     let names: string[]
     try {

@@ -175,7 +175,7 @@ t.test('append, ack, close, reopen: the unacknowledged events come back in order
       ['evt_a_1', 'a', 1, 1001, body('a', 1)],
     ],
   )
-  t.equal(fs.readFileSync(join(dir, SPOOL_LOCK_FILE), 'utf8').trim(), String(process.pid), 'the lock names this process')
+  t.equal(JSON.parse(fs.readFileSync(join(dir, SPOOL_LOCK_FILE), 'utf8')).pid, process.pid, 'the lock names this process')
   for (const r of recovered) second.ack(r.ref, r.id)
   await second.close()
   t.same(await segmentFiles(dir), [], 'a segment whose events are all acknowledged is deleted')
@@ -379,7 +379,7 @@ t.test('the lock: a live holder refuses, a dead one is taken over', async (t) =>
     ['evt_k_0'],
     'a lock left by a killed process does not block recovery',
   )
-  t.equal(fs.readFileSync(join(stale, SPOOL_LOCK_FILE), 'utf8').trim(), String(process.pid))
+  t.equal(JSON.parse(fs.readFileSync(join(stale, SPOOL_LOCK_FILE), 'utf8')).pid, process.pid)
   await taker.close()
 })
 
