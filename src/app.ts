@@ -12,6 +12,7 @@ import { HttpEndpoint, type NotReady } from './server/http-endpoint.js'
 import { RegistrationStore } from './server/registrations.js'
 import { createServiceMetrics, type ServiceMetrics } from './server/service-metrics.js'
 import { AppError } from './shared/errors.js'
+import { LogThrottle } from './shared/log-throttle.js'
 import type { Guard } from './shared/guard.js'
 import { redactUrl } from './shared/redact-url.js'
 import { probeSoniox } from './soniox/probe.js'
@@ -48,6 +49,8 @@ const STALL_TIMEOUT_MS = 2000
 
 /** While Soniox refuses the account (401/402), one probe session this often notices when it accepts again. */
 const ACCOUNT_REPROBE_MS = 30_000
+/** A line a peer can trigger before its call exists is logged at most once per cause in this interval. */
+const CONNECTION_LOG_INTERVAL_MS = 10_000
 
 export function createApp(config: Config, logger: Logger, options: { sink?: EventSink; accountReprobeMs?: number } = {}): App {
   let state: 'starting' | 'running' | 'draining' = 'starting'
@@ -70,18 +73,32 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     return undefined
   }
 
+  /**
+   * UUIDs of the calls from admission until their call.ended: events are keyed by call_id and
+   * numbered by seq, so a second live connection with the same UUID would interleave two streams
+   * under one id and reuse seq numbers. It is refused (and its registration left untouched).
+   */
+  const liveCallIds = new Set<string>()
   const admit = (callId: string): CallAdmission => {
+    if (liveCallIds.has(callId)) {
+      metrics.connectionRefused('duplicate_uuid')
+      return { admitted: false, reason: 'a live call already has this UUID (two AudioSocket() connections with one UUID: give each its own, e.g. ${UUID()})' }
+    }
     const registered = registrations.take(callId)
-    if (registered !== undefined) return { admitted: true, options: registered }
-    if (!config.admission.requireRegistration) return { admitted: true }
-    metrics.connectionRefused('unregistered')
-    return { admitted: false, reason: 'its UUID is not registered (REQUIRE_REGISTRATION: POST /calls/{uuid} before AudioSocket())' }
+    if (registered === undefined && config.admission.requireRegistration) {
+      metrics.connectionRefused('unregistered')
+      return { admitted: false, reason: 'its UUID is not registered (REQUIRE_REGISTRATION: POST /calls/{uuid} before AudioSocket())' }
+    }
+    liveCallIds.add(callId)
+    return registered === undefined ? { admitted: true } : { admitted: true, options: registered }
   }
 
   // CAPTURE_DIR: every call recorded as it is served; a recording failure never touches the call.
   const captureTaps =
     config.capture.dir === null ? undefined : createCaptureTaps({ dir: config.capture.dir, logger: logger.child({ component: 'capture' }), tool: `audiosocket-soniox ${VERSION}` })
   const allowed = config.admission.allowedSources
+  // Lines any peer can trigger before a call exists (refusals, streams that are not AudioSocket).
+  const connectionLogs = new LogThrottle(CONNECTION_LOG_INTERVAL_MS)
   const server = new AudioSocketServer({
     host: config.audiosocket.host,
     port: config.audiosocket.port,
@@ -96,8 +113,12 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
         wireTap: captureTaps?.(socket),
         logger,
         sink,
-        onClosed,
+        onClosed: (call) => {
+          if (call.callId !== undefined) liveCallIds.delete(call.callId)
+          onClosed(call)
+        },
         metrics: metrics.call,
+        connectionLogs,
         admit,
         settings: {
           firstFrameTimeoutMs: config.audiosocket.firstFrameTimeoutMs,

@@ -19,6 +19,7 @@ import type { Socket } from 'node:net'
 import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { createGuard, type Guard } from '../shared/guard.js'
+import { LogThrottle } from '../shared/log-throttle.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
 import type { SonioxResult } from '../soniox/messages.js'
@@ -92,11 +93,13 @@ export interface CallMetrics {
   callEnded(reason: CallEndReason): void
   /** An exception in the call's own handling ended it (ERR_CALL_INTERNAL). */
   callFaulted(): void
+  /** A connection ended before its call started (not AudioSocket, no or a bad UUID frame). */
+  connectionFailed(): void
   frameReceived(type: Frame['type'], payloadBytes: number): void
   frameSent(kind: 'silence' | 'hangup'): void
 }
 
-const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, frameReceived() {}, frameSent() {} }
+const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, connectionFailed() {}, frameReceived() {}, frameSent() {} }
 const ADMITTED: CallAdmission = { admitted: true }
 
 export interface CallSettings {
@@ -138,6 +141,12 @@ export interface CallSessionDeps {
   onClosed?: (call: CallSession) => void
   metrics?: CallMetrics
   /**
+   * Lines a peer can trigger before a call exists (a refusal, a stream that is not AudioSocket) go
+   * through this throttle: one per cause per interval, with the count held back. Default: a 10 s one
+   * of this session's own, which throttles nothing across connections.
+   */
+  connectionLogs?: LogThrottle
+  /**
    * Decides, once the UUID is known, whether the call is served (pre-registration). A refused call
    * gets a hangup frame and nothing else: no event, no Soniox session. Default: every call is served.
    */
@@ -176,6 +185,7 @@ export class CallSession {
   private endPromise: Promise<void> | undefined
   private readonly onceClosed: Array<() => void> = []
   private readonly metrics: CallMetrics
+  private readonly connectionLogs: LogThrottle
   /** Every callback through which the event loop enters this call runs inside it. */
   private readonly guard: Guard
   /** From the call's pre-registration; echoed in call.started and call.ended. */
@@ -186,6 +196,7 @@ export class CallSession {
     this.settings = deps.settings
     this.now = deps.now ?? Date.now
     this.metrics = deps.metrics ?? NO_METRICS
+    this.connectionLogs = deps.connectionLogs ?? new LogThrottle(10_000)
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
     this.guard = createGuard((err) => this.onFault(err))
@@ -341,7 +352,8 @@ export class CallSession {
     if (!admission.admitted) {
       // Before any event or Soniox session: a refused call is not a call. The hangup frame makes
       // Asterisk end AudioSocket() (current versions continue the dialplan, old ones hang up).
-      this.log.warn({ callId: uuid }, `call refused: ${admission.reason}`)
+      const suppressed = this.connectionLogs.take(`refused: ${admission.reason}`)
+      if (suppressed !== undefined) this.log.warn({ callId: uuid, suppressed }, `call refused: ${admission.reason}`)
       void this.end('server_hangup')
       return
     }
@@ -543,13 +555,21 @@ export class CallSession {
 
   private async finishCall(reason: CallEndReason, error?: AppError): Promise<void> {
     if (this.callIdValue === undefined) {
-      // No UUID, so no call to report: one log line naming why, and the connection goes.
-      if (error) this.log.warn({ err: error, reason }, `connection closed before a call started: ${error.message}`)
-      if (reason === 'hangup') this.log.info('connection closed before sending a UUID frame')
+      // No UUID, so no call to report. Anyone who can reach the port can cause this at will: the
+      // line is short (the code, no stack: the cause is the peer) and throttled per code.
+      if (error) {
+        this.metrics.connectionFailed()
+        const suppressed = this.connectionLogs.take(error.code)
+        if (suppressed !== undefined) this.log.warn({ errorCode: error.code, reason, suppressed }, `connection closed before a call started: ${error.message}`)
+      } else if (reason === 'hangup') {
+        const suppressed = this.connectionLogs.take('no-uuid')
+        if (suppressed !== undefined) this.log.info({ suppressed }, 'connection closed before sending a UUID frame')
+      }
       this.close()
       return
     }
-    if (error) this.log.warn({ err: error }, `ending call: ${error.message}`)
+    // A protocol violation is the peer's, not ours: its code and message say all, a stack would not.
+    if (error) this.log.warn({ errorCode: error.code }, `ending call: ${error.message}`)
 
     if (this.transcriber !== undefined && this.transcriptionError === undefined && error?.code !== 'ERR_CALL_INTERNAL') {
       // The last words are still in flight at Soniox: end the audio and wait (bounded) for them.

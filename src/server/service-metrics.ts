@@ -11,16 +11,18 @@ import type { AppError } from '../shared/errors.js'
 import type { SonioxError, SonioxMetrics } from '../soniox/soniox-session.js'
 import type { DeadLetterReason } from '../webhook/dead-letter.js'
 import type { WebhookMetrics } from '../webhook/http-sink.js'
+import { HTTP_REFUSAL_REASONS, type HttpMetrics, type HttpRefusalReason } from './http-endpoint.js'
 import { Registry, type CounterChild } from './metrics.js'
 
 /** Why a connection or call was refused before it was served. */
-export type RefusalReason = 'max_calls' | 'source' | 'unregistered'
+export type RefusalReason = 'max_calls' | 'source' | 'unregistered' | 'duplicate_uuid'
 
 export interface ServiceMetrics {
   readonly registry: Registry
   readonly call: CallMetrics
   readonly soniox: SonioxMetrics
   readonly webhook: WebhookMetrics
+  readonly http: HttpMetrics
   connectionAccepted(): void
   connectionRefused(reason: RefusalReason): void
 }
@@ -31,13 +33,15 @@ export interface ServiceMetricsOptions {
   ready: () => boolean
   /** The webhook sink's queue and spool, read at each scrape; undefined without WEBHOOK_URL. */
   webhook?: () => { pending: number; spoolBytes: number } | undefined
+  /** The call registrations waiting for their call, read at each scrape. */
+  registrations?: () => { count: number; bytes: number }
   /** process.memoryUsage().rss by default. */
   rss?: () => number
   startTimeMs?: number
 }
 
 const END_REASONS: readonly CallEndReason[] = ['hangup', 'server_hangup', 'error', 'shutdown', 'timeout']
-const REFUSALS: readonly RefusalReason[] = ['max_calls', 'source', 'unregistered']
+const REFUSALS: readonly RefusalReason[] = ['max_calls', 'source', 'unregistered', 'duplicate_uuid']
 const FRAME_TYPES = ['uuid', 'audio', 'dtmf', 'hangup', 'error', 'unknown'] as const
 const DEAD_LETTER_REASONS: readonly DeadLetterReason[] = ['rejected', 'expired']
 
@@ -59,13 +63,17 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   )
 
   const connections = r.counter('audiosocket_connections_total', 'TCP connections accepted on the AudioSocket port (refused ones included).')
-  const refused = r.counter('audiosocket_connections_refused_total', 'Connections refused before being served, by reason: max_calls, source (ALLOWED_SOURCES), unregistered (REQUIRE_REGISTRATION).', ['reason'])
+  const refused = r.counter('audiosocket_connections_refused_total', 'Connections refused before being served, by reason: max_calls, source (ALLOWED_SOURCES), unregistered (REQUIRE_REGISTRATION), duplicate_uuid (a live call already has the UUID).', ['reason'])
   const refusedBy = Object.fromEntries(REFUSALS.map((reason) => [reason, refused.child(reason)])) as Record<RefusalReason, CounterChild>
 
   const active = r.gauge('audiosocket_calls_active', 'Calls in progress (UUID received, call.ended not yet published).')
   const started = r.counter('audiosocket_calls_started_total', 'Calls started (call.started published).')
   const ended = r.counter('audiosocket_calls_total', 'Calls ended, by call.ended reason.', ['reason'])
   const endedBy = Object.fromEntries(END_REASONS.map((reason) => [reason, ended.child(reason)])) as Record<CallEndReason, CounterChild>
+  const failedConnections = r.counter(
+    'audiosocket_connections_failed_total',
+    'Connections that ended before a call started: not AudioSocket, a bad or missing UUID frame, a protocol violation, a socket error.',
+  )
   const faults = r.counter(
     'audiosocket_call_faults_total',
     "Exceptions inside one call's own handling (bugs, ERR_CALL_INTERNAL): each ended that call with reason error; the process and the other calls went on.",
@@ -98,6 +106,14 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   const deadLettersBy = Object.fromEntries(DEAD_LETTER_REASONS.map((reason) => [reason, deadLetters.child(reason)])) as Record<DeadLetterReason, CounterChild>
   r.gauge('audiosocket_webhook_pending_events', 'Events waiting for delivery (in the spool, retrying or in flight).', [], () => options.webhook?.()?.pending ?? 0)
   r.gauge('audiosocket_webhook_spool_bytes', 'Size of the webhook spool on disk, in bytes.', [], () => options.webhook?.()?.spoolBytes ?? 0)
+  r.gauge('audiosocket_registrations_pending', 'Call registrations waiting for their call (bounded by REGISTRATION_MAX_COUNT).', [], () => options.registrations?.().count ?? 0)
+  r.gauge('audiosocket_registrations_bytes', 'Bytes of JSON the waiting call registrations hold (bounded by REGISTRATION_MAX_BYTES).', [], () => options.registrations?.().bytes ?? 0)
+  const httpRefused = r.counter(
+    'audiosocket_http_requests_refused_total',
+    `Requests the HTTP endpoint refused, each one counted (the log lines are throttled), by reason: ${HTTP_REFUSAL_REASONS.join(', ')}.`,
+    ['reason'],
+  )
+  const httpRefusedBy = Object.fromEntries(HTTP_REFUSAL_REASONS.map((reason) => [reason, httpRefused.child(reason)])) as Record<HttpRefusalReason, CounterChild>
   const latency = r.histogram(
     'audiosocket_transcript_delivery_latency_seconds',
     'Time from a transcript.final event being published to the webhook answering it 2xx (retries and outages included).',
@@ -115,6 +131,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
     callFaulted() {
       faults.inc()
+    },
+    connectionFailed() {
+      failedConnections.inc()
     },
     frameReceived(type, payloadBytes) {
       const series = inByType[type]
@@ -163,6 +182,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     call,
     soniox,
     webhook,
+    http: { requestRefused: (reason) => httpRefusedBy[reason].inc() },
     connectionAccepted: () => connections.inc(),
     connectionRefused: (reason) => refusedBy[reason].inc(),
   }

@@ -12,6 +12,7 @@ import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
 import type { TranscriberStats } from '../../src/soniox/resilient-transcriber.js'
 import type { EventEnvelope, EventSink } from '../../src/webhook/envelope.js'
 import { AppError } from '../../src/shared/errors.js'
+import { LogThrottle } from '../../src/shared/log-throttle.js'
 import { frames } from '../support/frames.js'
 import { waitUntil } from '../support/wait.js'
 
@@ -114,6 +115,15 @@ async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<
 }
 
 const types = (events: EventEnvelope[]): string[] => events.map((e) => e.type)
+
+const NO_CALL_METRICS: CallMetrics = {
+  callStarted() {},
+  callEnded() {},
+  callFaulted() {},
+  connectionFailed() {},
+  frameReceived() {},
+  frameSent() {},
+}
 
 t.test('odd-length payloads keep 16-bit sample alignment towards Soniox', async (t) => {
   const r = await rig(t)
@@ -304,6 +314,7 @@ t.test('metrics: every frame by type and size, calls started and ended by reason
     callStarted: () => add('started'),
     callEnded: (reason) => add(`ended:${reason}`),
     callFaulted: () => add('faulted'),
+    connectionFailed: () => add('failed'),
     frameReceived: (type, bytes) => {
       add(`frames:${type}`)
       add(`bytes:${type}`, bytes)
@@ -344,6 +355,7 @@ async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
     callStarted() {},
     callEnded() {},
     callFaulted: () => void faults.push('fault'),
+    connectionFailed() {},
     frameReceived() {},
     frameSent() {},
   }
@@ -419,4 +431,27 @@ t.test('an exception while ending (publishing call.ended) closes the call withou
   await r.call.closed()
   t.equal(r.call.state, 'closed')
   t.match(r.logs.filter((l) => l.level === 50), [{ msg: /exception while ending the call/, err: { message: /injected failure building call.ended/ } }])
+})
+
+t.test('lines a peer triggers before its call exists share one throttle: one per cause per interval, then the count held back', async (t) => {
+  const clock = { now: 0 }
+  const connectionLogs = new LogThrottle(10_000, () => clock.now)
+  const failed: string[] = []
+  const metrics: CallMetrics = { ...NO_CALL_METRICS, connectionFailed: () => void failed.push('failed') }
+  const garbage = async (): Promise<Rig> => {
+    const r = await rig(t, {}, { connectionLogs, metrics })
+    r.peer.write('GET / HTTP/1.1\r\n\r\n')
+    await r.call.closed()
+    return r
+  }
+  const first = await garbage()
+  const second = await garbage()
+  const third = await garbage()
+  clock.now += 10_000
+  const fourth = await garbage()
+  const warn = (r: Rig) => r.logs.filter((l) => l.level === 40)
+  t.match(warn(first), [{ errorCode: 'ERR_AUDIOSOCKET_FIRST_FRAME', suppressed: 0, msg: /^connection closed before a call started/ }])
+  t.same([warn(second), warn(third)], [[], []], 'the same cause within the interval: no line')
+  t.match(warn(fourth), [{ errorCode: 'ERR_AUDIOSOCKET_FIRST_FRAME', suppressed: 2 }], 'the next line says how many were held back')
+  t.equal(failed.length, 4, 'the metric counts every one')
 })

@@ -7,15 +7,16 @@ import { randomUUID } from 'node:crypto'
 import { frames } from '../support/frames.js'
 import { loadCapture } from '../support/frames.js'
 import { startHarness, type Harness } from '../support/harness.js'
+import { parseExposition } from '../support/prometheus.js'
 import { connectRawPeer } from '../support/raw-peer.js'
 import { replayCapture } from '../support/replay.js'
 import { uuidToBytes } from '../../src/audiosocket/index.js'
 
 const HANGUP = Buffer.from([0x00, 0x00, 0x00])
 
-/** Log records carrying this error code. */
+/** Log records naming this error code (the call's closing summary, 'call ended', aside). */
 function logsWithCode(h: Harness, code: string): Array<Record<string, unknown>> {
-  return h.logs.filter((r) => (r.err as { code?: string } | undefined)?.code === code)
+  return h.logs.filter((r) => r.msg !== 'call ended' && (r.errorCode === code || (r.err as { code?: string } | undefined)?.code === code))
 }
 
 interface BadCase {
@@ -113,9 +114,11 @@ t.test('each kind of bad input ends only its own call, with one log line naming 
   for (const { c, callId, remote, received } of outcomes) {
     t.test(c.name, async (t) => {
       t.ok(received.equals(c.hangup ? HANGUP : Buffer.alloc(0)), 'the server sent exactly one hangup frame, then closed')
-      // Before the UUID a connection is known by its address; after it, by its call id.
-      const lines = logsWithCode(h, c.code).filter((r) => (callId ? r.callId === callId : r.remote === remote))
+      // After the UUID a call is known by its id: one line for it. Before, anyone can cause it at
+      // will, so the line is throttled per code: one, however many connections had that code.
+      const lines = logsWithCode(h, c.code).filter((r) => (callId ? r.callId === callId : true))
       t.equal(lines.length, 1, `exactly one log line names ${c.code}`)
+      t.notOk(lines[0]?.err, 'a code and a message, no stack: the cause is the peer')
       t.equal(lines[0]?.level, 40, 'at warn level: a peer problem, not a server fault')
       if (callId) {
         const events = await h.receiver.waitFor((all) => all.some((e) => e.call_id === callId && e.type === 'call.ended'), 5000)
@@ -153,4 +156,58 @@ t.test('a connection that closes without a byte (channel not answered) is logged
   t.ok(h.logs.some((r) => r.msg === 'connection closed before sending a UUID frame'), 'the log says what happened')
   t.equal(h.receiver.requests.length, 0, 'no events without a call')
   t.equal(h.soniox.sessions.length, 0, 'no Soniox session without a call')
+})
+
+t.test('a flood of connections that are not AudioSocket: one log line per cause, every one counted', async (t) => {
+  const h = await startHarness({ env: { AUDIOSOCKET_SILENCE_MODE: 'off' } })
+  t.teardown(() => h.stop())
+  const flood = 200
+  await Promise.all(
+    Array.from({ length: flood }, async () => {
+      const peer = await connectRawPeer(h.port)
+      peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: pbx\r\n\r\n'))
+      await peer.closed
+    }),
+  )
+  const lines = logsWithCode(h, 'ERR_AUDIOSOCKET_FIRST_FRAME')
+  t.equal(lines.length, 1, `one line for ${flood} bad streams`)
+  t.ok(JSON.stringify(lines[0]).length < 400, 'and a short one')
+  const metrics = parseExposition(h.app.metrics.registry.render())
+  t.equal(metrics.value('audiosocket_connections_failed_total'), flood, 'the metric counts every one')
+})
+
+t.test('one UUID on two live connections: the second is refused with a hangup frame, the first goes on', async (t) => {
+  const h = await startHarness({ env: { AUDIOSOCKET_SILENCE_MODE: 'off' } })
+  t.teardown(() => h.stop())
+  const id = randomUUID()
+  const first = await connectRawPeer(h.port)
+  first.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
+  await h.receiver.waitFor((all) => all.some((e) => e.call_id === id && e.type === 'call.started'), 5000)
+
+  const second = await connectRawPeer(h.port)
+  second.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320), frames.dtmf('9')]))
+  await second.closed
+  t.ok(second.received().equals(HANGUP), 'the duplicate gets exactly one hangup frame')
+  t.match(
+    h.logs.filter((r) => r.callId === id && r.level === 40),
+    [{ msg: /^call refused: a live call already has this UUID/ }],
+    'one warn line naming why',
+  )
+  const metrics = parseExposition(h.app.metrics.registry.render())
+  t.equal(metrics.value('audiosocket_connections_refused_total', { reason: 'duplicate_uuid' }), 1)
+
+  first.write(frames.dtmf('1'))
+  first.socket.end()
+  const events = await h.receiver.waitFor((all) => all.some((e) => e.call_id === id && e.type === 'call.ended'), 10000)
+  const ofCall = events.filter((e) => e.call_id === id)
+  t.same(ofCall.map((e) => e.seq), ofCall.map((_e, i) => i), 'one gapless seq: no events of the refused connection under this call_id')
+  t.same(ofCall.filter((e) => e.type === 'call.dtmf').map((e) => e.data.digit), ['1'], "the refused connection's DTMF never reached the call")
+  t.equal(h.soniox.sessions.length, 1, 'one Soniox session')
+
+  // Once the first call has ended, the UUID may be used again (Asterisk reuses nothing, but a retry might).
+  const again = await connectRawPeer(h.port)
+  again.write(frames.uuid(id))
+  await h.receiver.waitFor((all) => all.filter((e) => e.call_id === id && e.type === 'call.started').length === 2, 5000)
+  again.socket.end()
+  await again.closed
 })
