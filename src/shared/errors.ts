@@ -49,6 +49,7 @@ export const ErrorCodes = {
   // Webhook delivery
   ERR_WEBHOOK_STATUS: 'the webhook answered with a non-2xx status',
   ERR_WEBHOOK_NETWORK: 'the webhook request failed before a response arrived',
+  ERR_WEBHOOK_PROTOCOL: "the webhook's answer is not HTTP/1.1 that node:http would accept (status line, header or body framing); the attempt is retried on a new connection",
   ERR_WEBHOOK_TIMEOUT: 'the webhook did not answer in time',
   ERR_WEBHOOK_GAVE_UP: 'an event could not be delivered and is not kept anywhere (not serialisable, or left at shutdown without a spool)',
   ERR_WEBHOOK_REJECTED: 'the webhook answered a status that is not retried (3xx, 4xx other than 408/429); the event was dead-lettered',

@@ -10,6 +10,7 @@ import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError } from '../shared/errors.js'
 import { Http1Pool, type Exchange } from './http1-pool.js'
+import { HttpProtocolError } from './http1-response.js'
 import { decodeWebhookSecret, webhookHeaders } from './signing.js'
 
 /** How much of a failed answer's body is kept for the log and the dead-letter file. */
@@ -157,9 +158,10 @@ export class WebhookTransport {
   }
 
   /**
-   * POSTs `body` (the serialised envelope) for event `id`. For a 2xx the outcome is known at the
-   * status line; for anything else once a body excerpt is read. The deadline covers the whole
-   * exchange, so a stalled body cannot pin a pooled socket.
+   * POSTs `body` (the serialised envelope) for event `id`. For a 2xx the outcome is known once the
+   * answer is known to be valid HTTP: at the end of its head, or for a chunked body at its last
+   * chunk; for anything else once a body excerpt is read. The deadline covers the whole exchange,
+   * so a stalled body cannot pin a pooled socket.
    */
   post(id: string, body: string): PostHandle {
     let abort: () => void = () => {}
@@ -184,6 +186,8 @@ export class WebhookTransport {
       resolve(outcome)
     }
 
+    /** Set when a 2xx arrives with a chunked body: delivered at its end, unless its framing proves invalid. */
+    let deliveredStatus: number | undefined
     /** Set once a non-2xx status line arrived: whatever happens next, that status is the outcome. */
     let failure: { status: number; retryAfter: string | undefined; chunks: Buffer[]; kept: number } | undefined
     const finishFailure = (): void => {
@@ -200,10 +204,13 @@ export class WebhookTransport {
     // The deadline covers the whole exchange, body included, so a stalled body cannot pin a connection.
     let deadline: unknown
     const exchange: Exchange = this.pool.request(this.requestHead(id, body), body, {
-      onHead: ({ status, headers }) => {
+      onHead: ({ status, headers, framing }) => {
         if (status >= 200 && status < 300) {
-          // Delivered at the status line; the rest of the body is read (and discarded) by the pool.
-          settle({ kind: 'delivered', status })
+          // The head is valid (the parser checked it whole). Only a chunked body can still break
+          // HTTP (a bad chunk size), which node:http refuses too: such a 2xx waits for its end. The
+          // rest of any body is read (and discarded) by the pool.
+          if (framing === 'chunked') deliveredStatus = status
+          else settle({ kind: 'delivered', status })
           return
         }
         failure = { status, retryAfter: headers.get('retry-after'), chunks: [], kept: 0 }
@@ -217,6 +224,7 @@ export class WebhookTransport {
       },
       onEnd: () => {
         this.clearTimer(deadline)
+        if (deliveredStatus !== undefined) settle({ kind: 'delivered', status: deliveredStatus })
         finishFailure()
       },
       onError: (error, { reusedSocket, responseStarted }) => {
@@ -237,6 +245,12 @@ export class WebhookTransport {
         }
         if (isAppError(error) && error.code === 'ERR_WEBHOOK_TIMEOUT') {
           settle({ kind: 'failed', retriable: true, err: error })
+          return
+        }
+        if (error instanceof HttpProtocolError) {
+          // The receiver answered, but not in HTTP that node:http would accept: worth another attempt
+          // (a proxy or receiver being redeployed), on a new connection (the pool dropped this one).
+          settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_PROTOCOL', undefined, { cause: error }) })
           return
         }
         // The cause's message ("connect ECONNREFUSED ...") is appended by pino's err serializer.

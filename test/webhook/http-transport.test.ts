@@ -63,12 +63,55 @@ t.test('a non-2xx answer: status, body excerpt and Retry-After, whatever the fra
   t.match(await transport.post('evt_b', '{}').done, { kind: 'failed', retriable: false, status: 400, bodyExcerpt: 'no good' })
 })
 
-t.test('an answer that is not HTTP/1.1 is a retriable network error naming it', async (t) => {
+t.test('an answer that is not HTTP/1.1 is a retriable protocol error naming it', async (t) => {
   const server = await rawHttpServer(t, (req) => req.socket.write('\x16\x03\x01\x00\x05hello\r\n\r\n'))
   const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
   t.teardown(() => transport.close())
   const outcome = await transport.post('evt_a', '{}').done
-  t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_NETWORK', cause: { message: /not an HTTP\/1\.x status line/ } } })
+  t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_PROTOCOL', cause: { name: 'HttpProtocolError', message: /not an HTTP\/1\.x status line/ } } })
+})
+
+t.test('a non-HTTP answer fails at its first byte, not at the request deadline', async (t) => {
+  // No line end ever comes and the connection stays open; the deadline is a timer that never fires.
+  const server = await rawHttpServer(t, (req) => req.socket.write('\x15\x03\x03\x00\x02\x02\x32'))
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000, setTimer: () => undefined, clearTimer: () => {} })
+  t.teardown(() => transport.close())
+  const outcome = await transport.post('evt_a', '{}').done
+  t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_PROTOCOL', cause: { message: /not an HTTP\/1\.x status line: "\\u0015/ } } })
+})
+
+t.test('a 2xx that node:http refuses is a failed, retried attempt, and its connection is not reused', async (t) => {
+  const refused: Array<[string, RegExp]> = [
+    ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok', /more than one Content-Length/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok', /more than one Content-Length/],
+    ['HTTP/1.1 204 No Content\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n', /both Content-Length and Transfer-Encoding/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad Content-Length/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n', /bad chunk size/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: a\x00\r\n\r\n', /control character/],
+    ['HTTP/1.1 200 OK\nContent-Length: 0\n\n', /bare LF/],
+    ['HTTP/1.1 200 OK\r\nX-Request-Id: a\x00b\r\nContent-Length: 0\r\n\r\n', /control character/],
+  ]
+  const server = await rawHttpServer(t, (req, index) => req.socket.write(Buffer.from(refused[index]?.[0] ?? OK, 'latin1')))
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  for (const [answer, message] of refused) {
+    const outcome = await transport.post('evt_a', '{}').done
+    t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_PROTOCOL', cause: { message } } }, JSON.stringify(answer.slice(0, 60)))
+  }
+  t.match(await transport.post('evt_b', '{}').done, { kind: 'delivered', status: 200 }, 'a valid answer after them is delivered')
+  t.same(server.requests.map((r) => r.connection), [1, 2, 3, 4, 5, 6, 7, 8, 9], 'each refused answer closed its connection')
+})
+
+t.test('a chunked 2xx is delivered at its last chunk; cut short before it, it is a failed attempt', async (t) => {
+  const server = await rawHttpServer(t, (req, index) => {
+    if (index === 0) req.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;x=1\r\nok\r\n0\r\n\r\n')
+    else req.socket.end('HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n')
+  })
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000 })
+  t.teardown(() => transport.close())
+  t.match(await transport.post('evt_a', '{}').done, { kind: 'delivered', status: 200 })
+  t.match(await transport.post('evt_b', '{}').done, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_NETWORK', cause: { message: /closed in the middle of the response/ } } })
+  t.same(server.requests.map((r) => r.connection), [1, 1], 'the valid chunked answer left its connection reusable')
 })
 
 t.test('an event id that could break the request is refused before anything is sent', async (t) => {

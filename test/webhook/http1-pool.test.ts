@@ -112,12 +112,23 @@ t.test('bytes nobody asked for retire the connection; no response is credited to
 })
 
 t.test('a protocol error fails the exchange and the connection', async (t) => {
-  const server = await rawServer(t, (req) => req.socket.write('HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n'))
+  // Two identical lengths: node:http refuses them, so the connection after them cannot be trusted.
+  const server = await rawServer(t, (req, index) => req.socket.write(index === 0 ? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok' : OK))
   const pool = new Http1Pool({ host: '127.0.0.1', port: server.port, maxSockets: 4 })
   t.teardown(() => pool.close())
   const got = await exchange(pool)
-  t.match(got.error?.message, /bad Content-Length/)
+  t.match(got, { status: undefined, error: { name: 'HttpProtocolError', message: /more than one Content-Length/ } }, 'the head never reached the handler')
   t.same(got.info, { reusedSocket: false, responseStarted: true })
+  t.match(await exchange(pool), { status: 200, error: undefined })
+  t.equal(server.requests[1]?.connection, 2, 'the next request went on a new connection')
+})
+
+t.test('bytes that cannot begin an HTTP response fail the exchange at once, with no line end and the connection open', async (t) => {
+  const server = await rawServer(t, (req) => req.socket.write('SSH-2.0-OpenSSH_9.6'))
+  const pool = new Http1Pool({ host: '127.0.0.1', port: server.port, maxSockets: 4 })
+  t.teardown(() => pool.close())
+  const got = await exchange(pool)
+  t.match(got.error, { name: 'HttpProtocolError', message: /not an HTTP\/1\.x status line: "S/ })
 })
 
 t.test('connection refused', async (t) => {
