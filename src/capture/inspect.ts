@@ -44,6 +44,17 @@ export interface CadenceStats {
   stddevMs: number
 }
 
+/** The audio of one kind in a direction. */
+export interface AudioKindReport {
+  kind: number
+  sampleRate: number
+  frames: number
+  bytes: number
+  /** Duration at this kind's own rate. */
+  ms: number
+  firstAtMs: number
+}
+
 export interface DirectionReport {
   bytes: number
   /** Socket reads (or writes) that carried the bytes. */
@@ -54,8 +65,15 @@ export interface DirectionReport {
     | {
         frames: number
         bytes: number
+        /** Duration: each frame at its own kind's rate (the sum of `kinds`). */
         ms: number
+        /** Rate of the first audio frame; when the direction mixes kinds, `kinds` has each one. */
         sampleRate: number
+        /**
+         * One entry per audio kind, in order of first appearance. More than one outbound when the
+         * server sent 0x10 silence before it knew the call's rate and the call's kind after it.
+         */
+        kinds: AudioKindReport[]
         sizes: Array<{ length: number; count: number }>
         firstAtMs: number
         lastAtMs: number
@@ -167,8 +185,8 @@ function inspectDirection(capture: Capture, direction: Direction, options: Inspe
   const sizes = new Map<number, number>()
   const dtmf: DirectionReport['dtmf'] = []
   const audioTimes: number[] = []
-  let audioBytes = 0
-  let audioRate: number | undefined
+  /** Audio per kind, in order of first appearance (a Map keeps insertion order). */
+  const audioKinds = new Map<number, { sampleRate: number; frames: number; bytes: number; firstAtMs: number }>()
   /** The latest audio frame's kind and rate, to report each change of rate once. */
   let previousAudio: { kind: number; rate: number } | undefined
   let uuidSeen = false
@@ -228,12 +246,14 @@ function inspectDirection(capture: Capture, direction: Direction, options: Inspe
       } else if (f.length % 2 === 1) {
         violation(f, atMs, 'odd-audio', 'warning', `audio frame of ${f.length} bytes: odd, so not whole 16-bit samples`)
       }
-      audioRate ??= rate
       if (direction === 'in' && previousAudio !== undefined && rate !== previousAudio.rate) {
         violation(f, atMs, 'rate-change', 'error', `audio kind ${hexKind(f.kind)} (${rate} Hz) after ${hexKind(previousAudio.kind)} (${previousAudio.rate} Hz) audio`)
       }
       previousAudio = { kind: f.kind, rate }
-      audioBytes += f.length
+      const ofKind = audioKinds.get(f.kind) ?? { sampleRate: rate, frames: 0, bytes: 0, firstAtMs: atMs }
+      ofKind.frames++
+      ofKind.bytes += f.length
+      audioKinds.set(f.kind, ofKind)
       audioTimes.push(timeAt(lastByte))
       sizes.set(f.length, (sizes.get(f.length) ?? 0) + 1)
       if (!detail) detail = `${round((f.length / 2 / rate) * 1000, 2)} ms at ${rate} Hz`
@@ -301,19 +321,32 @@ function inspectDirection(capture: Capture, direction: Direction, options: Inspe
     }
   }
 
+  // Each kind's bytes at its own rate: one rate for the whole direction overstated a wideband
+  // call's outbound audio after 8 kHz silence (26,620 ms reported for 6.5 s).
+  const kinds: AudioKindReport[] = [...audioKinds].map(([kind, k]) => ({
+    kind,
+    sampleRate: k.sampleRate,
+    frames: k.frames,
+    bytes: k.bytes,
+    ms: round((k.bytes / 2 / k.sampleRate) * 1000, 1),
+    firstAtMs: k.firstAtMs,
+  }))
+  const first = kinds[0]
+
   return {
     bytes: stream.bytes.length,
     reads: stream.reads.length,
     frames: walk.frames.length,
     byKind: [...byKind].sort((a, b) => a[0] - b[0]).map(([kind, count]) => ({ kind, name: kindName(kind), count })),
     audio:
-      audioRate === undefined
+      first === undefined
         ? undefined
         : {
             frames: audioTimes.length,
-            bytes: audioBytes,
-            ms: round((audioBytes / 2 / audioRate) * 1000, 1),
-            sampleRate: audioRate,
+            bytes: kinds.reduce((n, k) => n + k.bytes, 0),
+            ms: round([...audioKinds.values()].reduce((n, k) => n + (k.bytes / 2 / k.sampleRate) * 1000, 0), 1),
+            sampleRate: first.sampleRate,
+            kinds,
             sizes: [...sizes].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([length, count]) => ({ length, count })),
             firstAtMs: ms(audioTimes[0] as number),
             lastAtMs: ms(audioTimes.at(-1) as number),
@@ -348,7 +381,12 @@ function directionText(title: string, d: DirectionReport, lines: string[]): void
   lines.push(`  frames      ${d.byKind.map((k) => `${hexKind(k.kind)} ${k.name} x${k.count}`).join(', ')}`)
   if (d.audio) {
     const a = d.audio
-    lines.push(`  audio       ${a.frames} frames, ${a.bytes} bytes = ${fixed(a.ms)} ms at ${a.sampleRate} Hz; first at ${fixed(a.firstAtMs)} ms, last at ${fixed(a.lastAtMs)} ms`)
+    const rate = a.kinds.length === 1 ? `at ${a.sampleRate} Hz` : `in ${a.kinds.length} kinds (mixed)`
+    lines.push(`  audio       ${a.frames} frames, ${a.bytes} bytes = ${fixed(a.ms)} ms ${rate}; first at ${fixed(a.firstAtMs)} ms, last at ${fixed(a.lastAtMs)} ms`)
+    if (a.kinds.length > 1) {
+      const each = a.kinds.map((k) => `${hexKind(k.kind)} at ${k.sampleRate} Hz: ${k.frames} frames, ${k.bytes} bytes = ${fixed(k.ms)} ms from ${fixed(k.firstAtMs)} ms`)
+      lines.push(`  kinds       ${each.join('; ')}`)
+    }
     lines.push(`  sizes       ${a.sizes.map((s) => `${s.length} B x${s.count}`).join(', ')}`)
   }
   if (d.dtmf.length > 0) lines.push(`  dtmf        ${d.dtmf.map((x) => `${x.digit} at ${fixed(x.atMs)} ms`).join(', ')}`)

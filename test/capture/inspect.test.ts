@@ -5,8 +5,9 @@
  */
 import t from 'tap'
 import { formatReport, inspectCapture } from '../../src/capture/index.js'
+import { captureOf } from '../support/capture-builders.js'
 import { loadFixtureCapture } from '../support/capture-fixtures.js'
-import { loadCaptureSummary } from '../support/frames.js'
+import { frames, loadCaptureSummary } from '../support/frames.js'
 
 interface FullSummary {
   uuid: string
@@ -101,4 +102,37 @@ t.test('violations are named with their offsets', async (t) => {
 t.test('a salvaged capture says it is truncated', async (t) => {
   const capture = { ...loadFixtureCapture('violation-bad-dtmf'), truncated: { atByte: 999, reason: 'the end record is missing' } }
   t.match(formatReport(inspectCapture(capture), 'x'), /TRUNCATED cut off at byte 999: the end record is missing/)
+})
+
+t.test('each audio frame counts at its own kind\'s rate: 8 kHz silence, then a wideband call', async (t) => {
+  // A 16 kHz channel-driver call whose first audio comes at 1 s: until then the server sent 0x10
+  // silence (8 kHz, 320 bytes per 20 ms), then 0x12 silence (16 kHz, 640 bytes per 20 ms).
+  const capture = captureOf((c) => {
+    c.in(frames.uuid('7d9b1f7e-3c1a-4b8e-9f00-5e2a6c4d1b01'))
+    for (let i = 0; i < 50; i++) c.at(i * 20).out(frames.audio(0x10, 320, 0))
+    for (let i = 0; i < 325; i++) c.at(1000 + i * 20).in(frames.audio(0x12, 640)).out(frames.audio(0x12, 640, 0))
+    c.finIn()
+  })
+  const report = inspectCapture(capture)
+  const out = report.outbound.audio!
+  t.equal(out.ms, 7500, '1 s at 8 kHz + 6.5 s at 16 kHz (one rate for all of it made 14,000 ms)')
+  t.equal(out.bytes, 50 * 320 + 325 * 640)
+  t.same(out.kinds, [
+    { kind: 0x10, sampleRate: 8000, frames: 50, bytes: 16000, ms: 1000, firstAtMs: 0 },
+    { kind: 0x12, sampleRate: 16000, frames: 325, bytes: 208000, ms: 6500, firstAtMs: 1000 },
+  ], 'each kind with its own rate, frames and duration, in order of first appearance')
+  t.equal(out.sampleRate, 8000, 'sampleRate stays the first frame\'s rate')
+  t.same(report.outbound.violations, [], 'mixed outbound kinds are reported, not a violation: Asterisk takes each frame at its kind')
+  t.equal(report.inbound.audio!.ms, 6500)
+  t.same(report.inbound.audio!.kinds.map((k) => k.kind), [0x12], 'one kind inbound')
+
+  const text = formatReport(report, 'x')
+  t.match(text, /from server: [^\n]*\n[^\n]*\n +audio +375 frames, 224000 bytes = 7500\.0 ms in 2 kinds \(mixed\); first at 0\.0 ms/)
+  t.match(text, /\n +kinds +0x10 at 8000 Hz: 50 frames, 16000 bytes = 1000\.0 ms from 0\.0 ms; 0x12 at 16000 Hz: 325 frames, 208000 bytes = 6500\.0 ms from 1000\.0 ms\n/)
+  t.match(text, /audio +325 frames, 208000 bytes = 6500\.0 ms at 16000 Hz;/, 'a single kind reads as before')
+  t.equal(text.match(/\n +kinds /g)?.length, 1, 'the kinds line only where kinds are mixed')
+
+  const oldAsterisk = inspectCapture(capture, { slinSampleRate: 16000 }).outbound.audio!
+  t.equal(oldAsterisk.ms, 7000, '--slin-rate 16000 takes the 0x10 frames at 16 kHz: 500 ms of them')
+  t.equal(oldAsterisk.kinds[0]?.sampleRate, 16000)
 })
