@@ -11,6 +11,7 @@ import { startFakeSoniox } from '../support/fake-soniox.js'
 import { loadCapture } from '../support/frames.js'
 import { replayCapture } from '../support/replay.js'
 import { spawnCli } from '../support/spawn-server.js'
+import { waitUntil } from '../support/wait.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -86,8 +87,9 @@ t.test('SIGTERM during a live call with DRAIN_TIMEOUT_MS=0: the call is finished
   const id = randomUUID()
   const replay = replayCapture(loadCapture('app-8k-speech'), { port: listening.port as number, uuidBytes: uuidToBytes(id) })
   await p.waitForLog((r) => r.msg === 'audio format')
-  // Let a few seconds of speech reach Soniox so there are words to finish.
-  await new Promise((resolve) => setTimeout(resolve, 3000))
+  // Words to finish: wait until the stand-in has recognised some (an 18 s call; a fixed 3 s sleep
+  // could end before the first word on a loaded machine).
+  await waitUntil(() => (soniox.sessions[0]?.finalTokens.filter((tok) => !tok.text.startsWith('<')).length ?? 0) >= 3, 'three final words from Soniox', 15000)
   p.child.kill('SIGTERM')
 
   const result = await replay
