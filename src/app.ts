@@ -254,6 +254,7 @@ function createTranscriber(
         ),
       maxBufferedAudioMs: s.maxBufferedAudioMs,
       maxSessionMs: s.maxSessionMs,
+      finishTimeoutMs: s.finishTimeoutMs,
       reconnect: {
         maxAttempts: s.reconnectMaxAttempts,
         maxMs: s.reconnectMaxMs,

@@ -468,7 +468,7 @@ export class CallSession {
     // failed would be worse than an incomplete transcript. A refused key or an empty balance hits
     // every call alike and is logged at error once per cause by SonioxHealth, so warn here.
     const level = isAccountProblem(err) ? 'warn' : 'error'
-    this.log[level]({ err }, 'transcription failed; the call continues untranscribed')
+    this.log[level]({ err }, this.stateValue === 'streaming' ? 'transcription failed; the call continues untranscribed' : 'transcription failed at the end of the call')
     const last = this.assembler.flush('call_end')
     if (last) this.publishUtterance(last)
   }

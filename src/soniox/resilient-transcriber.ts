@@ -58,6 +58,12 @@ export interface ResilientTranscriberOptions {
   /** Rotate to a new session once a session has been sent this much audio (Soniox caps at 300 min). */
   maxSessionMs: number
   reconnect: ReconnectPolicy
+  /**
+   * Once the call has ended (finish()), how long its last words may take, reconnections included
+   * (SONIOX_FINISH_TIMEOUT_MS): past it the transcriber gives up and counts what was never
+   * transcribed. Without it a Soniox outage would hold the call's end for the whole reconnect loop.
+   */
+  finishTimeoutMs: number
   logger: Logger
   health?: SonioxHealth
   metrics?: Pick<SonioxMetrics, 'reconnected' | 'error'>
@@ -93,6 +99,7 @@ export class ResilientTranscriber {
   private attempts = 0
   private streakStartedAt = 0
   private retryTimer: NodeJS.Timeout | undefined
+  private finishDeadline: NodeJS.Timeout | undefined
   private readonly backoff: Backoff
   private finishWaiters: Array<() => void> = []
   private readonly now: () => number
@@ -143,6 +150,7 @@ export class ResilientTranscriber {
     const done = new Promise<void>((resolve) => this.finishWaiters.push(resolve))
     if (this.endRequested) return done
     this.endRequested = true
+    this.finishDeadline = this.setTimer(() => this.onFinishDeadline(), this.options.finishTimeoutMs)
     if (this.state === 'active') {
       if (this.format === undefined || this.current === undefined) {
         // No audio ever arrived: there is no session to finish.
@@ -154,6 +162,27 @@ export class ResilientTranscriber {
     }
     // waiting / rotating: the next session is sent the rest and finished as soon as it opens.
     return done
+  }
+
+  /**
+   * The call ended SONIOX_FINISH_TIMEOUT_MS ago and its last words are still not all in (Soniox
+   * unreachable, reconnecting, or slow): stop, and report what was never transcribed.
+   */
+  private onFinishDeadline(): void {
+    this.finishDeadline = undefined
+    if (this.state === 'done' || this.state === 'failed') return
+    if (this.retryTimer !== undefined) this.clearTimer(this.retryTimer)
+    this.retryTimer = undefined
+    this.current?.session.close()
+    this.current = undefined
+    const untranscribedMs = Math.round(this.bytesToMs(Math.max(0, (this.ring?.endPos ?? 0) - this.finalPos)))
+    this.fail(
+      new AppError(
+        'ERR_SONIOX_FINISH_TIMEOUT',
+        `the call ended ${this.options.finishTimeoutMs} ms ago (SONIOX_FINISH_TIMEOUT_MS) and Soniox has not delivered its last words` +
+          `${this.attempts > 0 ? ` (reconnecting: ${this.attempts} failed attempts)` : ''}; ${untranscribedMs} ms of audio were not transcribed`,
+      ),
+    )
   }
 
   /** Immediate teardown; idempotent. */
@@ -332,6 +361,8 @@ export class ResilientTranscriber {
   private settle(state: 'done' | 'failed'): void {
     const wasSettled = this.state === 'done' || this.state === 'failed'
     this.state = state
+    if (this.finishDeadline !== undefined) this.clearTimer(this.finishDeadline)
+    this.finishDeadline = undefined
     // Nothing is resent from here on: the call's blocks go back to the pool for other calls.
     this.ring?.releaseAll()
     if (state === 'done' && this.endRequested && !wasSettled) this.handlers.onFinished()

@@ -120,6 +120,7 @@ interface Rig {
 }
 
 const POLICY = { maxAttempts: 5, maxMs: 60_000, initialDelayMs: 500, maxDelayMs: 2000 }
+const FINISH_TIMEOUT_MS = 10_000
 
 function captureLogger(logs: Array<Record<string, unknown>>) {
   return createLogger({ level: 'debug', destination: { write: (line: string) => void logs.push(JSON.parse(line)) } })
@@ -142,6 +143,7 @@ function rig(overrides: Partial<ResilientTranscriberOptions> = {}, start = true)
       maxBufferedAudioMs: 60_000,
       maxSessionMs: 3_600_000,
       reconnect: POLICY,
+      finishTimeoutMs: FINISH_TIMEOUT_MS,
       logger: captureLogger(logs),
       now: timers.now,
       setTimer: timers.setTimer,
@@ -476,7 +478,7 @@ t.test('permanent errors: no new session, the original error is passed up, healt
       r.session(0).result([word(' a', 0, 500)], 500)
       const done = r.tr.finish()
       const error = r.session(0).fail(c.code, c.sonioxCode)
-      t.equal(r.timers.calls.length, 0, 'no retry scheduled')
+      t.equal(r.timers.pending, 0, 'no retry scheduled (and the finish deadline is cleared)')
       r.timers.advance(60_000)
       t.equal(r.sessions.length, 1, 'no new session')
       t.equal(r.errors.length, 1)
@@ -745,4 +747,46 @@ t.test('metrics: each session error by code, each replacement, and giving up', a
   r.session(2).fail('ERR_SONIOX_SERVER_ERROR', 503)
   t.same(seen, ['ERR_SONIOX_SERVER_ERROR:503', 'reconnect', 'ERR_SONIOX_CLOSED:', 'reconnect', 'ERR_SONIOX_SERVER_ERROR:503', 'ERR_SONIOX_GAVE_UP:'])
   t.equal(r.tr.stats().reconnects, seen.filter((s) => s === 'reconnect').length, 'the counter agrees with call.ended')
+})
+
+t.test('Soniox unreachable when the call ends: finish() settles at SONIOX_FINISH_TIMEOUT_MS, not after the reconnect loop', async (t) => {
+  // A long reconnect policy, as configured by default (20 attempts, 300 s).
+  const r = rig({ reconnect: { maxAttempts: 20, maxMs: 300_000, initialDelayMs: 500, maxDelayMs: 10_000 } })
+  r.feed(0, 1000)
+  r.session(0).result([word('hello', 0, 400)], 400)
+  // Soniox goes away; every replacement fails to connect.
+  r.session(0).fail('ERR_SONIOX_CLOSED')
+  r.feed(1000, 2000)
+  const failEveryNewSession = (): void => {
+    for (const s of r.sessions) if (s.calls.includes('start') && !(s as { failed?: boolean }).failed) {
+      ;(s as { failed?: boolean }).failed = true
+      s.fail('ERR_SONIOX_CONNECT')
+    }
+  }
+  r.timers.advance(0)
+  failEveryNewSession()
+  const done = r.tr.finish()
+  let endedAt: number | undefined
+  void done.then(() => (endedAt = r.timers.now()))
+  const finishAt = r.timers.now()
+  for (let elapsed = 0; elapsed < 60_000 && endedAt === undefined; elapsed += 100) {
+    r.timers.advance(100)
+    failEveryNewSession()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.ok(endedAt !== undefined, 'finish() settled')
+  t.ok((endedAt ?? Infinity) - finishAt <= FINISH_TIMEOUT_MS, `within SONIOX_FINISH_TIMEOUT_MS (${(endedAt ?? Infinity) - finishAt} ms)`)
+  t.match(r.errors.at(-1), { code: 'ERR_SONIOX_FINISH_TIMEOUT', message: /1600 ms of audio were not transcribed/ })
+  t.equal(r.tr.stats().audioDroppedMs, 1600, 'the audio after the last final word (400 ms) is counted as never transcribed')
+  t.equal(r.timers.pending, 0, 'no retry timer left behind')
+})
+
+t.test('the finish deadline is cleared when the last words arrive in time', async (t) => {
+  const r = rig()
+  r.feed(0, 1000)
+  const done = r.tr.finish()
+  r.session(0).finished(1000)
+  t.ok(await isSettled(done))
+  t.equal(r.timers.pending, 0, 'no deadline left armed')
+  t.same(r.errors, [])
 })
