@@ -3,6 +3,7 @@ import t from 'tap'
 import { Http1Pool, type ExchangeHandler } from '../../src/webhook/http1-pool.js'
 import type { ResponseHead } from '../../src/webhook/http1-response.js'
 import { rawHttpServer as rawServer } from '../support/raw-http-server.js'
+import { waitUntil } from '../support/wait.js'
 
 interface Outcome {
   status?: number
@@ -90,7 +91,9 @@ t.test('a connection the server closes while idle is not used again', async (t) 
   const pool = new Http1Pool({ host: '127.0.0.1', port: server.port, maxSockets: 4 })
   t.teardown(() => pool.close())
   t.match(await exchange(pool), { status: 200 })
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The pool drops the connection when it reads the server's FIN, and only then closes its own
+  // side: once the server's socket is closed, the pool has seen the FIN.
+  await waitUntil(() => server.requests[0]?.socket.closed === true, "the server's socket of the first request to close")
   const second = await exchange(pool)
   t.match(second, { status: 200, error: undefined })
   t.equal(server.connections(), 2)
@@ -160,9 +163,9 @@ t.test('cancel() without an error is silent; with one it is reported; close() fa
   silent.cancel()
   queued.cancel(new Error('deadline'))
   pool.request(head, '', handler('c'))
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitUntil(() => server.requests.length === 1, "c's request on the server: in flight")
   pool.close()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitUntil(() => heard.length >= 2, "c's failure")
   t.same(heard, ['b error: deadline', 'c error: the connection closed'])
   const after = await exchange(pool)
   t.match(after.error?.message, /pool is closed/)
