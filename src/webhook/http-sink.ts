@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'
+import { longTimer } from '../shared/long-timer.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
@@ -45,7 +46,8 @@ export interface HttpWebhookSinkOptions {
   /**
    * Timer functions for retry waits and the close deadline, so tests can run hours of backoff on a
    * virtual clock. Request deadlines always use real timers (they measure a real socket).
-   * Default setTimeout/clearTimeout.
+   * Default setTimeout/clearTimeout. Each delay is handed to them in legs of at most 2^31-1 ms
+   * (shared/long-timer.ts), so these need not take longer ones.
    */
   setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
   clearTimer?: ((handle: unknown) => void) | undefined
@@ -193,8 +195,13 @@ export class HttpWebhookSink implements EventSink {
     createBackoff(options.backoff)
 
     this.clock = options.clock ?? Date
-    this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms))
-    this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
+    // A retry wait can be longer than a Node timer holds: a Retry-After of weeks, within a WEBHOOK_MAX_AGE of up to 30 d.
+    const timers = longTimer<unknown>({
+      setTimer: options.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
+      clearTimer: options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
+    })
+    this.setTimer = timers.setTimer
+    this.clearTimer = timers.clearTimer
     this.transport = new WebhookTransport({
       url: options.url,
       secret: options.secret,
@@ -468,6 +475,7 @@ export class HttpWebhookSink implements EventSink {
           'webhook attempt failed; retrying',
         )
         queue.state = 'waiting'
+        // Up to WEBHOOK_MAX_AGE (30 d), past the 24.8 days a Node timer holds: this.setTimer re-arms.
         queue.timer = this.setTimer(() => {
           queue.timer = undefined
           queue.state = 'idle'

@@ -63,8 +63,9 @@ function trackedTimers() {
 /**
  * A virtual clock: a timer fires on the next turn of the event loop and moves `now` to its due time
  * (earliest first). Hours of backoff pass in milliseconds of real time, with exact delays to assert.
+ * `likeNode`: a delay over 2^31-1 ms (or under 1) runs 1 ms, as Node's own timers do.
  */
-function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z')) {
+function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z'), { likeNode = false } = {}) {
   let now = startMs
   let nextId = 0
   const pending = new Map<number, { dueAt: number; callback: () => void }>()
@@ -91,7 +92,8 @@ function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z')) {
     setTimer: (callback: () => void, ms: number): unknown => {
       requested.push(ms)
       const id = nextId++
-      pending.set(id, { dueAt: now + ms, callback })
+      const delay = likeNode && !(ms >= 1 && ms <= 2 ** 31 - 1) ? 1 : ms
+      pending.set(id, { dueAt: now + delay, callback })
       schedule()
       return id
     },
@@ -304,6 +306,22 @@ t.test('503 with Retry-After: 0 retries at once despite a long backoff', async (
   s.publish(event('c1', 0))
   await r.waitFor((events) => events.length === 1)
   t.same(time.requested, [0])
+})
+
+t.test('a Retry-After longer than a Node timer holds (29 days) is waited out in full, not for 1 ms', async (t) => {
+  const time = virtualTime(undefined, { likeNode: true })
+  const attemptsAt: number[] = []
+  const r = await receiver(t, {
+    respond: (_req, attempt) => {
+      attemptsAt.push(time.clock.now())
+      return attempt === 1 ? { status: 503, headers: { 'retry-after': '2500000' } } : undefined
+    },
+  })
+  const s = sink(t, { url: r.url, logger: captureLogs().logger, maxAgeMs: 30 * 24 * 3_600_000, ...time })
+  s.publish(event('c1', 0))
+  await r.waitFor((events) => events.length === 1)
+  t.same(attemptsAt.map((at) => at - (attemptsAt[0] as number)), [0, 2_500_000_000], 'the second attempt came 2,500,000 s after the first')
+  t.same(time.requested, [2 ** 31 - 1, 2_500_000_000 - (2 ** 31 - 1)], 'waited in two legs, each one a Node timer holds')
 })
 
 t.test('a wait never runs past the event\'s expiry: one last attempt is made at WEBHOOK_MAX_AGE', async (t) => {
