@@ -8,6 +8,7 @@ import { pino } from 'pino'
 import t from 'tap'
 import type { EventEnvelope } from '../../src/webhook/envelope.js'
 import { JsonLinesFileSink } from '../../src/webhook/file-sink.js'
+import { waitUntil } from '../support/wait.js'
 
 function event(callId: string, seq: number): EventEnvelope {
   return { id: `evt_${callId}_${seq}`, type: 'transcript.final', call_id: callId, seq, time: '2026-11-20T22:00:00.000Z', data: { text: `é ${seq}\nnext line` } }
@@ -114,7 +115,7 @@ t.test('close() during a reopen keeps its own bound while the rotated file is st
   }) as unknown as WriteStream['end']
   renameSync(path, `${path}.1`)
   const reopened = sink.reopen()
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitUntil(() => held.length > 0, 'reopen() to be flushing the rotated file')
   let timer: NodeJS.Timeout | undefined
   const outcome = await Promise.race([
     sink.close(200).then(() => 'closed'),
