@@ -14,6 +14,7 @@
 import net from 'node:net'
 import type { Logger } from '../logger.js'
 import { isErrnoException } from '../shared/errors.js'
+import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { Endpoint } from './format.js'
 import { CaptureRecorder, endpoint, type CaptureFileOps } from './recorder.js'
 
@@ -164,12 +165,13 @@ export class CaptureServer {
     sockets.push(server)
     track(server)
     let connected = false
-    const connectTimer = setTimeout(() => {
+    // A command-line option: taken at any length.
+    const connectTimer = setLongTimeout(() => {
       server.destroy(new Error(`no connection within ${this.#options.upstreamConnectTimeoutMs ?? 2000} ms`))
     }, this.#options.upstreamConnectTimeoutMs ?? 2000)
     server.once('connect', () => {
       connected = true
-      clearTimeout(connectTimer)
+      clearLongTimeout(connectTimer)
     })
 
     // Bytes Asterisk sends before the upstream connection is up are queued by write(), in order.
@@ -198,7 +200,7 @@ export class CaptureServer {
       }
     })
     server.on('error', (err) => {
-      clearTimeout(connectTimer)
+      clearLongTimeout(connectTimer)
       if (!connected) {
         upstreamError = `cannot connect to ${upstream.host}:${upstream.port}: ${err.message}`
         logger.error({ err, upstream: `${upstream.host}:${upstream.port}` }, 'capture proxy cannot reach the upstream server; closing the Asterisk connection')
@@ -217,7 +219,7 @@ export class CaptureServer {
       if (!server.destroyed && server.writableEnded && server.readableEnded) server.destroy()
     })
     server.on('close', () => {
-      clearTimeout(connectTimer)
+      clearLongTimeout(connectTimer)
       if (!client.destroyed && client.writableEnded && client.readableEnded) client.destroy()
     })
   }

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto'
 import net from 'node:net'
 import { FrameParser, Kind, UUID_PAYLOAD_LENGTH, uuidToBytes, uuidToString } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
+import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../shared/long-timer.js'
 import { directionStream, type Capture } from './format.js'
 import { walkFrames } from './frame-walk.js'
 
@@ -29,10 +30,11 @@ export interface ReplayClock {
   clearTimer(handle: unknown): void
 }
 
+/** Delays come from the capture's timing over --speed and from command-line options: any length. */
 export const systemClock: ReplayClock = {
   now: () => performance.now(),
-  setTimer: (callback, delayMs) => setTimeout(callback, delayMs),
-  clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  setTimer: (callback, delayMs) => setLongTimeout(callback, delayMs),
+  clearTimer: (handle) => clearLongTimeout(handle as LongTimeout),
 }
 
 interface ScheduledTask {

@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import type { Logger } from 'pino'
 import { AppError } from '../shared/errors.js'
+import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { JsonLinesSink } from './stdout-sink.js'
 
@@ -112,13 +113,14 @@ export class JsonLinesFileSink implements EventSink {
     if (stream.destroyed) return
     const remaining = Math.max(0, timeoutMs - (Date.now() - startedAt))
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
+      // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
+      const timer = setLongTimeout(() => {
         this.options.logger.error({ file: this.options.path, timeoutMs }, 'EVENTS_FILE did not close in time')
         stream.destroy()
         resolve()
       }, remaining)
       stream.end(() => {
-        clearTimeout(timer)
+        clearLongTimeout(timer)
         resolve()
       })
     })
@@ -128,9 +130,9 @@ export class JsonLinesFileSink implements EventSink {
 /** Waits for `promise` to settle, but no longer than `ms`. */
 function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms)
+    const timer = setLongTimeout(resolve, ms)
     const done = (): void => {
-      clearTimeout(timer)
+      clearLongTimeout(timer)
       resolve()
     }
     promise.then(done, done)

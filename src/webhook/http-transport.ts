@@ -9,6 +9,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError } from '../shared/errors.js'
+import { longTimer } from '../shared/long-timer.js'
 import { Http1Pool, type Exchange } from './http1-pool.js'
 import { HttpProtocolError } from './http1-response.js'
 import { decodeWebhookSecret, webhookHeaders } from './signing.js'
@@ -111,8 +112,13 @@ export class WebhookTransport {
     this.timeoutMs = options.timeoutMs
     this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
     this.clock = options.clock ?? Date
-    this.setTimer = options.setTimer ?? ((callback, ms) => setTimeout(callback, ms))
-    this.clearTimer = options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>))
+    // The deadline is a setting (WEBHOOK_TIMEOUT_MS): taken at any length.
+    const timers = longTimer<unknown>({
+      setTimer: options.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
+      clearTimer: options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
+    })
+    this.setTimer = timers.setTimer
+    this.clearTimer = timers.clearTimer
 
     // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream'
 import type { Logger } from 'pino'
+import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 
 export interface JsonLinesSinkOptions {
@@ -73,14 +74,15 @@ export class JsonLinesSink implements EventSink {
         resolve()
         return
       }
-      const timer = setTimeout(() => {
+      // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
+      const timer = setLongTimeout(() => {
         this.onFlushed = undefined
         this.logger?.error({ unflushedLines: this.unflushed, timeoutMs }, 'event output did not drain before close')
         resolve()
       }, timeoutMs)
       this.onFlushed = () => {
         this.onFlushed = undefined
-        clearTimeout(timer)
+        clearLongTimeout(timer)
         resolve()
       }
     })

@@ -12,6 +12,7 @@
 import { Worker } from 'node:worker_threads'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
+import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { eventFields, serializeEvent, type SerializedEvent, type WebhookMetrics, type WebhookSinkStats } from './http-sink.js'
 import type { SpoolStats } from './spool.js'
@@ -231,12 +232,13 @@ export class WebhookWorkerSink implements EventSink {
     if (worker !== undefined) {
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
       worker.postMessage({ type: 'close', timeoutMs } satisfies ToWorker)
-      const deadline = setTimeout(() => {
+      // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
+      const deadline = setLongTimeout(() => {
         this.logger.error({ timeoutMs }, 'webhook delivery worker did not finish closing; stopping it')
         void worker.terminate()
       }, timeoutMs + CLOSE_GRACE_MS)
       await gone
-      clearTimeout(deadline)
+      clearLongTimeout(deadline)
     }
     this.state = 'closed'
     if (this.closedCleanly) {
