@@ -59,12 +59,16 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     version: VERSION,
     ready: () => notReady() === undefined,
     webhook: () => webhook && { pending: webhook.stats().pending, spoolBytes: webhook.spoolStats()?.bytes ?? 0 },
+    registrations: () => ({ count: registrations.size, bytes: registrations.bytes }),
   })
   let sink: EventSink
   if (options.sink) sink = options.sink
   else ({ sink, webhook } = createDelivery(config, logger, { webhookMetrics: metrics.webhook }))
   const sonioxHealth = new SonioxHealth(logger.child({ component: 'soniox' }))
-  const registrations = new RegistrationStore(config.admission.registrationTtlMs)
+  const registrations = new RegistrationStore(config.admission.registrationTtlMs, {
+    maxCount: config.admission.registrationMaxCount,
+    maxBytes: config.admission.registrationMaxBytes,
+  })
 
   const notReady = (): NotReady | undefined => {
     if (state !== 'running') return { reason: state }
@@ -123,6 +127,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
         settings: {
           firstFrameTimeoutMs: config.audiosocket.firstFrameTimeoutMs,
           slinSampleRate: config.audiosocket.slinSampleRate,
+          slinEncoding: config.audiosocket.slinEncoding,
           maxPayloadBytes: config.audiosocket.maxPayloadBytes,
           stallTimeoutMs: STALL_TIMEOUT_MS,
           hangupGraceMs: config.audiosocket.hangupGraceMs,
@@ -148,6 +153,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
           activeCalls: () => server.activeCalls,
           registrations,
           token: config.http.token,
+          metrics: metrics.http,
         })
 
   // While Soniox refuses the account no call proves it fixed (none is routed here while not

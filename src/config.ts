@@ -23,6 +23,8 @@ export interface Config {
     firstFrameTimeoutMs: number
     /** Sample rate of 0x10 frames: 8000, or 16000 for Asterisk < 20.17 with `c(slin16)`. */
     slinSampleRate: number
+    /** What 0x10 frames carry: slin, or G.711 from a channel driver dialled without c(slin). */
+    slinEncoding: 'slin' | 'mulaw' | 'alaw'
     maxPayloadBytes: number
     hangupGraceMs: number
     silenceMode: 'off' | 'gaps' | 'continuous'
@@ -89,6 +91,10 @@ export interface Config {
     allowedSources: string[]
     requireRegistration: boolean
     registrationTtlMs: number
+    /** Registrations waiting for their call at most (POST /calls answers 429 past it). */
+    registrationMaxCount: number
+    /** Bytes of those registrations' JSON at most (429 past it). */
+    registrationMaxBytes: number
   }
   shutdown: {
     /** How long live calls may go on after SIGTERM/SIGINT before they are ended. */
@@ -261,6 +267,9 @@ convict.addFormats({
   },
   'max-age': durationFormat(1000, 30 * 24 * 3600 * 1000, '1s to 30d'),
   'spool-bytes': byteSizeFormat(64 * 1024, 2 ** 40, '64K to 1T'),
+  // From 128K: a single registration (a 64 KiB body) must always fit.
+  'registration-bytes': byteSizeFormat(128 * 1024, 2 ** 30, '128K to 1G'),
+  'registration-count': integerFormat('registration-count', 1, 1_000_000),
   'concurrency': integerFormat('concurrency', 1, 1000),
   'max-calls': integerFormat('max-calls', 0, 100000),
   'cidr-list': {
@@ -313,6 +322,11 @@ convict.addFormats({
       if (!ok) throw new Error('must be "one_way:<language>" (e.g. one_way:de) or "two_way:<language>:<language>" (e.g. two_way:en:es)')
     },
   },
+  'slin-encoding': {
+    validate(v: unknown) {
+      if (v !== 'slin' && v !== 'mulaw' && v !== 'alaw') throw new Error('must be slin, mulaw or alaw')
+    },
+  },
   'silence-mode': {
     validate(v: unknown) {
       if (v !== 'off' && v !== 'gaps' && v !== 'continuous') throw new Error('must be off, gaps or continuous')
@@ -344,6 +358,12 @@ const schema = {
       format: 'slin-rate',
       default: 8000,
       env: 'AUDIOSOCKET_SLIN_SAMPLE_RATE',
+    },
+    slinEncoding: {
+      doc: 'What kind 0x10 frames carry: slin (16-bit PCM), or mulaw / alaw when Dial(AudioSocket/...) runs without c(slin) from a G.711 caller and the dialplan cannot change (Asterisk labels the G.711 bytes 0x10); G.711 goes to Soniox as it is.',
+      format: 'slin-encoding',
+      default: 'slin' as 'slin' | 'mulaw' | 'alaw',
+      env: 'AUDIOSOCKET_SLIN_ENCODING',
     },
     maxPayloadBytes: {
       doc: 'Largest frame payload accepted; a frame announcing more ends that call. 65535 is the protocol maximum.',
@@ -495,6 +515,22 @@ const schema = {
       env: 'REQUIRE_REGISTRATION',
     },
     registrationTtlMs: { doc: 'How long a registration waits for its call.', format: 'positive-ms', default: 300000, env: 'REGISTRATION_TTL_MS' },
+    // Heap per waiting registration (bench/registration-heap.ts, Node 20): ~390 B for a typical body,
+    // its JSON size + ~210 B otherwise, twice the JSON if it holds a character beyond Latin-1 (a
+    // 60 KB body: 60 KB, or 120 KB). So the defaults hold the store to at most ~36 MB of heap
+    // (2 x 16 MiB + 10,000 x 210 B); without them 10,000 large bodies took 1.85 GB.
+    registrationMaxCount: {
+      doc: 'Registrations waiting for their call at most; past it POST /calls/{uuid} answers 429 with Retry-After (seconds until the oldest expires).',
+      format: 'registration-count',
+      default: 10000,
+      env: 'REGISTRATION_MAX_COUNT',
+    },
+    registrationMaxBytes: {
+      doc: 'Bound on the registrations waiting for their call, in bytes of their JSON, e.g. 16M; past it POST /calls/{uuid} answers 429 with Retry-After. The heap they take is up to twice this.',
+      format: 'registration-bytes',
+      default: '16M' as unknown as number,
+      env: 'REGISTRATION_MAX_BYTES',
+    },
   },
   shutdown: {
     drainTimeoutMs: {
@@ -689,6 +725,9 @@ function checkRanges(raw: RawConfig): string[] {
   }
   if (typeof s.model === 'string' && !/^stt-rt-[\w.-]+$/.test(s.model)) {
     problems.push(`SONIOX_MODEL (soniox.model): must be a real-time model name such as stt-rt-v5: value was ${JSON.stringify(s.model)}`)
+  }
+  if (raw.audiosocket.slinEncoding !== 'slin' && raw.audiosocket.slinSampleRate !== 8000) {
+    problems.push('AUDIOSOCKET_SLIN_ENCODING (audiosocket.slinEncoding): G.711 (mulaw, alaw) is 8 kHz; unset AUDIOSOCKET_SLIN_SAMPLE_RATE or set it to 8000')
   }
   const token = raw.http.token
   if (typeof token === 'string' && token.length < 16) {

@@ -84,7 +84,7 @@ t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   t.equal(c.transcript.partialEvents, false)
   t.equal(c.logLevel, 'info')
   t.same(c.http, { host: '127.0.0.1', port: 9093, token: null }, 'the HTTP endpoint is on, on loopback')
-  t.same(c.admission, { maxCalls: 0, allowedSources: [], requireRegistration: false, registrationTtlMs: 300000 })
+  t.same(c.admission, { maxCalls: 0, allowedSources: [], requireRegistration: false, registrationTtlMs: 300000, registrationMaxCount: 10000, registrationMaxBytes: 16 * 2 ** 20 })
   t.same(c.shutdown, { drainTimeoutMs: 30000, flushTimeoutMs: 10000 })
 })
 
@@ -115,6 +115,18 @@ t.test('admission, HTTP and shutdown settings', async (t) => {
     /REQUIRE_REGISTRATION/,
     'registration needs the endpoint itself, not only a token',
   )
+})
+
+t.test('REGISTRATION_MAX_COUNT and REGISTRATION_MAX_BYTES: defaults, sizes with units, bounds', async (t) => {
+  const defaults = load({})
+  t.equal(defaults.admission.registrationMaxCount, 10000)
+  t.equal(defaults.admission.registrationMaxBytes, 16 * 2 ** 20, '16M')
+  const c = load({ REGISTRATION_MAX_COUNT: '500', REGISTRATION_MAX_BYTES: '2M' })
+  t.equal(c.admission.registrationMaxCount, 500)
+  t.equal(c.admission.registrationMaxBytes, 2 * 2 ** 20)
+  const message = problemsOf(t, () => load({ REGISTRATION_MAX_COUNT: '0', REGISTRATION_MAX_BYTES: '64K' }))
+  t.match(message, /REGISTRATION_MAX_COUNT \(admission\.registrationMaxCount\): must be a whole number from 1 to 1000000/)
+  t.match(message, /REGISTRATION_MAX_BYTES \(admission\.registrationMaxBytes\): must be a size from 128K to 1G/, 'a single 64 KiB registration must always fit')
 })
 
 t.test('every problem is reported at once, each naming its variable and the expected form', async (t) => {
@@ -319,6 +331,17 @@ t.test('SONIOX_CONTEXT_FILE', async (t) => {
     const problems = lines(problemsOf(t, () => load({ SONIOX_CONTEXT_FILE: join(dir, 'shape.json') })))
     t.match(problems, [/SONIOX_CONTEXT_FILE.*context\.general\[0\]\.value must be a string/, /SONIOX_CONTEXT_FILE.*context\.terms must be an array of strings/])
   })
+})
+
+t.test('AUDIOSOCKET_SLIN_ENCODING', async (t) => {
+  t.equal(load().audiosocket.slinEncoding, 'slin')
+  t.equal(load({ AUDIOSOCKET_SLIN_ENCODING: 'mulaw' }).audiosocket.slinEncoding, 'mulaw')
+  t.equal(load({ AUDIOSOCKET_SLIN_ENCODING: 'alaw' }).audiosocket.slinEncoding, 'alaw')
+  t.match(problemsOf(t, () => load({ AUDIOSOCKET_SLIN_ENCODING: 'ulaw' })), /AUDIOSOCKET_SLIN_ENCODING \(audiosocket\.slinEncoding\): must be slin, mulaw or alaw/)
+  t.match(
+    problemsOf(t, () => load({ AUDIOSOCKET_SLIN_ENCODING: 'alaw', AUDIOSOCKET_SLIN_SAMPLE_RATE: '16000' })),
+    /AUDIOSOCKET_SLIN_ENCODING.*G\.711 \(mulaw, alaw\) is 8 kHz/,
+  )
 })
 
 t.test('SONIOX_TRANSLATION', async (t) => {

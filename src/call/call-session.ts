@@ -16,7 +16,7 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
+import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { createGuard, type Guard } from '../shared/guard.js'
 import { LogThrottle } from '../shared/log-throttle.js'
@@ -27,7 +27,8 @@ import type { SonioxError, SonioxSessionHandlers } from '../soniox/soniox-sessio
 import { TranscriptAssembler, type Utterance } from '../soniox/transcript-assembler.js'
 import type { TranscriberStats } from '../soniox/resilient-transcriber.js'
 import { isAccountProblem } from '../soniox/soniox-health.js'
-import type { RecognitionOptions } from '../soniox/start-message.js'
+import { bytesPerSample, type AudioFormat, type RecognitionOptions } from '../soniox/start-message.js'
+import { MislabelledG711Detector } from './g711-detector.js'
 import { CallEventFactory } from './call-events.js'
 import { SILENCE_FRAME_MS, SilenceKeeper, type SilenceMode } from './silence-keeper.js'
 
@@ -51,7 +52,7 @@ export type CallEndReason = 'hangup' | 'server_hangup' | 'error' | 'shutdown' | 
 
 /** What the call needs from a transcriber; ResilientTranscriber is the real one. */
 export interface Transcriber {
-  start(format: { sampleRate: number }): void
+  start(format: AudioFormat): void
   sendAudio(chunk: Buffer): void
   finish(): Promise<void>
   close(): void
@@ -79,6 +80,11 @@ export interface CallOptions {
   recognition?: CallRecognitionOptions
   /** Echoed as `metadata` in call.started and call.ended. */
   metadata?: Readonly<Record<string, unknown>>
+  /**
+   * The sample rate the call's audio will have, when something declared it in advance: silence
+   * sent before the first audio frame then has the call's own kind, not 8 kHz 0x10.
+   */
+  sampleRate?: number
 }
 
 /** Whether a call whose UUID just arrived is served, and with which options. */
@@ -95,17 +101,24 @@ export interface CallMetrics {
   callFaulted(): void
   /** A connection ended before its call started (not AudioSocket, no or a bad UUID frame). */
   connectionFailed(): void
+  /** A call's 0x10 audio looks like G.711 labelled as slin (a dialplan without c(slin)). */
+  g711Suspected(): void
   frameReceived(type: Frame['type'], payloadBytes: number): void
   frameSent(kind: 'silence' | 'hangup'): void
 }
 
-const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, connectionFailed() {}, frameReceived() {}, frameSent() {} }
+const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, connectionFailed() {}, g711Suspected() {}, frameReceived() {}, frameSent() {} }
 const ADMITTED: CallAdmission = { admitted: true }
 
 export interface CallSettings {
   firstFrameTimeoutMs: number
   /** Sample rate of kind 0x10 frames (8000, or 16000 for old Asterisk labelling slin16 as 0x10). */
   slinSampleRate: number
+  /**
+   * What kind 0x10 frames carry: slin, or G.711 (mulaw, alaw) from a channel driver dialled without
+   * c(slin), which Asterisk labels 0x10 all the same. G.711 goes to Soniox as it is.
+   */
+  slinEncoding: 'slin' | 'mulaw' | 'alaw'
   maxPayloadBytes: number
   /** A partial frame left waiting this long ends the call (a peer that sends half a frame and stalls). */
   stallTimeoutMs: number
@@ -175,9 +188,14 @@ export class CallSession {
   private silence: SilenceKeeper | undefined
   private transcriptionError: AppError | undefined
   private readonly assembler = new TranscriptAssembler()
-  private sampleRate: number | undefined
+  private format: AudioFormat | undefined
+  /** What a 0x10 frame carries, by the settings. */
+  private readonly slinFormat: Required<AudioFormat>
   private audioBytes = 0
-  /** Keeps 16-bit sample alignment when a payload has an odd length (it happens: CNG, codecs). */
+  /** Watches the first second of 0x10 audio for G.711 labelled as slin; gone once it has decided. */
+  private g711Detector: MislabelledG711Detector | undefined
+  private suspectedG711 = false
+  /** The last byte of an odd-length slin payload, waiting for its pair. */
   private oddByte: Buffer | undefined
   private readonly frameCounts = { audio: 0, dtmf: 0, unknown: 0, error: 0 }
   private lastPartialAt = -Infinity
@@ -197,6 +215,10 @@ export class CallSession {
     this.now = deps.now ?? Date.now
     this.metrics = deps.metrics ?? NO_METRICS
     this.connectionLogs = deps.connectionLogs ?? new LogThrottle(10_000)
+    // 0x10 is 8 kHz slin on current Asterisk, but older versions label slin16 as 0x10 too, and a
+    // channel driver without c(slin) sends G.711 under it: settings decide. Other kinds say their rate.
+    const encoding = deps.settings.slinEncoding
+    this.slinFormat = encoding === 'slin' ? { sampleRate: deps.settings.slinSampleRate, encoding: 'pcm_s16le' } : { sampleRate: 8000, encoding }
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
     this.guard = createGuard((err) => this.onFault(err))
@@ -372,6 +394,7 @@ export class CallSession {
       metadata: this.metadata,
     })
     this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, registered: admission.options !== undefined }, 'call started')
+    const declaredKind = admission.options?.sampleRate === undefined ? undefined : audioKindForSampleRate(admission.options.sampleRate)
     if (this.settings.silenceMode !== 'off') {
       this.silence = new SilenceKeeper(
         {
@@ -381,7 +404,7 @@ export class CallSession {
           now: this.now,
           setTimer: (fn, ms) => this.setTimer(fn, ms),
         },
-        silenceFrame(Kind.Slin8),
+        silenceFrame(declaredKind ?? Kind.Slin8),
       )
     }
     const handlers: SonioxSessionHandlers = {
@@ -395,33 +418,51 @@ export class CallSession {
   private onAudio(kind: number, kindRate: number, payload: Buffer): void {
     this.frameCounts.audio++
     if (payload.length === 0) return
-    // 0x10 is 8 kHz on current Asterisk, but older versions label slin16 as 0x10 too: a setting decides.
-    const rate = kind === Kind.Slin8 ? this.settings.slinSampleRate : kindRate
     this.silence?.onInboundAudio()
-    if (this.sampleRate === undefined) {
-      this.sampleRate = rate
-      this.log.info({ kind: `0x${hex(kind)}`, sampleRate: rate }, 'audio format')
+    const rate = kind === Kind.Slin8 ? this.slinFormat.sampleRate : kindRate
+    if (this.format === undefined) {
+      this.format = kind === Kind.Slin8 ? this.slinFormat : { sampleRate: kindRate, encoding: 'pcm_s16le' }
+      this.log.info({ kind: `0x${hex(kind)}`, sampleRate: this.format.sampleRate, encoding: this.format.encoding }, 'audio format')
       this.silence?.setFrame(silenceFrame(kind))
-      this.transcriber?.start({ sampleRate: rate })
-    } else if (rate !== this.sampleRate) {
+      if (kind === Kind.Slin8 && this.settings.slinEncoding === 'slin' && this.format.sampleRate === 8000) this.g711Detector = new MislabelledG711Detector()
+      this.transcriber?.start(this.format)
+    } else if (rate !== this.format.sampleRate) {
       void this.end(
         'error',
-        new AppError('ERR_AUDIOSOCKET_RATE_CHANGED', `audio kind 0x${hex(kind)} (${rate} Hz) after ${this.sampleRate} Hz audio`),
+        new AppError('ERR_AUDIOSOCKET_RATE_CHANGED', `audio kind 0x${hex(kind)} (${rate} Hz) after ${this.format.sampleRate} Hz audio`),
       )
       return
     }
     this.audioBytes += payload.length
+    if (this.g711Detector !== undefined) this.watchForG711(payload.length)
 
     let pcm = payload
-    if (this.oddByte !== undefined) {
-      pcm = Buffer.concat([this.oddByte, payload])
-      this.oddByte = undefined
-    }
-    if (pcm.length % 2 === 1) {
-      this.oddByte = Buffer.from(pcm.subarray(pcm.length - 1))
-      pcm = pcm.subarray(0, pcm.length - 1)
+    if (this.format.encoding === 'pcm_s16le') {
+      // Keeps 16-bit sample alignment when a payload has an odd length (it happens: CNG, codecs).
+      if (this.oddByte !== undefined) {
+        pcm = Buffer.concat([this.oddByte, payload])
+        this.oddByte = undefined
+      }
+      if (pcm.length % 2 === 1) {
+        this.oddByte = Buffer.from(pcm.subarray(pcm.length - 1))
+        pcm = pcm.subarray(0, pcm.length - 1)
+      }
     }
     if (this.transcriptionError === undefined) this.transcriber?.sendAudio(pcm)
+  }
+
+  private watchForG711(payloadBytes: number): void {
+    const verdict = this.g711Detector?.push(payloadBytes, this.now())
+    if (verdict === undefined) return
+    this.g711Detector = undefined
+    if (verdict === 'clear') return
+    this.suspectedG711 = true
+    this.metrics.g711Suspected()
+    this.log.warn(
+      { kind: '0x10', frameBytes: payloadBytes },
+      'the audio looks like G.711 labelled as slin (160-byte 0x10 frames every 20 ms): Soniox is sent noise. ' +
+        'Add c(slin) to Dial(AudioSocket/host:port/uuid/c(slin)), or set AUDIOSOCKET_SLIN_ENCODING=mulaw (or alaw) if the dialplan cannot change',
+    )
   }
 
   private writeSilence(frame: Buffer): void {
@@ -433,8 +474,8 @@ export class CallSession {
   }
 
   private audioMs(): number {
-    if (this.sampleRate === undefined) return 0
-    return Math.round((this.audioBytes / 2 / this.sampleRate) * 1000)
+    if (this.format === undefined) return 0
+    return Math.round((this.audioBytes / bytesPerSample(this.format) / this.format.sampleRate) * 1000)
   }
 
   // ---- transcripts -----------------------------------------------------------------------------
@@ -588,7 +629,9 @@ export class CallSession {
       reason: endReason,
       duration_ms: durationMs,
       audio_ms: this.audioMs(),
-      sample_rate: this.sampleRate ?? null,
+      sample_rate: this.format?.sampleRate ?? null,
+      audio_encoding: this.format?.encoding ?? null,
+      suspected_g711: this.suspectedG711,
       transcript,
       utterances: this.assembler.utteranceCount,
       soniox: {
@@ -608,7 +651,7 @@ export class CallSession {
         reason: endReason,
         durationMs,
         audioMs: this.audioMs(),
-        sampleRate: this.sampleRate,
+        sampleRate: this.format?.sampleRate,
         frames: this.frameCounts.audio,
         dtmf: this.frameCounts.dtmf,
         utterances: this.assembler.utteranceCount,

@@ -6,14 +6,23 @@
  *
  * A registration is used once: the call that takes it consumes it, so a UUID cannot be replayed.
  */
+import { audioKindForSampleRate } from '../audiosocket/index.js'
 import type { CallOptions } from '../call/call-session.js'
 import { parseSonioxContext } from '../soniox/context.js'
 import { LANGUAGE_CODE } from '../soniox/start-message.js'
+import { valueTooDeep } from '../shared/json-depth.js'
 
 /** Bound on the JSON size of `metadata`: it is echoed in two events per call. */
 export const MAX_METADATA_CHARS = 8192
-/** Registrations held at most; past it new ones are refused (a client registering without calling). */
+/**
+ * Bound on the nesting of `metadata`: the events that echo it are serialised recursively (JSON,
+ * the worker's structured clone), which a few thousand levels would overflow.
+ */
+export const MAX_METADATA_DEPTH = 16
+/** Default of REGISTRATION_MAX_COUNT: registrations held at most (a client registering without calling). */
 export const MAX_REGISTRATIONS = 10000
+/** Default of REGISTRATION_MAX_BYTES: bytes of the registrations' JSON held at most (16 MiB). */
+export const MAX_REGISTRATION_BYTES = 16 * 2 ** 20
 
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -23,7 +32,7 @@ export function canonicalUuid(text: string): string | undefined {
   return CANONICAL_UUID.test(lower) ? lower : undefined
 }
 
-const BODY_FIELDS = ['language_hints', 'language_hints_strict', 'context', 'metadata'] as const
+const BODY_FIELDS = ['language_hints', 'language_hints_strict', 'context', 'metadata', 'sample_rate'] as const
 
 /**
  * Validates a registration body (parsed JSON) into the call's options, or returns every problem.
@@ -32,8 +41,10 @@ const BODY_FIELDS = ['language_hints', 'language_hints_strict', 'context', 'meta
  * ```json
  * { "language_hints": ["en", "es"], "language_hints_strict": true,
  *   "context": { "general": [{ "key": "domain", "value": "banking" }], "terms": ["Northwind"] },
- *   "metadata": { "customer_id": "C-1042", "queue": "support" } }
+ *   "metadata": { "customer_id": "C-1042", "queue": "support" }, "sample_rate": 16000 }
  * ```
+ * `sample_rate` declares the rate the call's audio will have (e.g. 16000 for
+ * `Dial(AudioSocket/.../c(slin16))`), so silence sent before its first audio frame has its kind.
  */
 export function parseRegistration(body: unknown): { options: CallOptions } | { problems: string[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { problems: ['the body must be a JSON object'] }
@@ -69,10 +80,20 @@ export function parseRegistration(body: unknown): { options: CallOptions } | { p
   if (metadata !== undefined) {
     if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
       problems.push('metadata must be a JSON object')
+    } else if (valueTooDeep(metadata, MAX_METADATA_DEPTH)) {
+      problems.push(`metadata nests arrays and objects more than ${MAX_METADATA_DEPTH} levels deep`)
     } else if (JSON.stringify(metadata).length > MAX_METADATA_CHARS) {
       problems.push(`metadata is longer than ${MAX_METADATA_CHARS} characters of JSON`)
     } else {
       options.metadata = metadata as Readonly<Record<string, unknown>>
+    }
+  }
+  const sampleRate = record.sample_rate
+  if (sampleRate !== undefined) {
+    if (typeof sampleRate !== 'number' || audioKindForSampleRate(sampleRate) === undefined) {
+      problems.push('sample_rate must be a rate AudioSocket has a kind for: 8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000 or 192000')
+    } else {
+      options.sampleRate = sampleRate
     }
   }
   if (problems.length > 0) return { problems }
@@ -81,50 +102,77 @@ export function parseRegistration(body: unknown): { options: CallOptions } | { p
 }
 
 interface Entry {
-  readonly options: CallOptions
+  /**
+   * The options as JSON text, parsed again when the call takes them. Held as parsed objects, a
+   * body's shape decides its heap (8 KB of nested empty arrays took 108 KB); as text it takes its
+   * length (twice that if it holds a character beyond Latin-1), whatever the shape.
+   */
+  readonly json: string
+  /** UTF-8 length of `json`: what REGISTRATION_MAX_BYTES counts. */
+  readonly bytes: number
   readonly expiresAt: number
 }
 
+export type RegisterResult =
+  | { stored: true; expiresAt: number; replaced: boolean }
+  /** Full: `limit` says which bound; `retryAfterMs` is when enough will have expired for this one to fit. */
+  | { stored: false; limit: 'count' | 'bytes'; retryAfterMs: number }
+
 /**
- * Registrations by UUID, each alive for `ttlMs`. Expired entries are swept as new ones arrive: the
- * TTL is the same for all, so insertion order is expiry order (a re-registration moves to the end)
- * and a sweep stops at the first live entry. No timer.
+ * Registrations by UUID, each alive for `ttlMs`, bounded in number (`maxCount`) and in bytes of
+ * their JSON (`maxBytes`). Expired entries are swept as new ones arrive: the TTL is the same for
+ * all, so insertion order is expiry order (a re-registration moves to the end) and a sweep stops at
+ * the first live entry. No timer.
  */
 export class RegistrationStore {
   private readonly entries = new Map<string, Entry>()
+  private storedBytes = 0
   private readonly now: () => number
-  private readonly maxEntries: number
+  private readonly maxCount: number
+  private readonly maxBytes: number
 
   constructor(
     private readonly ttlMs: number,
-    options: { now?: () => number; maxEntries?: number } = {},
+    options: { now?: () => number; maxCount?: number; maxBytes?: number } = {},
   ) {
     this.now = options.now ?? Date.now
-    this.maxEntries = options.maxEntries ?? MAX_REGISTRATIONS
+    this.maxCount = options.maxCount ?? MAX_REGISTRATIONS
+    this.maxBytes = options.maxBytes ?? MAX_REGISTRATION_BYTES
   }
 
-  /** Stores (or replaces) the registration; returns its expiry, or undefined when the store is full. */
-  register(uuid: string, options: CallOptions): { expiresAt: number; replaced: boolean } | undefined {
+  /** Stores (or replaces) the registration, unless that would pass either bound (the store is left as it was). */
+  register(uuid: string, options: CallOptions): RegisterResult {
     this.sweep()
-    const replaced = this.entries.delete(uuid)
-    if (!replaced && this.entries.size >= this.maxEntries) return undefined
+    const json = JSON.stringify(options)
+    const bytes = Buffer.byteLength(json)
+    const previous = this.entries.get(uuid)
+    const count = this.entries.size + (previous === undefined ? 1 : 0)
+    const total = this.storedBytes - (previous?.bytes ?? 0) + bytes
+    if (count > this.maxCount || total > this.maxBytes) {
+      return { stored: false, limit: count > this.maxCount ? 'count' : 'bytes', retryAfterMs: this.timeUntilRoom(uuid, count, total) }
+    }
+    if (previous !== undefined) this.delete(uuid, previous)
     const expiresAt = this.now() + this.ttlMs
-    this.entries.set(uuid, { options, expiresAt })
-    return { expiresAt, replaced }
+    this.entries.set(uuid, { json, bytes, expiresAt })
+    this.storedBytes += bytes
+    return { stored: true, expiresAt, replaced: previous !== undefined }
   }
 
   /** Removes a registration; false if there was none (or it had expired). */
   remove(uuid: string): boolean {
     this.sweep()
-    return this.entries.delete(uuid)
+    const entry = this.entries.get(uuid)
+    if (entry === undefined) return false
+    this.delete(uuid, entry)
+    return true
   }
 
-  /** The call's options, consumed; undefined when not registered or expired. */
+  /** The call's options (a frozen copy), consumed; undefined when not registered or expired. */
   take(uuid: string): CallOptions | undefined {
     const entry = this.entries.get(uuid)
     if (entry === undefined) return undefined
-    this.entries.delete(uuid)
-    return entry.expiresAt > this.now() ? entry.options : undefined
+    this.delete(uuid, entry)
+    return entry.expiresAt > this.now() ? freeze(JSON.parse(entry.json) as CallOptions) : undefined
   }
 
   get size(): number {
@@ -132,11 +180,47 @@ export class RegistrationStore {
     return this.entries.size
   }
 
+  /** Bytes of JSON held (REGISTRATION_MAX_BYTES counts these). */
+  get bytes(): number {
+    this.sweep()
+    return this.storedBytes
+  }
+
+  private delete(uuid: string, entry: Entry): void {
+    this.entries.delete(uuid)
+    this.storedBytes -= entry.bytes
+  }
+
   private sweep(): void {
     const now = this.now()
     for (const [uuid, entry] of this.entries) {
       if (entry.expiresAt > now) return
-      this.entries.delete(uuid)
+      this.delete(uuid, entry)
     }
   }
+
+  /**
+   * How long until enough entries expire (oldest first) for a registration that would make the
+   * store `count` entries and `total` bytes to fit; a whole TTL if even an empty store is too small.
+   */
+  private timeUntilRoom(uuid: string, count: number, total: number): number {
+    const now = this.now()
+    for (const [id, entry] of this.entries) {
+      // The entry being replaced is already counted out.
+      if (id === uuid) continue
+      count--
+      total -= entry.bytes
+      if (count <= this.maxCount && total <= this.maxBytes) return entry.expiresAt - now
+    }
+    return this.ttlMs
+  }
+}
+
+/** Freezes parsed JSON all the way down: options that passed parseRegistration nest a few levels (MAX_METADATA_DEPTH), so recursion is safe. */
+function freeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) freeze(child)
+    Object.freeze(value)
+  }
+  return value
 }

@@ -74,6 +74,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     'audiosocket_connections_failed_total',
     'Connections that ended before a call started: not AudioSocket, a bad or missing UUID frame, a protocol violation, a socket error.',
   )
+  const g711Suspected = r.counter(
+    'audiosocket_calls_g711_suspected_total',
+    'Calls whose 0x10 audio looks like G.711 labelled as slin (Dial(AudioSocket/...) without c(slin)): add c(slin), or set AUDIOSOCKET_SLIN_ENCODING.',
+  )
   const faults = r.counter(
     'audiosocket_call_faults_total',
     "Exceptions inside one call's own handling (bugs, ERR_CALL_INTERNAL): each ended that call with reason error; the process and the other calls went on.",
@@ -134,6 +138,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
     connectionFailed() {
       failedConnections.inc()
+    },
+    g711Suspected() {
+      g711Suspected.inc()
     },
     frameReceived(type, payloadBytes) {
       const series = inByType[type]

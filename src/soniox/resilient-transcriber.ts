@@ -20,12 +20,13 @@ import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
 import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
+import { bytesPerSample, type AudioFormat } from './start-message.js'
 import { isRetriableSonioxError, type SonioxError, type SonioxMetrics, type SonioxSessionHandlers } from './soniox-session.js'
 import type { SonioxHealth } from './soniox-health.js'
 
 /** What this class needs of a session; SonioxSession is the real one. */
 export interface SessionLike {
-  start(format: { sampleRate: number }): void
+  start(format: AudioFormat): void
   sendAudio(chunk: Buffer): void
   finish(): Promise<void>
   close(): void
@@ -91,7 +92,7 @@ interface SessionRecord {
 export class ResilientTranscriber {
   private state: State = 'active'
   private current: SessionRecord | undefined
-  private format: { sampleRate: number } | undefined
+  private format: AudioFormat | undefined
   private ring: AudioRing | undefined
   /** Call byte position up to which Soniox has finalized everything. */
   private finalPos = 0
@@ -125,7 +126,7 @@ export class ResilientTranscriber {
     this.current = this.openSession(0)
   }
 
-  start(format: { sampleRate: number }): void {
+  start(format: AudioFormat): void {
     if (this.format !== undefined) return
     this.format = format
     this.ring = new AudioRing(this.msToBytes(this.options.maxBufferedAudioMs))
@@ -371,12 +372,12 @@ export class ResilientTranscriber {
 
   private msToBytes(ms: number): number {
     const rate = this.format?.sampleRate ?? 8000
-    return Math.round((ms * rate) / 1000) * 2
+    return Math.round((ms * rate) / 1000) * (this.format ? bytesPerSample(this.format) : 2)
   }
 
   private bytesToMs(bytes: number): number {
     const rate = this.format?.sampleRate ?? 8000
-    return (bytes / 2 / rate) * 1000
+    return (bytes / (this.format ? bytesPerSample(this.format) : 2) / rate) * 1000
   }
 }
 

@@ -18,7 +18,7 @@ import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { AppError } from '../shared/errors.js'
 import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
-import { buildStartMessage, type AudioFormat, type RecognitionOptions } from './start-message.js'
+import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 
 export type SonioxSessionState = 'connecting' | 'open' | 'streaming' | 'finishing' | 'finished' | 'failed' | 'closed'
@@ -111,8 +111,6 @@ export function isRetriableSonioxError(error: AppError): boolean {
       return false
   }
 }
-
-const BYTES_PER_SAMPLE = 2
 
 function defaultCreateSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number): WebSocket {
   return new WebSocket(url, { headers, handshakeTimeout: handshakeTimeoutMs, perMessageDeflate: false })
@@ -260,8 +258,8 @@ export class SonioxSession {
   }
 
   private bytesForMs(ms: number): number {
-    const rate = this.format?.sampleRate ?? 8000
-    return Math.ceil((rate * ms) / 1000) * BYTES_PER_SAMPLE
+    if (this.format === undefined) return Math.ceil((8000 * ms) / 1000) * 2
+    return Math.ceil((this.format.sampleRate * ms) / 1000) * bytesPerSample(this.format)
   }
 
   /**

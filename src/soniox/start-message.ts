@@ -25,8 +25,22 @@ export interface RecognitionOptions {
 /** ISO 639 code with optional subtags: what Soniox's language_hints take. */
 export const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
 
+/**
+ * How the call's audio is encoded. 16-bit linear PCM (what AudioSocket's slin kinds carry), or
+ * G.711 as Asterisk sends it under kind 0x10 when the dialplan does not ask for slin: Soniox takes
+ * `mulaw` and `alaw` as they are, so nothing is converted.
+ */
+export type AudioEncoding = 'pcm_s16le' | 'mulaw' | 'alaw'
+
 export interface AudioFormat {
   sampleRate: number
+  /** Default pcm_s16le. */
+  encoding?: AudioEncoding
+}
+
+/** Bytes per sample of an encoding: 2 for 16-bit PCM, 1 for G.711. */
+export function bytesPerSample(format: AudioFormat): number {
+  return format.encoding === undefined || format.encoding === 'pcm_s16le' ? 2 : 1
 }
 
 /** Soniox limits client_reference_id to 256 characters; a call UUID is 36. */
@@ -35,7 +49,7 @@ const MAX_CLIENT_REFERENCE_ID = 256
 export function buildStartMessage(options: RecognitionOptions, format: AudioFormat, clientReferenceId: string): Record<string, unknown> {
   const message: Record<string, unknown> = {
     model: options.model,
-    audio_format: 'pcm_s16le',
+    audio_format: format.encoding ?? 'pcm_s16le',
     sample_rate: format.sampleRate,
     num_channels: 1,
     client_reference_id: clientReferenceId.slice(0, MAX_CLIENT_REFERENCE_ID),

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
 import { createLogger } from '../../src/logger.js'
 import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
+import type { AudioFormat } from '../../src/soniox/start-message.js'
 import type { TranscriberStats } from '../../src/soniox/resilient-transcriber.js'
 import type { EventEnvelope, EventSink } from '../../src/webhook/envelope.js'
 import { AppError } from '../../src/shared/errors.js'
@@ -19,6 +20,7 @@ import { waitUntil } from '../support/wait.js'
 const SETTINGS: CallSettings = {
   firstFrameTimeoutMs: 2000,
   slinSampleRate: 8000,
+  slinEncoding: 'slin',
   maxPayloadBytes: 65535,
   stallTimeoutMs: 2000,
   hangupGraceMs: 500,
@@ -29,14 +31,14 @@ const SETTINGS: CallSettings = {
 }
 
 class RecordingTranscriber implements Transcriber {
-  format: { sampleRate: number } | undefined
+  format: AudioFormat | undefined
   /** The call's own recognition options, as the factory received them. */
   recognition: CallRecognitionOptions | undefined
   readonly chunks: Buffer[] = []
   finished = false
   closedCount = 0
   constructor(readonly handlers: SonioxSessionHandlers) {}
-  start(format: { sampleRate: number }): void {
+  start(format: AudioFormat): void {
     this.format = format
   }
   sendAudio(chunk: Buffer): void {
@@ -121,6 +123,7 @@ const NO_CALL_METRICS: CallMetrics = {
   callEnded() {},
   callFaulted() {},
   connectionFailed() {},
+  g711Suspected() {},
   frameReceived() {},
   frameSent() {},
 }
@@ -144,7 +147,7 @@ t.test('0x10 audio takes AUDIOSOCKET_SLIN_SAMPLE_RATE (old Asterisk labels slin1
   const r = await rig(t, { slinSampleRate: 16000 })
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 640)]))
   await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
-  t.same(r.transcriber().format, { sampleRate: 16000 })
+  t.same(r.transcriber().format, { sampleRate: 16000, encoding: 'pcm_s16le' })
   r.peer.end()
   await r.call.closed()
   t.equal(r.events.at(-1)?.data.audio_ms, 20, '640 bytes at 16 kHz is 20 ms')
@@ -155,7 +158,7 @@ t.test('wideband kinds give their own rate, whatever the 0x10 setting', async (t
     const r = await rig(t, { slinSampleRate: 16000 })
     r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(kind, 320)]))
     await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
-    t.same(r.transcriber().format, { sampleRate: rate }, `kind 0x${kind.toString(16)}`)
+    t.same(r.transcriber().format, { sampleRate: rate, encoding: 'pcm_s16le' }, `kind 0x${kind.toString(16)}`)
     r.peer.end()
     await r.call.closed()
   }
@@ -315,6 +318,7 @@ t.test('metrics: every frame by type and size, calls started and ended by reason
     callEnded: (reason) => add(`ended:${reason}`),
     callFaulted: () => add('faulted'),
     connectionFailed: () => add('failed'),
+    g711Suspected: () => add('g711'),
     frameReceived: (type, bytes) => {
       add(`frames:${type}`)
       add(`bytes:${type}`, bytes)
@@ -356,6 +360,7 @@ async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
     callEnded() {},
     callFaulted: () => void faults.push('fault'),
     connectionFailed() {},
+    g711Suspected() {},
     frameReceived() {},
     frameSent() {},
   }
@@ -454,4 +459,76 @@ t.test('lines a peer triggers before its call exists share one throttle: one per
   t.same([warn(second), warn(third)], [[], []], 'the same cause within the interval: no line')
   t.match(warn(fourth), [{ errorCode: 'ERR_AUDIOSOCKET_FIRST_FRAME', suppressed: 2 }], 'the next line says how many were held back')
   t.equal(failed.length, 4, 'the metric counts every one')
+})
+
+// ---- what 0x10 carries: slin, or G.711 mislabelled ----------------------------------------------
+
+/**
+ * Sends `count` 0x10 frames of `bytes` each, one per `everyMs` of the call's clock, each processed
+ * before the clock moves on (as Asterisk paces them).
+ */
+async function paced(r: Rig, count: number, bytes: number, everyMs: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const before = r.transcriber().audio.length
+    r.peer.write(frames.audio(0x10, bytes, 0x55))
+    await waitUntil(() => r.transcriber().audio.length === before + bytes, 'frame taken')
+    r.clock.now += everyMs
+  }
+}
+
+t.test('G.711 labelled as slin (160-byte 0x10 frames every 20 ms): one warn line naming c(slin), a metric, call.ended says so', async (t) => {
+  const suspected: string[] = []
+  const r = await rig(t, {}, { metrics: { ...NO_CALL_METRICS, g711Suspected: () => void suspected.push('g711') } })
+  r.peer.write(frames.uuid(randomUUID()))
+  await waitUntil(() => r.call.state === 'streaming', 'started')
+  await paced(r, 60, 160, 20)
+  r.peer.end()
+  await r.call.closed()
+  const warnings = r.logs.filter((l) => l.level === 40)
+  t.equal(warnings.length, 1)
+  t.match(warnings[0]?.msg, /looks like G\.711 labelled as slin.*c\(slin\).*AUDIOSOCKET_SLIN_ENCODING=mulaw/)
+  t.same(suspected, ['g711'])
+  t.match(r.events.at(-1)?.data, { suspected_g711: true, audio_encoding: 'pcm_s16le', sample_rate: 8000 })
+})
+
+t.test('real 8 kHz slin is never suspected: 160-byte frames every 10 ms (ptime 10), or 320 every 20 ms', async (t) => {
+  for (const [bytes, everyMs] of [[160, 10], [320, 20]] as const) {
+    const r = await rig(t)
+    r.peer.write(frames.uuid(randomUUID()))
+    await waitUntil(() => r.call.state === 'streaming', 'started')
+    await paced(r, 1200 / everyMs, bytes, everyMs)
+    r.peer.end()
+    await r.call.closed()
+    t.same(r.logs.filter((l) => l.level === 40), [], `${bytes} bytes every ${everyMs} ms: no warning`)
+    t.match(r.events.at(-1)?.data, { suspected_g711: false }, `${bytes} bytes every ${everyMs} ms`)
+  }
+})
+
+t.test('AUDIOSOCKET_SLIN_ENCODING=mulaw: 0x10 goes to the transcriber as mulaw at 8 kHz, one byte a sample, never realigned', async (t) => {
+  const r = await rig(t, { slinEncoding: 'mulaw' })
+  r.peer.write(frames.uuid(randomUUID()))
+  await waitUntil(() => r.call.state === 'streaming', 'started')
+  r.peer.write(Buffer.concat([frames.audio(0x10, 160, 0xff), frames.audio(0x10, 161, 0x7f)]))
+  await waitUntil(() => r.transcriber().audio.length === 321, 'audio taken as it came')
+  t.same(r.transcriber().format, { sampleRate: 8000, encoding: 'mulaw' })
+  t.same(r.transcriber().chunks.map((c) => c.length), [160, 161], 'odd lengths pass: a G.711 sample is one byte')
+  await paced(r, 60, 160, 20)
+  r.peer.end()
+  await r.call.closed()
+  t.match(r.events.at(-1)?.data, { audio_encoding: 'mulaw', sample_rate: 8000, audio_ms: 1240, suspected_g711: false }, '321 + 9,600 bytes at 8,000 a second')
+})
+
+t.test('silence before the first audio frame has the kind the call declared (a wideband channel-driver call)', async (t) => {
+  const r = await rig(t, { silenceMode: 'continuous' }, { admit: () => ({ admitted: true, options: { sampleRate: 16000 } }) })
+  const first = new Promise<Buffer>((resolve) => {
+    let got = Buffer.alloc(0)
+    r.peer.on('data', (chunk: Buffer) => {
+      got = Buffer.concat([got, chunk])
+      if (got.length >= 3 + 640) resolve(got)
+    })
+  })
+  r.peer.write(frames.uuid(randomUUID()))
+  const bytes = await first
+  t.same([bytes[0], bytes.readUInt16BE(1)], [0x12, 640], '20 ms of 16 kHz silence (0x12), not 8 kHz 0x10')
+  await r.call.shutdown()
 })

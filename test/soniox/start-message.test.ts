@@ -40,6 +40,13 @@ t.test('minimal options give exactly the required fields', async (t) => {
   t.equal(off.sample_rate, 16000, 'the sample rate comes from the audio format')
 })
 
+t.test('G.711 audio is declared as Soniox\'s own mulaw / alaw format, not converted', async (t) => {
+  for (const encoding of ['mulaw', 'alaw'] as const) {
+    t.match(buildStartMessage(MINIMAL, { sampleRate: 8000, encoding }, CALL_ID), { audio_format: encoding, sample_rate: 8000, num_channels: 1 }, encoding)
+  }
+  t.equal(buildStartMessage(MINIMAL, { sampleRate: 16000, encoding: 'pcm_s16le' }, CALL_ID).audio_format, 'pcm_s16le')
+})
+
 t.test('unset optional fields are omitted, not sent as null', async (t) => {
   const message = buildStartMessage(MINIMAL, { sampleRate: 8000 }, CALL_ID)
   for (const field of [
