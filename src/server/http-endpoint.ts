@@ -5,21 +5,64 @@
  *   GET  /readyz          200 while new calls are accepted; 503 while draining or while Soniox
  *                         refuses the account (401/402): a load balancer sends calls elsewhere
  *   GET  /metrics         Prometheus text format
- *   POST /calls/{uuid}    pre-register a call (bearer HTTP_TOKEN; body: see registrations.ts)
+ *   POST /calls/{uuid}    pre-register a call (bearer HTTP_TOKEN; body: see registrations.ts);
+ *                         429 with Retry-After while REGISTRATION_MAX_COUNT / _BYTES are reached
  *   DELETE /calls/{uuid}  withdraw a registration
  *
  * It stays up while the server drains, so the load balancer sees the 503 and the metrics stay
  * readable until the process exits.
+ *
+ * Anyone who reaches the port can send requests at will: every refusal is counted
+ * (`metrics.requestRefused`), but the log lines a peer can cause are throttled per cause, each
+ * carrying how many were held back, and client errors (4xx) are never logged above debug except a
+ * wrong token (warn). Input is bounded before anything recursive sees it (body size, nesting).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../logger.js'
+import { jsonTextTooDeep } from '../shared/json-depth.js'
+import { LogThrottle } from '../shared/log-throttle.js'
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js'
 import { canonicalUuid, parseRegistration, type RegistrationStore } from './registrations.js'
 
 /** Registration bodies are small JSON objects; anything larger is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024
+/**
+ * Nesting refused before JSON.parse: a valid body nests a few levels (metadata at most
+ * MAX_METADATA_DEPTH + 1), and a 30,000-level one would overflow the stack of whatever walks it.
+ */
+export const MAX_BODY_DEPTH = 32
+/** A log line a peer can cause is written at most once per cause per this interval. */
+const LOG_INTERVAL_MS = 10_000
+/** Paths are logged up to this length: a request line may be kilobytes long. */
+const LOGGED_PATH_CHARS = 100
+
+/** Why a request was refused: the label of audiosocket_http_requests_refused_total. */
+export type HttpRefusalReason =
+  | 'unauthorized'
+  | 'registration_disabled'
+  | 'bad_request'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'too_large'
+  | 'registrations_full'
+  | 'draining'
+
+export const HTTP_REFUSAL_REASONS: readonly HttpRefusalReason[] = [
+  'unauthorized',
+  'registration_disabled',
+  'bad_request',
+  'not_found',
+  'method_not_allowed',
+  'too_large',
+  'registrations_full',
+  'draining',
+]
+
+export interface HttpMetrics {
+  requestRefused(reason: HttpRefusalReason): void
+}
 
 export interface NotReady {
   /** Stable token: `starting`, `draining`, `soniox_account`. */
@@ -38,6 +81,9 @@ export interface HttpEndpointOptions {
   registrations: RegistrationStore
   /** Bearer token for /calls; null disables registration (403). */
   token: string | null
+  metrics?: HttpMetrics
+  /** Clock of the log throttle (tests). */
+  now?: () => number
 }
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, uuid: string) => void | Promise<void>
@@ -45,12 +91,15 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse, uuid: strin
 export class HttpEndpoint {
   private readonly server: http.Server
   private readonly tokenDigest: Buffer | undefined
+  private readonly logThrottle: LogThrottle
 
   constructor(private readonly options: HttpEndpointOptions) {
     this.tokenDigest = options.token === null ? undefined : sha256(options.token)
+    this.logThrottle = new LogThrottle(LOG_INTERVAL_MS, options.now)
     this.server = http.createServer((req, res) => {
       this.route(req, res).catch((err: unknown) => {
-        options.logger.error({ err, method: req.method, url: req.url }, 'HTTP endpoint bug')
+        const suppressed = this.logThrottle.take('bug')
+        if (suppressed !== undefined) options.logger.error({ err, method: req.method, path: loggedPath(req), suppressed }, 'HTTP endpoint bug')
         if (!res.headersSent) json(res, 500, { error: 'internal error' })
         else res.destroy()
       })
@@ -88,65 +137,104 @@ export class HttpEndpoint {
     const read = method === 'GET' || method === 'HEAD'
     switch (path) {
       case '/healthz':
-        if (!read) return methodNotAllowed(res, 'GET, HEAD')
+        if (!read) return this.methodNotAllowed(res, 'GET, HEAD')
         return json(res, 200, { status: 'ok' })
       case '/readyz': {
-        if (!read) return methodNotAllowed(res, 'GET, HEAD')
+        if (!read) return this.methodNotAllowed(res, 'GET, HEAD')
         const notReady = this.options.notReady()
         if (notReady !== undefined) return json(res, 503, { status: 'not_ready', reason: notReady.reason, ...notReady.detail })
         return json(res, 200, { status: 'ready', active_calls: this.options.activeCalls() })
       }
       case '/metrics':
-        if (!read) return methodNotAllowed(res, 'GET, HEAD')
+        if (!read) return this.methodNotAllowed(res, 'GET, HEAD')
         res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' })
         res.end(method === 'HEAD' ? undefined : this.options.renderMetrics())
         return
     }
     const m = /^\/calls\/([^/]+)$/.exec(path)
-    if (m === null) return json(res, 404, { error: 'not found' })
+    if (m === null) return this.refuse(res, 'not_found', 404, { error: 'not found' })
     const handler: Handler | undefined = method === 'POST' ? this.register : method === 'DELETE' ? this.unregister : undefined
-    if (handler === undefined) return methodNotAllowed(res, 'POST, DELETE')
+    if (handler === undefined) return this.methodNotAllowed(res, 'POST, DELETE')
     if (!this.authorize(req, res)) return
-    const uuid = canonicalUuid(decodeURIComponent(m[1] ?? ''))
-    if (uuid === undefined) return json(res, 400, { error: 'the path must be /calls/<uuid>, a UUID in its 36-character form' })
+    const uuid = canonicalUuid(percentDecode(m[1] ?? '') ?? '')
+    if (uuid === undefined) return this.badRequest(res, 'the path must be /calls/<uuid>, a UUID in its 36-character form')
     await handler.call(this, req, res, uuid)
   }
 
   private authorize(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     if (this.tokenDigest === undefined) {
-      json(res, 403, { error: 'call registration is disabled: set HTTP_TOKEN' })
+      this.refuse(res, 'registration_disabled', 403, { error: 'call registration is disabled: set HTTP_TOKEN' })
       return false
     }
     const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')
     // Compare digests: equal lengths for timingSafeEqual, and no timing hint about the token's length.
     if (match === null || !timingSafeEqual(sha256(match[1] ?? ''), this.tokenDigest)) {
-      this.options.logger.warn({ remote: req.socket.remoteAddress, path: req.url }, 'HTTP request refused: missing or wrong bearer token')
+      const suppressed = this.logThrottle.take('unauthorized')
+      if (suppressed !== undefined) {
+        this.options.logger.warn({ remote: req.socket.remoteAddress, method: req.method, path: loggedPath(req), suppressed }, 'HTTP request refused: missing or wrong bearer token')
+      }
       res.setHeader('www-authenticate', 'Bearer')
-      json(res, 401, { error: 'a valid "Authorization: Bearer <HTTP_TOKEN>" header is required' })
+      this.refuse(res, 'unauthorized', 401, { error: 'a valid "Authorization: Bearer <HTTP_TOKEN>" header is required' })
       return false
     }
     return true
   }
 
   private async register(req: http.IncomingMessage, res: http.ServerResponse, uuid: string): Promise<void> {
-    const text = await readBody(req, res)
-    if (text === undefined) return
+    const text = await readBody(req)
+    if (text === ABORTED) {
+      this.options.logger.debug({ path: loggedPath(req) }, 'HTTP request abandoned by the client before its body ended')
+      res.destroy()
+      return
+    }
+    if (text === TOO_LARGE) {
+      res.setHeader('connection', 'close')
+      return this.refuse(res, 'too_large', 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` })
+    }
     let body: unknown = {}
     if (text.trim() !== '') {
+      if (jsonTextTooDeep(text, MAX_BODY_DEPTH)) return this.badRequest(res, `the body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep`)
       try {
         body = JSON.parse(text)
       } catch {
-        return json(res, 400, { error: 'the body must be JSON' })
+        return this.badRequest(res, 'the body must be JSON')
       }
     }
     const parsed = parseRegistration(body)
-    if ('problems' in parsed) return json(res, 400, { error: parsed.problems.join('; ') })
+    if ('problems' in parsed) return this.badRequest(res, parsed.problems.join('; '))
     const notReady = this.options.notReady()
-    if (notReady?.reason === 'draining') return json(res, 503, { error: 'the server is draining and takes no new calls' })
+    if (notReady?.reason === 'draining') return this.refuse(res, 'draining', 503, { error: 'the server is draining and takes no new calls' })
     const stored = this.options.registrations.register(uuid, parsed.options)
-    if (stored === undefined) return json(res, 503, { error: 'too many registrations waiting for their call' })
+    if (!stored.stored) {
+      const setting = stored.limit === 'count' ? 'REGISTRATION_MAX_COUNT' : 'REGISTRATION_MAX_BYTES'
+      const retryAfterSeconds = Math.max(1, Math.ceil(stored.retryAfterMs / 1000))
+      const suppressed = this.logThrottle.take('registrations_full')
+      if (suppressed !== undefined) this.options.logger.warn({ setting, retryAfterSeconds, suppressed }, `call registration refused: ${setting} reached`)
+      res.setHeader('retry-after', String(retryAfterSeconds))
+      return this.refuse(res, 'registrations_full', 429, {
+        error: `too many registrations waiting for their call (${setting}); retry in ${retryAfterSeconds} s`,
+        setting,
+      })
+    }
     this.options.logger.debug({ callId: uuid, replaced: stored.replaced }, 'call registered')
     json(res, stored.replaced ? 200 : 201, { call_id: uuid, expires_at: new Date(stored.expiresAt).toISOString() })
+  }
+
+  /** Answers a refusal and counts it; logging, where there is any, is the caller's. */
+  private refuse(res: http.ServerResponse, reason: HttpRefusalReason, status: number, body: Record<string, unknown>): void {
+    this.options.metrics?.requestRefused(reason)
+    json(res, status, body)
+  }
+
+  /** A client's mistake: counted, and logged at debug only (the client reads the reason in the answer). */
+  private badRequest(res: http.ServerResponse, error: string): void {
+    this.options.logger.debug({ error: error.slice(0, 200) }, 'HTTP request refused: bad request')
+    this.refuse(res, 'bad_request', 400, { error })
+  }
+
+  private methodNotAllowed(res: http.ServerResponse, allow: string): void {
+    res.setHeader('allow', allow)
+    this.refuse(res, 'method_not_allowed', 405, { error: `method not allowed; use ${allow}` })
   }
 
   private unregister(_req: http.IncomingMessage, res: http.ServerResponse, uuid: string): void {
@@ -168,19 +256,33 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.end(res.req.method === 'HEAD' ? undefined : text)
 }
 
-function methodNotAllowed(res: http.ServerResponse, allow: string): void {
-  res.setHeader('allow', allow)
-  json(res, 405, { error: `method not allowed; use ${allow}` })
+/** The path of a request, cut to a length fit for a log line. */
+function loggedPath(req: http.IncomingMessage): string {
+  const path = (req.url ?? '').split('?')[0] ?? ''
+  return path.length > LOGGED_PATH_CHARS ? `${path.slice(0, LOGGED_PATH_CHARS)}...` : path
 }
 
-/** The request body as text, or undefined after answering 413 for one above MAX_BODY_BYTES. */
-function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
+/** decodeURIComponent, or undefined for a malformed escape (`%E0%A4%A`), which it throws on. */
+function percentDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return undefined
+  }
+}
+
+const TOO_LARGE = Symbol('too large')
+const ABORTED = Symbol('aborted')
+
+/**
+ * The request body as text; TOO_LARGE for one above MAX_BODY_BYTES (the rest is read and dropped);
+ * ABORTED when the client went away before sending it all, which is its business, not an error here.
+ */
+function readBody(req: http.IncomingMessage): Promise<string | typeof TOO_LARGE | typeof ABORTED> {
+  return new Promise((resolve) => {
     const tooLarge = (): void => {
-      res.setHeader('connection', 'close')
-      json(res, 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` })
       req.resume()
-      resolve(undefined)
+      resolve(TOO_LARGE)
     }
     if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return tooLarge()
     const chunks: Buffer[] = []
@@ -199,6 +301,9 @@ function readBody(req: http.IncomingMessage, res: http.ServerResponse): Promise<
     req.on('end', () => {
       if (!over) resolve(Buffer.concat(chunks).toString('utf8'))
     })
-    req.on('error', reject)
+    req.on('error', () => resolve(ABORTED))
+    req.on('close', () => {
+      if (!req.complete) resolve(ABORTED)
+    })
   })
 }
