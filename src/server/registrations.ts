@@ -105,7 +105,8 @@ interface Entry {
   /**
    * The options as JSON text, parsed again when the call takes them. Held as parsed objects, a
    * body's shape decides its heap (8 KB of nested empty arrays took 108 KB); as text it takes its
-   * length (twice that if it holds a character beyond Latin-1), whatever the shape.
+   * length (twice that if it holds a character beyond Latin-1), whatever the shape. So CallOptions
+   * must stay plain JSON values (they come from a JSON body): a Date or an undefined would not survive.
    */
   readonly json: string
   /** UTF-8 length of `json`: what REGISTRATION_MAX_BYTES counts. */
