@@ -44,10 +44,13 @@ import path from 'node:path'
 import { AppError, isErrnoException } from '../shared/errors.js'
 
 export const SPOOL_LOCK_FILE = 'spool.lock'
-/** How often the holder marks its lock fresh. */
-export const LOCK_REFRESH_INTERVAL_MS = 10_000
-/** A lock that cannot be checked directly (another host or container) is stale once unrefreshed this long. */
-export const LOCK_STALE_AFTER_MS = 60_000
+/** How often the holder marks its lock fresh (one utimes a tick: nothing). */
+export const LOCK_REFRESH_INTERVAL_MS = 5_000
+/**
+ * A lock that cannot be checked directly (another host or container) is stale once unrefreshed this
+ * long: four missed refreshes. Short, because a container restarted after a crash waits this long.
+ */
+export const LOCK_STALE_AFTER_MS = 20_000
 /** The unit of /proc/<pid>/stat start times (USER_HZ): 100 on every Linux architecture Node runs on. */
 const CLOCK_TICKS_PER_SECOND = 100
 /** Tolerance when comparing a process start time with a file time: boot time has 1 s resolution, clocks get stepped. */
