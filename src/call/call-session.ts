@@ -20,6 +20,7 @@ import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LEN
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { createGuard, type Guard } from '../shared/guard.js'
 import { LogThrottle } from '../shared/log-throttle.js'
+import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../shared/long-timer.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../webhook/envelope.js'
 import type { SonioxResult } from '../soniox/messages.js'
@@ -178,9 +179,9 @@ export class CallSession {
   private readonly startedAt: number
   /** The first three bytes, until they have been checked against the UUID frame header. */
   private readonly firstHeader: number[] = []
-  private firstFrameTimer: NodeJS.Timeout | undefined
-  private stallTimer: NodeJS.Timeout | undefined
-  private graceTimer: NodeJS.Timeout | undefined
+  private firstFrameTimer: LongTimeout | undefined
+  private stallTimer: LongTimeout | undefined
+  private graceTimer: LongTimeout | undefined
 
   private callIdValue: string | undefined
   private events: CallEventFactory | undefined
@@ -305,7 +306,7 @@ export class CallSession {
   /** A partial frame that is not completed in time means a broken peer, not a slow one. */
   private watchForStall(): void {
     if (this.parser.bufferedBytes === 0) {
-      if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
+      clearLongTimeout(this.stallTimer)
       this.stallTimer = undefined
       return
     }
@@ -383,7 +384,7 @@ export class CallSession {
     this.stateValue = 'streaming'
     this.callIdValue = uuid
     this.log = this.deps.logger.child({ callId: uuid })
-    if (this.firstFrameTimer !== undefined) clearTimeout(this.firstFrameTimer)
+    clearLongTimeout(this.firstFrameTimer)
     this.firstFrameTimer = undefined
     this.events = new CallEventFactory(uuid, this.now)
     this.metrics.callStarted()
@@ -402,7 +403,7 @@ export class CallSession {
           afterMs: this.settings.silenceAfterMs,
           write: (frame) => this.writeSilence(frame),
           now: this.now,
-          setTimer: (fn, ms) => this.setTimer(fn, ms),
+          setTimer: (fn, ms) => setTimeout(this.guard(fn), ms),
         },
         silenceFrame(declaredKind ?? Kind.Slin8),
       )
@@ -533,8 +534,9 @@ export class CallSession {
     void this.end('error', new AppError('ERR_CALL_INTERNAL', `exception in the call's handling: ${message}`, { cause: err }))
   }
 
-  private setTimer(fn: () => void, ms: number): NodeJS.Timeout {
-    return setTimeout(this.guard(fn), ms)
+  /** The call's own timers: inside its fault boundary, and any delay a setting may give. */
+  private setTimer(fn: () => void, ms: number): LongTimeout {
+    return setLongTimeout(this.guard(fn), ms)
   }
 
   private onEnd(): void {
@@ -560,7 +562,7 @@ export class CallSession {
 
   private onSocketClose(): void {
     this.deps.wireTap?.close()
-    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer)
+    clearLongTimeout(this.graceTimer)
     this.graceTimer = undefined
     if (this.receiving) void this.end('hangup')
   }
@@ -675,8 +677,8 @@ export class CallSession {
   }
 
   private clearTimers(): void {
-    if (this.firstFrameTimer !== undefined) clearTimeout(this.firstFrameTimer)
-    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer)
+    clearLongTimeout(this.firstFrameTimer)
+    clearLongTimeout(this.stallTimer)
     this.firstFrameTimer = undefined
     this.stallTimer = undefined
   }

@@ -5,6 +5,7 @@
  */
 import net from 'node:net'
 import { LogThrottle } from '../shared/log-throttle.js'
+import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import { encodeHangup } from '../audiosocket/index.js'
 import type { Logger } from '../logger.js'
 import type { CallSession } from '../call/call-session.js'
@@ -69,12 +70,12 @@ export class AudioSocketServer {
     if (this.calls.size === 0) return Promise.resolve(true)
     return new Promise((resolve) => {
       const done = (idle: boolean): void => {
-        clearTimeout(timer)
+        clearLongTimeout(timer)
         this.idleWaiters.delete(onIdle)
         resolve(idle)
       }
       const onIdle = (): void => done(true)
-      const timer = setTimeout(() => done(false), timeoutMs)
+      const timer = setLongTimeout(() => done(false), timeoutMs)
       this.idleWaiters.add(onIdle)
     })
   }
@@ -134,9 +135,8 @@ export class AudioSocketServer {
     socket.on('error', () => {})
     socket.on('data', () => {})
     socket.end(encodeHangup())
-    const grace = setTimeout(() => socket.destroy(), this.options.hangupGraceMs ?? 2000)
-    grace.unref()
-    socket.once('close', () => clearTimeout(grace))
+    const grace = setLongTimeout(() => socket.destroy(), this.options.hangupGraceMs ?? 2000).unref()
+    socket.once('close', () => clearLongTimeout(grace))
     socket.resume()
   }
 

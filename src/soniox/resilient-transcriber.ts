@@ -17,6 +17,7 @@
 import { AppError } from '../shared/errors.js'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
+import { longTimer, type LongWait } from '../shared/long-timer.js'
 import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
@@ -78,6 +79,8 @@ export interface ResilientTranscriberOptions {
 
 type State = 'active' | 'waiting' | 'rotating' | 'done' | 'failed'
 
+type Timer = NodeJS.Timeout | LongWait<NodeJS.Timeout>
+
 /** One Soniox session and where its audio sits in the call. */
 interface SessionRecord {
   readonly session: SessionLike
@@ -99,13 +102,13 @@ export class ResilientTranscriber {
   private endRequested = false
   private attempts = 0
   private streakStartedAt = 0
-  private retryTimer: NodeJS.Timeout | undefined
-  private finishDeadline: NodeJS.Timeout | undefined
+  private retryTimer: Timer | undefined
+  private finishDeadline: Timer | undefined
   private readonly backoff: Backoff
   private finishWaiters: Array<() => void> = []
   private readonly now: () => number
-  private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
-  private readonly clearTimer: (timer: NodeJS.Timeout) => void
+  private readonly setTimer: (fn: () => void, ms: number) => Timer
+  private readonly clearTimer: (timer: Timer) => void
   private readonly counters = { sessions: 0, reconnects: 0, resentBytes: 0, droppedBytes: 0 }
   /** Call position just past the last byte ever handed to any session (to count resends). */
   private sentHighWater = 0
@@ -115,8 +118,10 @@ export class ResilientTranscriber {
     private readonly handlers: SonioxSessionHandlers,
   ) {
     this.now = options.now ?? Date.now
-    this.setTimer = guardedTimer(options.setTimer ?? setTimeout, options.guard ?? UNGUARDED)
-    this.clearTimer = options.clearTimer ?? clearTimeout
+    // Both delays come from settings (backoff, SONIOX_FINISH_TIMEOUT_MS): any length is waited out.
+    const timers = longTimer({ setTimer: guardedTimer(options.setTimer ?? setTimeout, options.guard ?? UNGUARDED), clearTimer: options.clearTimer ?? clearTimeout })
+    this.setTimer = timers.setTimer
+    this.clearTimer = timers.clearTimer
     this.backoff = createBackoff({
       initialMs: options.reconnect.initialDelayMs,
       maxMs: options.reconnect.maxDelayMs,

@@ -18,6 +18,7 @@ import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { AppError } from '../shared/errors.js'
 import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
+import { longTimer, type LongWait, type TimerFunctions } from '../shared/long-timer.js'
 import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 
@@ -126,7 +127,7 @@ export class SonioxSession {
   private pendingBytes = 0
   private batch: Buffer[] = []
   private batchBytes = 0
-  private finishTimer: NodeJS.Timeout | undefined
+  private finishTimer: NodeJS.Timeout | LongWait<NodeJS.Timeout> | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
   private lastSentAt = 0
   /** Audio went out since the last heartbeat: cheaper than reading the clock per frame. */
@@ -138,6 +139,7 @@ export class SonioxSession {
   private finishWaiters: Array<() => void> = []
   private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
   private readonly clearTimer: (timer: NodeJS.Timeout) => void
+  private readonly longTimers: TimerFunctions<NodeJS.Timeout | LongWait<NodeJS.Timeout>>
   private readonly now: () => number
 
   /** Audio bytes handed to the WebSocket. */
@@ -152,6 +154,8 @@ export class SonioxSession {
     const guard = options.guard ?? UNGUARDED
     this.setTimer = guardedTimer(options.setTimer ?? setTimeout, guard)
     this.clearTimer = options.clearTimer ?? clearTimeout
+    // The finish wait comes from a setting (SONIOX_FINISH_TIMEOUT_MS): any length is waited out.
+    this.longTimers = longTimer({ setTimer: this.setTimer, clearTimer: this.clearTimer })
     this.now = options.now ?? Date.now
     this.createdAt = this.now()
     options.metrics?.sessionOpened()
@@ -230,7 +234,7 @@ export class SonioxSession {
       this.close()
       return done
     }
-    this.finishTimer = this.setTimer(() => {
+    this.finishTimer = this.longTimers.setTimer(() => {
       this.fail(new AppError('ERR_SONIOX_FINISH_TIMEOUT', `Soniox sent no "finished" within ${this.options.finishTimeoutMs} ms`))
     }, this.options.finishTimeoutMs)
     if (this.startSent) this.sendEnd()
@@ -427,7 +431,7 @@ export class SonioxSession {
       this.released = true
       this.options.metrics?.sessionClosed()
     }
-    if (this.finishTimer !== undefined) this.clearTimer(this.finishTimer)
+    if (this.finishTimer !== undefined) this.longTimers.clearTimer(this.finishTimer)
     if (this.heartbeatTimer !== undefined) this.clearTimer(this.heartbeatTimer)
     this.finishTimer = undefined
     this.heartbeatTimer = undefined
