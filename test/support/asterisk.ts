@@ -208,7 +208,6 @@ export async function startAsterisk(t: Teardownable | undefined, options: Asteri
       'debug = 0',
       'documentation_language = en_US',
       'hideconnect = yes',
-      'cache_media_frames = no',
       '',
     ].join('\n'),
   )
@@ -253,8 +252,8 @@ export async function startAsterisk(t: Teardownable | undefined, options: Asteri
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       if (exitState === undefined) {
-        await rx('core stop now').catch(() => undefined)
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+        await rx('core stop now').catch(() => undefined)
         await exited
         clearTimeout(timer)
       }
@@ -269,12 +268,12 @@ export async function startAsterisk(t: Teardownable | undefined, options: Asteri
   const diagnostics = async (): Promise<string> => {
     const channels = exitState === undefined ? await rx('core show channels verbose').catch((e: Error) => e.message) : '(not running)'
     const done = existsSync(path('spool', 'outgoing_done')) ? readdirSync(path('spool', 'outgoing_done')) : []
-    const statuses = done.map((f) => `${f}: ${readFileSync(path('spool', 'outgoing_done', f), 'utf8').match(/^Status: .*$/m)?.[0] ?? '?'}`)
+    const statuses = done.map((f) => `${f}: ${readFileSync(path('spool', 'outgoing_done', f), 'utf8').match(/^Status: (.*)$/m)?.[1] ?? '?'}`)
     return [
       `Asterisk in ${dir}: ${exitState ?? 'running'}`,
       `call files done: ${statuses.join(', ') || 'none'}`,
       `channels:\n${channels.trim()}`,
-      `log (tail):\n${tail(log(), 40)}`,
+      `log (tail, module loading left out):\n${tail(log().replace(/^.*loader\.c: Loading .*\n/gm, ''), 40)}`,
       output.trim() === '' ? '' : `output (tail):\n${tail(output, 20)}`,
     ].join('\n')
   }
