@@ -10,13 +10,13 @@ import type { Logger } from './logger.js'
 import { AppError } from './shared/errors.js'
 import { VERSION } from './version.js'
 import { DEAD_LETTER_FILE } from './webhook/dead-letter.js'
-import type { EventSink } from './webhook/envelope.js'
-import { FanOutSink } from './webhook/fan-out-sink.js'
-import { JsonLinesFileSink } from './webhook/file-sink.js'
+import type { EventSink } from './events/envelope.js'
+import { FanOutSink } from './events/fan-out-sink.js'
+import { JsonLinesFileSink } from './events/json-lines-file-sink.js'
 import type { WebhookMetrics, WebhookSinkStats } from './webhook/http-sink.js'
 import type { WebhookTransportOptions } from './webhook/http-transport.js'
 import type { SpoolStats } from './webhook/spool.js'
-import { JsonLinesSink } from './webhook/stdout-sink.js'
+import { JsonLinesSink } from './events/json-lines-sink.js'
 import { WebhookWorkerSink } from './webhook/worker-sink.js'
 
 /** SPOOL_DIR as an absolute path (relative settings are taken from the working directory at start). */
@@ -46,14 +46,6 @@ export function webhookTransportOptions(config: Config): WebhookTransportOptions
   }
 }
 
-/**
- * WEBHOOK_URL (spooled, retried, dead-lettered) and/or EVENTS_FILE (JSON lines); stdout JSON lines
- * when neither is set. The caller must `start()` the result before taking calls.
- */
-export function createEventSink(config: Config, logger: Logger): EventSink {
-  return createDelivery(config, logger).sink
-}
-
 /** The webhook sink's figures, for /metrics. */
 export interface WebhookStatus {
   stats(): WebhookSinkStats
@@ -61,8 +53,10 @@ export interface WebhookStatus {
 }
 
 /**
- * As createEventSink, also handing back the webhook sink's figures, counted in `metrics`. The
+ * WEBHOOK_URL (spooled, retried, dead-lettered) and/or EVENTS_FILE (JSON lines); stdout JSON lines
+ * when neither is set. Also hands back the webhook sink's figures, counted in `metrics`. The
  * webhook (spool, retries, dead letters) runs in a worker thread: see webhook/delivery-worker.ts.
+ * The caller must `start()` the sink before taking calls.
  */
 export function createDelivery(
   config: Config,

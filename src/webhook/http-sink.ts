@@ -3,7 +3,8 @@ import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'
 import { longTimer } from '../shared/long-timer.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
-import type { EventEnvelope, EventSink } from './envelope.js'
+import type { EventEnvelope, EventSink } from '../events/envelope.js'
+import { envelopeLogFields, eventLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
 import type { Spool, SpoolRef, SpoolStats } from './spool.js'
 
@@ -243,7 +244,7 @@ export class HttpWebhookSink implements EventSink {
       serialized = serializeEvent(event)
     } catch (err) {
       this.counts.failed++
-      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
+      this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
       this.onEventSecured(event.id)
       return
     }
@@ -258,7 +259,7 @@ export class HttpWebhookSink implements EventSink {
   publishSerialized(event: SerializedEvent, publishedAtMs: number = this.clock.now()): void {
     if (this.state === 'closed') {
       this.counts.failed++
-      this.logger.error(itemFields(event), 'webhook event published after the sink closed; dropped')
+      this.logger.error(eventLogFields(event), 'webhook event published after the sink closed; dropped')
       this.onEventSecured(event.id)
       return
     }
@@ -434,7 +435,7 @@ export class HttpWebhookSink implements EventSink {
       .catch((err: unknown) => {
         // settle() handles every outcome itself, so this is a bug; it must neither crash the process
         // nor leave close() waiting for an event nobody will settle.
-        this.logger.error({ ...itemFields(item), err }, 'webhook delivery bug; event dropped from this run')
+        this.logger.error({ ...eventLogFields(item), err }, 'webhook delivery bug; event dropped from this run')
         this.finish(queue)
       })
   }
@@ -449,7 +450,7 @@ export class HttpWebhookSink implements EventSink {
       this.counts.delivered++
       this.metrics?.delivered(item.type, item.publishedHere ? this.clock.now() - item.firstAtMs : undefined)
       this.noteHealthy()
-      if (item.attempts > 1) this.logger.debug({ ...itemFields(item), attempts: item.attempts, status: outcome.status }, 'webhook event delivered after retries')
+      if (item.attempts > 1) this.logger.debug({ ...eventLogFields(item), attempts: item.attempts, status: outcome.status }, 'webhook event delivered after retries')
       if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
       this.finish(queue)
     } else if (!outcome.retriable) {
@@ -471,7 +472,7 @@ export class HttpWebhookSink implements EventSink {
         // (sooner or later). The wait never runs past the event's expiry, where one last attempt is made.
         const delayMs = Math.max(0, Math.min(outcome.retryAfterMs ?? backoffMs, expiresAt - now))
         this.logger.debug(
-          { ...itemFields(item), attempt: item.attempts, status: outcome.status, delayMs, err: outcome.err },
+          { ...eventLogFields(item), attempt: item.attempts, status: outcome.status, delayMs, err: outcome.err },
           'webhook attempt failed; retrying',
         )
         queue.state = 'waiting'
@@ -512,7 +513,7 @@ export class HttpWebhookSink implements EventSink {
             cause: outcome.err,
           })
     this.logger.error(
-      { ...itemFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters?.path },
+      { ...eventLogFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters?.path },
       'webhook event dead-lettered',
     )
     if (!this.deadLetters) {
@@ -542,7 +543,7 @@ export class HttpWebhookSink implements EventSink {
         },
         (cause: unknown) => {
           const writeErr = new AppError('ERR_DEAD_LETTER_WRITE', `cannot append to ${this.deadLetters?.path}`, { cause })
-          this.logger.error({ ...itemFields(item), err: writeErr }, 'dead-letter write failed; the event stays in the spool and is retried at the next start')
+          this.logger.error({ ...eventLogFields(item), err: writeErr }, 'dead-letter write failed; the event stays in the spool and is retried at the next start')
         },
       )
     this.fileOps.add(op)
@@ -555,7 +556,7 @@ export class HttpWebhookSink implements EventSink {
     this.health = 'failing'
     this.failingSinceMs = this.clock.now()
     this.logger.warn(
-      { ...itemFields(item), status: outcome.status, err: outcome.err, pending: this.counts.pending },
+      { ...eventLogFields(item), status: outcome.status, err: outcome.err, pending: this.counts.pending },
       'webhook delivery failing; events are kept and retried',
     )
   }
@@ -643,34 +644,4 @@ export class HttpWebhookSink implements EventSink {
     this.runnable.clear()
     return left
   }
-}
-
-/** An event as the sink keeps and sends it: the fields it orders and logs by, and the exact body. */
-export interface SerializedEvent {
-  readonly id: string
-  readonly callId: string
-  readonly seq: number
-  readonly type: string
-  /** The envelope's JSON: the bytes POSTed, spooled and signed. */
-  readonly bodyText: string
-}
-
-/** Throws ERR_WEBHOOK_GAVE_UP if the envelope cannot be turned into JSON (a BigInt, a cycle). */
-export function serializeEvent(event: EventEnvelope): SerializedEvent {
-  let bodyText: string
-  try {
-    bodyText = JSON.stringify(event)
-  } catch (cause) {
-    throw new AppError('ERR_WEBHOOK_GAVE_UP', 'the event cannot be serialised to JSON', { cause })
-  }
-  return { id: event.id, callId: event.call_id, seq: event.seq, type: event.type, bodyText }
-}
-
-/** The fields every log line about one event carries. */
-export function eventFields(event: EventEnvelope): { eventId: string; callId: string; seq: number; type: string } {
-  return { eventId: event.id, callId: event.call_id, seq: event.seq, type: event.type }
-}
-
-function itemFields(item: Pick<SerializedEvent, 'id' | 'callId' | 'seq' | 'type'>): { eventId: string; callId: string; seq: number; type: string } {
-  return { eventId: item.id, callId: item.callId, seq: item.seq, type: item.type }
 }

@@ -4,7 +4,8 @@
  * no class instances.
  */
 import type { DeadLetterReason } from './dead-letter.js'
-import type { SerializedEvent, WebhookSinkStats } from './http-sink.js'
+import type { SerializedEvent } from '../events/serialize-event.js'
+import type { WebhookSinkStats } from './http-sink.js'
 import type { SpoolStats } from './spool.js'
 
 /** The worker's `workerData`: every setting its HttpWebhookSink, spool and dead-letter file need. */

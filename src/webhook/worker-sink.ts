@@ -13,8 +13,9 @@ import { Worker } from 'node:worker_threads'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
-import type { EventEnvelope, EventSink } from './envelope.js'
-import { eventFields, serializeEvent, type SerializedEvent, type WebhookMetrics, type WebhookSinkStats } from './http-sink.js'
+import type { EventEnvelope, EventSink } from '../events/envelope.js'
+import { envelopeLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
+import type { WebhookMetrics, WebhookSinkStats } from './http-sink.js'
 import type { SpoolStats } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
@@ -87,7 +88,7 @@ export class WebhookWorkerSink implements EventSink {
   publish(event: EventEnvelope): void {
     if (this.state === 'closed') {
       this.droppedHere++
-      this.logger.error(eventFields(event), 'webhook event published after the sink closed; dropped')
+      this.logger.error(envelopeLogFields(event), 'webhook event published after the sink closed; dropped')
       return
     }
     let serialized: SerializedEvent
@@ -95,7 +96,7 @@ export class WebhookWorkerSink implements EventSink {
       serialized = serializeEvent(event)
     } catch (err) {
       this.droppedHere++
-      this.logger.error({ ...eventFields(event), attempts: 0, err }, 'webhook event dropped')
+      this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
       return
     }
     const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: Date.now() }

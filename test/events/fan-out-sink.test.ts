@@ -1,7 +1,7 @@
-/** src/webhook/fan-out-sink.ts: WEBHOOK_URL and EVENTS_FILE together. */
+/** src/events/fan-out-sink.ts: WEBHOOK_URL and EVENTS_FILE together. */
 import t from 'tap'
-import type { EventEnvelope, EventSink } from '../../src/webhook/envelope.js'
-import { FanOutSink } from '../../src/webhook/fan-out-sink.js'
+import type { EventEnvelope, EventSink } from '../../src/events/envelope.js'
+import { FanOutSink } from '../../src/events/fan-out-sink.js'
 
 function recorder(startError?: Error) {
   const events: EventEnvelope[] = []

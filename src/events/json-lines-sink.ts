@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream'
 import type { Logger } from 'pino'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
+import { envelopeLogFields, serializeEvent } from './serialize-event.js'
 
 export interface JsonLinesSinkOptions {
   /** Where lines go. Default process.stdout. The sink never ends it: the stream's owner does. */
@@ -43,12 +44,9 @@ export class JsonLinesSink implements EventSink {
     if (this.state !== 'open') return
     let line: string
     try {
-      line = `${JSON.stringify(event)}\n`
+      line = `${serializeEvent(event).bodyText}\n`
     } catch (err) {
-      this.logger?.error(
-        { eventId: event.id, callId: event.call_id, seq: event.seq, err },
-        'event cannot be serialised to JSON; dropped',
-      )
+      this.logger?.error({ ...envelopeLogFields(event), err }, 'event cannot be serialised to JSON; dropped')
       return
     }
     if (this.stream.destroyed || this.stream.writableEnded) {

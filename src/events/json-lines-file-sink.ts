@@ -3,7 +3,7 @@ import type { Logger } from 'pino'
 import { AppError } from '../shared/errors.js'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
-import { JsonLinesSink } from './stdout-sink.js'
+import { JsonLinesSink } from './json-lines-sink.js'
 
 /** How long a file given up by reopen() may take to flush what was written to it before it is closed. */
 const ROTATED_FILE_CLOSE_MS = 10_000

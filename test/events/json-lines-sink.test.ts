@@ -1,8 +1,8 @@
 import { PassThrough, Writable } from 'node:stream'
 import { pino } from 'pino'
 import t from 'tap'
-import type { EventEnvelope } from '../../src/webhook/envelope.js'
-import { JsonLinesSink } from '../../src/webhook/stdout-sink.js'
+import type { EventEnvelope } from '../../src/events/envelope.js'
+import { JsonLinesSink } from '../../src/events/json-lines-sink.js'
 
 function event(callId: string, seq: number): EventEnvelope {
   return { id: `${callId}-${seq}`, type: 'transcript.final', call_id: callId, seq, time: '2026-11-20T22:00:00.000Z', data: { text: 'hi\nthere' } }

@@ -3,7 +3,7 @@
  * (receivers deduplicate retried deliveries on it).
  */
 import { randomUUID } from 'node:crypto'
-import type { EventEnvelope, EventType } from '../webhook/envelope.js'
+import type { EventEnvelope, EventType } from './envelope.js'
 
 export class CallEventFactory {
   private nextSeq = 0

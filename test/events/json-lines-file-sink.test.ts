@@ -1,13 +1,13 @@
 /**
- * src/webhook/file-sink.ts (EVENTS_FILE): JSON lines appended to a file, never truncated, flushed
+ * src/events/json-lines-file-sink.ts (EVENTS_FILE): JSON lines appended to a file, never truncated, flushed
  * by close(); an unusable path fails start() with ERR_EVENTS_FILE.
  */
 import { mkdirSync, readFileSync, renameSync, statSync, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
-import type { EventEnvelope } from '../../src/webhook/envelope.js'
-import { JsonLinesFileSink } from '../../src/webhook/file-sink.js'
+import type { EventEnvelope } from '../../src/events/envelope.js'
+import { JsonLinesFileSink } from '../../src/events/json-lines-file-sink.js'
 import { waitUntil } from '../support/wait.js'
 
 function event(callId: string, seq: number): EventEnvelope {
