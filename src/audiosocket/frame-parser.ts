@@ -22,8 +22,19 @@ export interface FrameHandler {
    * that the hot path allocates no Frame object and no array.
    */
   onAudio(kind: number, sampleRate: number, payload: Buffer): void
-  /** Any other frame: UUID, DTMF, hangup, error, or an unknown kind (skipped by length). */
-  onFrame(frame: Exclude<Frame, AudioFrame>): void
+  /**
+   * Any other frame: UUID, DTMF, hangup, error, or an unknown kind (skipped by length). `payload`
+   * is the frame's raw payload, under the same memory contract.
+   */
+  onFrame(frame: Exclude<Frame, AudioFrame>, payload: Buffer): void
+  /**
+   * Optional: a frame whose payload breaks its kind's rules (a UUID frame that is not 16 bytes, a
+   * DTMF byte that is not a digit). Without this handler such a frame kills the parser like any
+   * violation: a live call cannot trust the peer. With it, the frame is reported here and parsing
+   * goes on, because its length field still said where the next frame starts (framing is in sync):
+   * for analysing a recorded stream, where every violation is worth listing.
+   */
+  onInvalidFrame?(kind: number, payload: Buffer, error: AppError): void
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -37,7 +48,7 @@ class FrameCollector implements FrameHandler {
     this.frames.push(decodeFrame(kind, payload))
   }
 
-  onFrame(frame: Exclude<Frame, AudioFrame>): void {
+  onFrame(frame: Exclude<Frame, AudioFrame>, _payload: Buffer): void {
     this.frames.push(frame)
   }
 }
@@ -177,11 +188,15 @@ export class FrameParser {
     } catch (err) {
       // decodeFrame throws AppErrors for violations only; anything else is a bug, rethrown as is.
       if (!(err instanceof AppError)) throw err
+      if (handler.onInvalidFrame !== undefined) {
+        handler.onInvalidFrame(kind, payload, err)
+        return true
+      }
       this.#error = err
       return false
     }
     this.#frameCount++
-    handler.onFrame(frame as Exclude<Frame, AudioFrame>)
+    handler.onFrame(frame as Exclude<Frame, AudioFrame>, payload)
     return true
   }
 

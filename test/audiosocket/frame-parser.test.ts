@@ -486,6 +486,31 @@ t.test('feed: frames to a handler, audio as arguments', async (t) => {
     t.equal(handler.log.length, 1)
   })
 
+  t.test('onFrame gets the raw payload; a handler with onInvalidFrame hears a bad payload and parsing goes on', async (t) => {
+    // Recorded streams are analysed after the fact (inspect): a bad UUID or DTMF payload leaves the
+    // framing in sync, so every frame after it is still worth reading.
+    const stream = Buffer.concat([frames.uuid('40325ec2-5efd-4bd3-805f-53576e581d13'), frames.dtmf('x'), frames.raw(Kind.Uuid, Buffer.alloc(3)), frames.hangup()])
+    const seen: Array<[string, number, number]> = []
+    const parser = new FrameParser()
+    parser.feed(stream, {
+      onAudio() {},
+      onFrame(frame, payload) {
+        seen.push([frame.type, payload.byteOffset - stream.byteOffset, payload.length])
+      },
+      onInvalidFrame(kind, payload, error) {
+        seen.push([error.code, kind, payload.length])
+      },
+    })
+    t.same(seen, [
+      ['uuid', 3, 16],
+      ['ERR_AUDIOSOCKET_BAD_DTMF', Kind.Dtmf, 1],
+      ['ERR_AUDIOSOCKET_BAD_UUID', Kind.Uuid, 3],
+      ['hangup', 19 + 4 + 6 + 3, 0],
+    ], 'payloads are views of the chunk at their stream offsets')
+    t.equal(parser.error, null, 'the parser is still alive')
+    t.equal(parser.frameCount, 2, 'invalid frames are not counted as decoded')
+  })
+
   t.test('a handler that throws: the exception comes out of feed as it is', async (t) => {
     const parser = new FrameParser()
     const bug = new TypeError('handler bug')
