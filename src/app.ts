@@ -5,9 +5,10 @@
  */
 import type { Config } from './config.js'
 import type { Logger } from './logger.js'
-import { CallSession, type CallAdmission, type CallRecognitionOptions } from './call/call-session.js'
+import { CallSession, type CallAdmission, type CallRecognitionOptions, type TranscriberHandlers } from './call/call-session.js'
 import { AudioSocketServer } from './server/audiosocket-server.js'
-import { AddressMatcher, parseCidr } from './server/admission.js'
+import { AddressMatcher } from './server/admission.js'
+import { parseCidr } from './shared/cidr.js'
 import { HttpEndpoint, type NotReady } from './server/http-endpoint.js'
 import { RegistrationStore } from './server/registrations.js'
 import { createServiceMetrics, type ServiceMetrics } from './server/service-metrics.js'
@@ -18,7 +19,8 @@ import { redactUrl } from './shared/redact-url.js'
 import { probeSoniox } from './soniox/probe.js'
 import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
 import { SonioxHealth } from './soniox/soniox-health.js'
-import { SonioxSession, type SonioxMetrics, type SonioxSessionHandlers } from './soniox/soniox-session.js'
+import { SonioxSession, type SonioxMetrics } from './soniox/soniox-session.js'
+import { SonioxTranscriber } from './soniox/soniox-transcriber.js'
 import type { EventSink } from './events/envelope.js'
 import { createDelivery, type WebhookStatus } from './delivery.js'
 import { createCaptureTaps } from './capture/recorder.js'
@@ -226,18 +228,21 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
   }
 }
 
-/** One call's transcriber: Soniox sessions, replaced on failure and rotated before their limit. */
+/**
+ * One call's transcriber: utterances assembled from Soniox sessions, each replaced on failure and
+ * rotated before its limit.
+ */
 function createTranscriber(
   config: Config,
   callId: string,
-  handlers: SonioxSessionHandlers,
+  handlers: TranscriberHandlers,
   callLog: Logger,
   extra: { health: SonioxHealth; metrics: SonioxMetrics; recognition: CallRecognitionOptions | undefined; guard: Guard },
-): ResilientTranscriber {
+): SonioxTranscriber {
   const s = config.soniox
   // A pre-registered call's own language hints and context replace the configured ones.
   const recognition = extra.recognition === undefined ? s : { ...s, ...extra.recognition }
-  return new ResilientTranscriber(
+  return new SonioxTranscriber((resultHandlers) => new ResilientTranscriber(
     {
       createSession: (sessionHandlers) =>
         new SonioxSession(
@@ -272,6 +277,6 @@ function createTranscriber(
       metrics: extra.metrics,
       guard: extra.guard,
     },
-    handlers,
-  )
+    resultHandlers,
+  ), handlers)
 }

@@ -9,10 +9,11 @@ import { readFileSync } from 'node:fs'
 import convict from 'convict'
 import { AppError } from './shared/errors.js'
 import { redactUrl } from './shared/redact-url.js'
-import { parseSonioxContext } from './soniox/context.js'
-import { LANGUAGE_CODE, type RecognitionOptions } from './soniox/start-message.js'
+import { parseSonioxContext } from './shared/soniox-context.js'
+import { LANGUAGE_CODE } from './shared/validate.js'
+import type { RecognitionOptions } from './soniox/start-message.js'
 import { RESERVED_HEADERS } from './webhook/http-transport.js'
-import { parseCidr, parseCidrList } from './server/admission.js'
+import { parseCidr, parseCidrList } from './shared/cidr.js'
 
 type TranslationConfig = NonNullable<RecognitionOptions['translation']>
 

@@ -8,8 +8,8 @@
  */
 import { audioKindForSampleRate } from '../audiosocket/index.js'
 import type { CallOptions } from '../call/call-session.js'
-import { parseSonioxContext } from '../soniox/context.js'
-import { LANGUAGE_CODE } from '../soniox/start-message.js'
+import { parseSonioxContext } from '../shared/soniox-context.js'
+import { LANGUAGE_CODE } from '../shared/validate.js'
 import { valueTooDeep } from '../shared/json-depth.js'
 
 /** Bound on the JSON size of `metadata`: it is echoed in two events per call. */

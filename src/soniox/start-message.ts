@@ -5,13 +5,13 @@
  * The API key is NOT here: it travels in the Authorization header (the start-message field is
  * deprecated and refused from 2027-01-15).
  */
-import type { SonioxContext } from './context.js'
+import type { SonioxContext } from '../shared/soniox-context.js'
 
 export interface RecognitionOptions {
   model: string
   languageHints: readonly string[]
   languageHintsStrict: boolean
-  /** Validated by parseSonioxContext (context.ts) wherever it enters. */
+  /** Validated by parseSonioxContext (shared/soniox-context.ts) wherever it enters. */
   context: SonioxContext | null
   endpointDetection: boolean
   maxEndpointDelayMs: number | null
@@ -21,9 +21,6 @@ export interface RecognitionOptions {
   languageIdentification: boolean
   translation: Readonly<{ type: 'one_way' | 'two_way'; target_language?: string; language_a?: string; language_b?: string }> | null
 }
-
-/** ISO 639 code with optional subtags: what Soniox's language_hints take. */
-export const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
 
 /**
  * How the call's audio is encoded. 16-bit linear PCM (what AudioSocket's slin kinds carry), or

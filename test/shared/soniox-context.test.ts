@@ -1,9 +1,9 @@
 /**
- * src/soniox/context.ts: the one validator of Soniox `context` (config file and registrations).
+ * src/shared/soniox-context.ts: the one validator of Soniox `context` (config file and registrations).
  * Only the documented shape passes, rebuilt from its fields; anything else names the field.
  */
 import t from 'tap'
-import { MAX_CONTEXT_CHARS, parseSonioxContext } from '../../src/soniox/context.js'
+import { MAX_CONTEXT_CHARS, parseSonioxContext } from '../../src/shared/soniox-context.js'
 
 /** `{ general: [[[...[]...]]] }` nested `depth` levels: the 8 KB JSON that once killed the process. */
 function deeplyNested(depth: number): unknown {
