@@ -5,8 +5,9 @@
 import { readFile, mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { DEFAULT_AUDIOSOCKET_PORT, encodeCapture, importPacketCapture } from '../capture/index.js'
-import { isErrnoException } from '../shared/errors.js'
+import { encodeCapture } from '../capture/index.js'
+import { DEFAULT_AUDIOSOCKET_PORT, importPacketCapture } from '../tools/index.js'
+import { AppError, isErrnoException } from '../shared/errors.js'
 import { VERSION } from '../version.js'
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseCount, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
@@ -53,7 +54,7 @@ export async function importPcapCommand(args: string[], io: CliIo = processIo): 
     for (const note of result.notes) io.stderr.write(`note: ${note}\n`)
     const single = options.out.endsWith('.ascap')
     if (single && result.calls.length > 1) {
-      return runtimeError(io, 'import-pcap', new Error(`${file} holds ${result.calls.length} AudioSocket connections: give --out a directory`))
+      return runtimeError(io, 'import-pcap', new AppError('ERR_CLI_OUTPUT', `${file} holds ${result.calls.length} AudioSocket connections: give --out a directory`))
     }
     if (!single) await mkdir(options.out, { recursive: true })
     const used = new Set<string>()
@@ -69,7 +70,7 @@ export async function importPcapCommand(args: string[], io: CliIo = processIo): 
       try {
         await writeFile(path, encodeCapture(call.capture), { mode: 0o600, flag: options.force ? 'w' : 'wx' })
       } catch (err) {
-        if (isErrnoException(err) && err.code === 'EEXIST') throw new Error(`${path} exists: remove it, choose another --out, or give --force`)
+        if (isErrnoException(err) && err.code === 'EEXIST') throw new AppError('ERR_CLI_OUTPUT', `${path} exists: remove it, choose another --out, or give --force`, { cause: err })
         throw err
       }
       const inBytes = call.capture.records.filter((r) => r.direction === 'in').reduce((n, r) => n + r.data.length, 0)

@@ -9,6 +9,7 @@
  * frame. Label values must come from small fixed sets (never a call id): every distinct combination
  * is a time series kept forever.
  */
+import { AppError } from '../shared/errors.js'
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
@@ -61,16 +62,16 @@ abstract class Family<C> {
     readonly type: MetricType,
     readonly labelNames: readonly string[],
   ) {
-    if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`)
+    if (!METRIC_NAME.test(name)) throw new AppError('ERR_METRICS_DEFINITION', `invalid metric name ${JSON.stringify(name)}`)
     for (const label of labelNames) {
-      if (!LABEL_NAME.test(label) || label === 'le') throw new Error(`invalid label name ${JSON.stringify(label)} on ${name}`)
+      if (!LABEL_NAME.test(label) || label === 'le') throw new AppError('ERR_METRICS_DEFINITION', `invalid label name ${JSON.stringify(label)} on ${name}`)
     }
   }
 
   /** The series for these label values (in labelNames order), created at first use. Keep the result. */
   child(...values: string[]): C {
     if (values.length !== this.labelNames.length) {
-      throw new Error(`${this.name} takes ${this.labelNames.length} label value(s), got ${values.length}`)
+      throw new AppError('ERR_METRICS_DEFINITION', `${this.name} takes ${this.labelNames.length} label value(s), got ${values.length}`)
     }
     const key = values.join('\u0000')
     let entry = this.children.get(key)
@@ -119,7 +120,7 @@ export class Gauge extends Family<GaugeChild> {
     private readonly collect?: () => number,
   ) {
     super(name, help, 'gauge', labelNames)
-    if (collect !== undefined && labelNames.length > 0) throw new Error(`${name}: a collected gauge has no labels`)
+    if (collect !== undefined && labelNames.length > 0) throw new AppError('ERR_METRICS_DEFINITION', `${name}: a collected gauge has no labels`)
   }
   protected create(): GaugeChild {
     return new GaugeChild()
@@ -146,7 +147,7 @@ export class Histogram extends Family<HistogramChild> {
     super(name, help, 'histogram', labelNames)
     const sorted = [...buckets].sort((a, b) => a - b)
     if (sorted.length === 0 || sorted.some((b, i) => !Number.isFinite(b) || (i > 0 && b === sorted[i - 1]))) {
-      throw new Error(`${name}: buckets must be distinct finite numbers`)
+      throw new AppError('ERR_METRICS_DEFINITION', `${name}: buckets must be distinct finite numbers`)
     }
     this.buckets = sorted
   }
@@ -197,7 +198,7 @@ export class Registry {
   }
 
   private add<F extends Family<unknown>>(family: F): F {
-    if (this.families.has(family.name)) throw new Error(`metric ${family.name} is registered twice`)
+    if (this.families.has(family.name)) throw new AppError('ERR_METRICS_DEFINITION', `metric ${family.name} is registered twice`)
     this.families.set(family.name, family)
     // Unlabelled series exist from the start: a counter that is still 0 is a fact worth exporting.
     if (family.labelNames.length === 0) family.child()

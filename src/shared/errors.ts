@@ -34,6 +34,7 @@ export const ErrorCodes = {
   ERR_CAPTURE_CORRUPT: 'the capture file has an invalid header or record',
   ERR_CAPTURE_WRITE: 'a capture file could not be written; recording of that call stopped',
   ERR_CAPTURE_NO_AUDIO: 'the capture holds no audio in the requested direction',
+  ERR_CAPTURE_UPSTREAM: 'the capture proxy (tee mode) could not connect to the upstream server',
   ERR_PCAP_FORMAT: 'the file is not a pcap or pcapng packet capture, or a block in it is malformed',
   ERR_PCAP_TRUNCATED: 'the packet capture file is cut off in the middle of a packet or block',
   ERR_PCAP_LINK_TYPE: 'the packet capture uses a link-layer type the importer does not decode',
@@ -42,6 +43,9 @@ export const ErrorCodes = {
   ERR_PCAP_NOT_AUDIOSOCKET: 'a TCP stream on the AudioSocket port does not start with a UUID frame',
   ERR_PCAP_STREAM_GAP: 'bytes of a TCP stream are missing from the packet capture (dropped packets)',
   ERR_REPLAY_CONNECT: 'the replay could not connect to the server',
+  ERR_CLI_OUTPUT: "a command's output cannot be written where it was asked to (the file exists without --force, or one file was named for several)",
+  // Metrics registry (a bug in the server's own metric definitions, found at start)
+  ERR_METRICS_DEFINITION: 'a metric is defined with an invalid name, labels or buckets, or twice',
   // Configuration
   ERR_CONFIG_INVALID: 'the configuration is invalid',
   // HTTP endpoint (HTTP_HOST / HTTP_PORT)
