@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { readCaptureFile, type Capture, type CaptureRecord } from '../../src/capture/format.js'
-import { planReplay, replayCall, Scheduler, type CallReplayResult, type ReplayPlan } from '../../src/capture/replayer.js'
+import { planReplay, replayCall, Scheduler, type CallReplayResult, type ReplayPlan } from '../../src/tools/index.js'
 import { epochMs, repoRoot, serveRole } from '../lib/roles.js'
 
 const FIXTURE = `${repoRoot()}/fixtures/captures/app-8k-speech.ascap`

@@ -138,6 +138,11 @@ export interface CallSettings {
 export interface WireTap {
   inbound(chunk: Buffer): void
   outbound(bytes: Buffer): void
+  /**
+   * The call's UUID, as soon as its UUID frame is parsed (before admission, so a refused call is
+   * named too); at most once. The tap has already seen that frame's bytes through `inbound`.
+   */
+  callIdentified?(uuid: string): void
   /** The connection is gone; called once. */
   close(): void
 }
@@ -346,6 +351,7 @@ export class CallSession {
           void this.end('error', new AppError('ERR_AUDIOSOCKET_DUPLICATE_UUID', `a second UUID frame (${frame.uuid}) arrived`))
           return
         }
+        this.deps.wireTap?.callIdentified?.(frame.uuid)
         this.beginCall(frame.uuid)
         return
       case 'dtmf':

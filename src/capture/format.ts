@@ -300,3 +300,23 @@ export function directionStream(capture: Capture, direction: Direction): Directi
   }
   return { bytes: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), reads, finUs, resetUs }
 }
+
+/** Index of the read in `reads` (ascending offsets) that carried the byte at stream `offset`; 0 if none. */
+export function readIndexAt(reads: ReadonlyArray<{ offset: number }>, offset: number): number {
+  let lo = 0
+  let hi = reads.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if ((reads[mid] as { offset: number }).offset <= offset) lo = mid
+    else hi = mid - 1
+  }
+  return lo
+}
+
+/**
+ * Index from stream offsets to record times: `timeAt(offset)` is when the byte at `offset` arrived
+ * (the time of the read that carried it), 0 for a stream without reads.
+ */
+export function offsetTimeIndex(reads: ReadonlyArray<{ offset: number; atUs: number }>): (offset: number) => number {
+  return (offset) => reads[readIndexAt(reads, offset)]?.atUs ?? 0
+}

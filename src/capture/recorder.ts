@@ -8,14 +8,14 @@
  *   error stops the recording of that call (one warn line, the partial file removed). The call
  *   itself never sees it: nothing here throws or rejects towards the caller.
  * - The file is written as `<name>.ascap.part` and renamed to `<time>-<uuid>.ascap` when complete,
- *   so a directory listing never shows a half-written capture under a final name. The UUID is
- *   read from the first frame as it passes.
+ *   so a directory listing never shows a half-written capture under a final name. The UUID comes
+ *   from whoever parsed the stream (`callIdentified`): the recorder does not parse frames.
  * - Files and the directory are created owner-only (0600/0700): captures hold call audio.
  */
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
-import { FrameParser, UUID_PAYLOAD_LENGTH } from '../audiosocket/index.js'
+import type { WireTap } from '../call/call-session.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { CAPTURE_EXTENSION, encodeCapturePreamble, encodeRecord, type CaptureHeader, type Direction } from './format.js'
 
@@ -105,7 +105,6 @@ export class CaptureRecorder {
   #opened = false
   /** After a failure: closing the file and removing the partial capture. */
   #cleanup: Promise<void> = Promise.resolve()
-  #uuidParser: FrameParser | undefined = new FrameParser({ maxPayloadLength: UUID_PAYLOAD_LENGTH })
   #uuid: string | undefined
   #path: string | undefined
   readonly #bytes = { in: 0, out: 0 }
@@ -138,7 +137,7 @@ export class CaptureRecorder {
     return this.#state
   }
 
-  /** The call's UUID once its first frame has passed, else undefined. */
+  /** The call's UUID once `callIdentified` has given it, else undefined. */
   get uuid(): string | undefined {
     return this.#uuid
   }
@@ -152,9 +151,16 @@ export class CaptureRecorder {
     return this.#bytes
   }
 
+  /**
+   * The call's UUID, from the UUID frame its parser read: it names the file and the log lines. The
+   * first one counts (a second UUID frame is a violation the call handles, not a new name).
+   */
+  callIdentified(uuid: string): void {
+    this.#uuid ??= uuid
+  }
+
   data(direction: Direction, bytes: Buffer): void {
     if (this.#state !== 'recording' || bytes.length === 0) return
-    if (direction === 'in' && this.#uuidParser !== undefined) this.#sniffUuid(bytes)
     this.#bytes[direction] += bytes.length
     this.#enqueue(encodeRecord(this.#offsetUs(), 'data', direction, bytes))
   }
@@ -188,13 +194,6 @@ export class CaptureRecorder {
     const us = Math.max(this.#lastUs, this.#nowUs() - this.#startUs)
     this.#lastUs = us
     return us
-  }
-
-  #sniffUuid(bytes: Buffer): void {
-    const parser = this.#uuidParser as FrameParser
-    const [first] = parser.push(bytes)
-    if (first?.type === 'uuid') this.#uuid = first.uuid
-    if (first !== undefined || parser.error !== null) this.#uuidParser = undefined
   }
 
   #enqueue(record: Buffer): void {
@@ -234,7 +233,7 @@ export class CaptureRecorder {
       let size = 0
       for (const b of batch) size += b.length
       const { bytesWritten } = await handle.writev(batch)
-      if (bytesWritten !== size) throw new Error(`short write: ${bytesWritten} of ${size} bytes (disk full?)`)
+      if (bytesWritten !== size) throw new AppError('ERR_CAPTURE_WRITE', `cannot write capture ${this.#tmpPath}: short write: ${bytesWritten} of ${size} bytes (disk full?)`)
       this.#pendingBytes -= size
     }
   }
@@ -292,22 +291,13 @@ export class CaptureRecorder {
 // ---------------------------------------------------------------------------------------------
 // The server's recorder: one capture per call, fed through CallSession's WireTap.
 
-/** Same shape as CallSession's WireTap (kept here so capture/ does not depend on call/). */
-export interface CaptureTap {
-  inbound(chunk: Buffer): void
-  outbound(bytes: Buffer): void
-  close(): void
-}
-
 export interface CaptureTapFactory {
-  (socket: Socket): CaptureTap
+  (socket: Socket): WireTap
   /**
    * Finishes every recording: those whose connection already closed, and (at shutdown, after the
    * calls have ended) those whose socket has not emitted 'close' yet. Resolves when all are on disk.
    */
   drain(): Promise<void>
-  /** Recordings not yet finished. */
-  readonly pending: number
 }
 
 export interface CaptureTapOptions {
@@ -332,7 +322,7 @@ export function createCaptureTaps(options: CaptureTapOptions): CaptureTapFactory
     closing.add(done)
     void done.then(() => closing.delete(done))
   }
-  const factory = (socket: Socket): CaptureTap => {
+  const factory = (socket: Socket): WireTap => {
     const recorder = new CaptureRecorder({
       dir: options.dir,
       logger: options.logger,
@@ -355,6 +345,7 @@ export function createCaptureTaps(options: CaptureTapOptions): CaptureTapFactory
     return {
       inbound: (chunk) => recorder.data('in', chunk),
       outbound: (bytes) => recorder.data('out', bytes),
+      callIdentified: (uuid) => recorder.callIdentified(uuid),
       close: () => finish(recorder),
     }
   }
@@ -362,9 +353,6 @@ export function createCaptureTaps(options: CaptureTapOptions): CaptureTapFactory
     drain: async () => {
       for (const recorder of [...live]) finish(recorder)
       while (closing.size > 0) await Promise.all([...closing])
-    },
-    get pending() {
-      return live.size + closing.size
     },
   })
 }

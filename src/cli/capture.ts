@@ -7,7 +7,7 @@
  * --count connections have been captured.
  */
 import { parseArgs } from 'node:util'
-import { CaptureServer } from '../capture/index.js'
+import { CaptureServer } from '../tools/index.js'
 import { createLogger } from '../logger.js'
 import { VERSION } from '../version.js'
 import { EXIT_OK, UsageError, parseCount, parseHostPort, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'

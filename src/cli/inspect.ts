@@ -3,7 +3,8 @@
  * sample rate, DTMF, gaps, cadence, chunking, how it ended, protocol violations with offsets).
  */
 import { parseArgs } from 'node:util'
-import { formatReport, inspectCapture, readCaptureFile } from '../capture/index.js'
+import { readCaptureFile } from '../capture/index.js'
+import { formatReport, inspectCapture } from '../tools/index.js'
 import { EXIT_OK, UsageError, parseSlinRate, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
 export const INSPECT_USAGE = `Usage: audiosocket-soniox inspect FILE.ascap [--frames] [--json] [--slin-rate 8000|16000] [--allow-truncated]

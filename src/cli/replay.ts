@@ -5,7 +5,8 @@
  */
 import { basename } from 'node:path'
 import { parseArgs } from 'node:util'
-import { planReplay, readCaptureFile, runReplays, type CallReplayResult, type ReplayPlan } from '../capture/index.js'
+import { readCaptureFile } from '../capture/index.js'
+import { planReplay, runReplays, type CallReplayResult, type ReplayPlan } from '../tools/index.js'
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseCount, parseHostPort, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
 export const REPLAY_USAGE = `Usage: audiosocket-soniox replay FILE.ascap... --to HOST:PORT [options]

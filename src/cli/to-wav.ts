@@ -3,7 +3,8 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
-import { captureAudio, encodeWav, readCaptureFile } from '../capture/index.js'
+import { readCaptureFile } from '../capture/index.js'
+import { captureAudio, encodeWav } from '../tools/index.js'
 import { EXIT_OK, UsageError, parseSlinRate, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
 export const TO_WAV_USAGE = `Usage: audiosocket-soniox to-wav FILE.ascap [-o OUT.wav] [--direction in|out] [--fill-gaps] [--slin-rate 8000|16000]

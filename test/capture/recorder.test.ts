@@ -6,7 +6,8 @@
 import t from 'tap'
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CaptureRecorder, readCaptureFile, type CaptureFileOps, type RecorderLogger } from '../../src/capture/index.js'
+import { Socket } from 'node:net'
+import { CaptureRecorder, createCaptureTaps, readCaptureFile, type CaptureFileOps, type RecorderLogger } from '../../src/capture/index.js'
 import { frames } from '../support/frames.js'
 
 const ID = 'c0ffee00-1234-4abc-8def-001122334455'
@@ -31,12 +32,14 @@ t.test('a recording: header, every read and write with its time, FIN, end; named
   const log = logSink()
   const c = clock()
   const recorder = new CaptureRecorder({ dir, logger: log, header: header(), nowUs: c.nowUs, wallClockMs: () => Date.parse('2026-11-20T22:00:00.123Z') })
-  // The UUID frame split across two reads: the recorder still finds it.
+  // The UUID frame split across two reads; the call's own parser names the call (the recorder
+  // does not parse frames).
   const uuid = frames.uuid(ID)
   c.advance(1)
   recorder.data('in', uuid.subarray(0, 7))
   c.advance(0.5)
   recorder.data('in', Buffer.concat([uuid.subarray(7), frames.audio(0x10, 320)]))
+  recorder.callIdentified(ID)
   c.advance(20)
   recorder.data('in', frames.audio(0x10, 320))
   recorder.data('out', frames.audio(0x10, 320, 0))
@@ -45,7 +48,7 @@ t.test('a recording: header, every read and write with its time, FIN, end; named
   recorder.data('out', frames.hangup())
   recorder.fin('out')
   c.advance(1)
-  t.equal(recorder.uuid, ID, 'the UUID is read from the stream as it passes')
+  t.equal(recorder.uuid, ID, 'the UUID the call gave')
   const path = await recorder.close()
   t.equal(path, join(dir, `2026-11-20T22-00-00.123Z-${ID}.ascap`))
   t.same(readdirSync(dir), [`2026-11-20T22-00-00.123Z-${ID}.ascap`], 'only the finished file: no .part left')
@@ -79,6 +82,22 @@ t.test('a connection that never sent a UUID is named by its peer', async (t) => 
   recorder.data('in', Buffer.from('GET / HTTP/1.1\r\n\r\n'))
   const path = await recorder.close()
   t.equal(path, join(dir, '1970-01-01T00-00-00.000Z-127.0.0.1-40000.ascap'))
+})
+
+t.test("the server's tap: CallSession's bytes and the UUID it parsed make one named capture", async (t) => {
+  const dir = t.testdir()
+  const taps = createCaptureTaps({ dir, logger: logSink(), tool: 'test' })
+  // An unconnected socket: the tap only listens to its FIN and reset events.
+  const tap = taps(new Socket())
+  tap.inbound(frames.uuid(ID))
+  tap.callIdentified?.(ID)
+  tap.outbound(frames.hangup())
+  tap.close()
+  await taps.drain()
+  const [name] = readdirSync(dir)
+  t.match(name, new RegExp(`Z-${ID}\\.ascap$`), 'named by the call id')
+  const capture = await readCaptureFile(join(dir, name!))
+  t.same(capture.records.map((r) => [r.type, r.direction, r.data.length]), [['data', 'in', 19], ['data', 'out', 3]])
 })
 
 t.test('a write error stops that recording: one warn, the partial file removed, the caller unaffected', async (t) => {

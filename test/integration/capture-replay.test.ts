@@ -12,16 +12,8 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
-import {
-  CaptureServer,
-  captureAudio,
-  directionStream,
-  inspectCapture,
-  planReplay,
-  readCaptureFile,
-  replayCall,
-  type CapturedConnection,
-} from '../../src/capture/index.js'
+import { directionStream, readCaptureFile } from '../../src/capture/index.js'
+import { CaptureServer, captureAudio, inspectCapture, planReplay, replayCall, type CapturedConnection } from '../../src/tools/index.js'
 import { uuidToBytes } from '../../src/audiosocket/index.js'
 import { createLogger } from '../../src/logger.js'
 import { expectedTranscript } from '../support/fake-soniox.js'

@@ -15,7 +15,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { decodeCapture, importPacketCapture, type Capture } from '../../src/capture/index.js'
+import { decodeCapture, type Capture } from '../../src/capture/index.js'
+import { importPacketCapture } from '../../src/tools/index.js'
 import { captureOf } from './capture-builders.js'
 import { CAPTURE_DIR, frames, loadCapture, loadCaptureSummary } from './frames.js'
 

@@ -1,9 +1,9 @@
 /**
- * A hand-driven clock for src/capture/replayer.ts (ReplayClock): time moves only in advance(),
+ * A hand-driven clock for src/tools/replay/scheduler.ts (ReplayClock): time moves only in advance(),
  * which runs due timers in time order, setting now() to each timer's due time as it runs, exactly
  * as a perfectly punctual machine would.
  */
-import type { ReplayClock } from '../../src/capture/index.js'
+import type { ReplayClock } from '../../src/tools/index.js'
 
 interface Timer {
   id: number

@@ -1,5 +1,5 @@
 /**
- * src/capture/pcap/: packet captures -> AudioSocket captures. The real captures taken on the
+ * src/tools/pcap/: packet captures -> AudioSocket captures. The real captures taken on the
  * Asterisk host give exactly the recorded byte streams; built captures cover every link type,
  * both file formats and byte orders, and what TCP and capturing do to a stream (reordering,
  * retransmission, a missing SYN, lost packets, a cut-off file), and each corrupt input gets a
@@ -7,7 +7,8 @@
  */
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { directionStream, importPacketCapture, inspectCapture, type ImportResult } from '../../src/capture/index.js'
+import { directionStream } from '../../src/capture/index.js'
+import { importPacketCapture, inspectCapture, type ImportResult } from '../../src/tools/index.js'
 import { AppError } from '../../src/shared/errors.js'
 import { CAPTURE_DIR, frames, loadCapture, loadCaptureSummary } from '../support/frames.js'
 import { LINK, TcpConversation, dataPacketIndex, ip, link, pcapFile, pcapngFile, type PacketSpec } from '../support/pcap-builders.js'

@@ -1,10 +1,10 @@
 /**
- * src/capture/inspect.ts: on the real recordings the report agrees with the summaries written when
+ * src/tools/inspect-capture.ts and format-report.ts: on the real recordings the report agrees with the summaries written when
  * they were recorded (fixtures/asterisk-22.10.1/*.json); on the hand-built violations it names
  * each violation with its offset and time.
  */
 import t from 'tap'
-import { formatReport, inspectCapture } from '../../src/capture/index.js'
+import { formatReport, inspectCapture } from '../../src/tools/index.js'
 import { captureOf } from '../support/capture-builders.js'
 import { loadFixtureCapture } from '../support/capture-fixtures.js'
 import { frames, loadCaptureSummary } from '../support/frames.js'

@@ -12,11 +12,17 @@
  * Neither mode ever pauses the Asterisk socket (Asterisk drops a call whose write would block).
  */
 import net from 'node:net'
-import type { Logger } from '../logger.js'
-import { isErrnoException } from '../shared/errors.js'
+import { FrameParser, UUID_PAYLOAD_LENGTH } from '../audiosocket/index.js'
+import type { Endpoint } from '../capture/format.js'
+import { CaptureRecorder, endpoint, type CaptureFileOps, type RecorderLogger } from '../capture/recorder.js'
+import { AppError, isErrnoException } from '../shared/errors.js'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
-import type { Endpoint } from './format.js'
-import { CaptureRecorder, endpoint, type CaptureFileOps } from './recorder.js'
+
+/** What the capture tool logs through (pino's Logger fits). */
+export interface CaptureServerLogger extends RecorderLogger {
+  info(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
 
 export interface CaptureServerOptions {
   host: string
@@ -25,7 +31,7 @@ export interface CaptureServerOptions {
   upstream?: { host: string; port: number }
   /** Where capture files go (created if missing). */
   dir: string
-  logger: Logger
+  logger: CaptureServerLogger
   /** e.g. "audiosocket-soniox 0.1.0", written into each capture header. */
   tool: string
   /** Called once per connection, after its capture is on disk (or failed). */
@@ -45,6 +51,21 @@ export interface CapturedConnection {
   durationMs: number
   /** Tee mode: why the upstream connection failed, if it did. */
   upstreamError?: string
+}
+
+/**
+ * Feeds Asterisk's first bytes to a FrameParser until the first frame is read, and hands the
+ * recorder the UUID from it: there is no CallSession here to say which call this is.
+ */
+function identifyCall(recorder: CaptureRecorder): (chunk: Buffer) => void {
+  // A UUID payload is 16 bytes: a bigger first frame is not a UUID and ends the search at its header.
+  let parser: FrameParser | undefined = new FrameParser({ maxPayloadLength: UUID_PAYLOAD_LENGTH })
+  return (chunk) => {
+    if (parser === undefined) return
+    const [first] = parser.push(chunk)
+    if (first?.type === 'uuid') recorder.callIdentified(first.uuid)
+    if (first !== undefined || parser.error !== null) parser = undefined
+  }
 }
 
 function isReset(err: unknown): boolean {
@@ -115,6 +136,7 @@ export class CaptureServer {
         ...(upstream ? { proxy: endpoint(client.localAddress, client.localPort) } : {}),
       },
     })
+    const identify = identifyCall(recorder)
     let upstreamError: string | undefined
     let resolveDone!: () => void
     const done = new Promise<void>((resolve) => (resolveDone = resolve))
@@ -149,7 +171,10 @@ export class CaptureServer {
     client.setNoDelay(true)
 
     if (!upstream) {
-      client.on('data', (chunk: Buffer) => recorder.data('in', chunk))
+      client.on('data', (chunk: Buffer) => {
+        recorder.data('in', chunk)
+        identify(chunk)
+      })
       client.on('end', () => {
         recorder.fin('in')
         client.end()
@@ -167,7 +192,7 @@ export class CaptureServer {
     let connected = false
     // A command-line option: taken at any length.
     const connectTimer = setLongTimeout(() => {
-      server.destroy(new Error(`no connection within ${this.#options.upstreamConnectTimeoutMs ?? 2000} ms`))
+      server.destroy(new AppError('ERR_CAPTURE_UPSTREAM', `no connection within ${this.#options.upstreamConnectTimeoutMs ?? 2000} ms`))
     }, this.#options.upstreamConnectTimeoutMs ?? 2000)
     server.once('connect', () => {
       connected = true
@@ -178,6 +203,7 @@ export class CaptureServer {
     client.on('data', (chunk: Buffer) => {
       recorder.data('in', chunk)
       if (!server.destroyed) server.write(chunk)
+      identify(chunk)
     })
     server.on('data', (chunk: Buffer) => {
       recorder.data('out', chunk)

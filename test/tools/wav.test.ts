@@ -1,9 +1,9 @@
 /**
- * src/capture/wav.ts: the WAV holds exactly the audio payloads of the chosen direction, at the
+ * src/tools/wav.ts: the WAV holds exactly the audio payloads of the chosen direction, at the
  * capture's own rate, under a correct RIFF header; gaps can be filled to restore the timeline.
  */
 import t from 'tap'
-import { captureAudio, encodeWav } from '../../src/capture/index.js'
+import { captureAudio, encodeWav } from '../../src/tools/index.js'
 import { captureOf } from '../support/capture-builders.js'
 import { loadFixtureCapture } from '../support/capture-fixtures.js'
 import { frames, loadCapture } from '../support/frames.js'

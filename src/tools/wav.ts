@@ -9,9 +9,9 @@
  */
 import { BYTES_PER_SAMPLE, Kind, sampleRateOfKind } from '../audiosocket/index.js'
 import { AppError } from '../shared/errors.js'
-import { directionStream, type Capture, type Direction } from './format.js'
-import { offsetTimeIndex, walkFrames } from './frame-walk.js'
-import { GAP_THRESHOLD_MS } from './inspect.js'
+import { directionStream, offsetTimeIndex, type Capture, type Direction } from '../capture/format.js'
+import { GAP_THRESHOLD_MS } from './inspect-capture.js'
+import { walkFrames } from './walk-frames.js'
 
 const WAV_HEADER_LENGTH = 44
 

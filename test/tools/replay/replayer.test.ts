@@ -1,18 +1,18 @@
 /**
- * src/capture/replayer.ts: writes go out at their recorded times on the injected clock (divided by
+ * src/tools/replay/: writes go out at their recorded times on the injected clock (divided by
  * the speed), drift-corrected; the bytes are the recorded ones with only the UUID changed; the
  * call ends as the capture did; a server that ends the call is handled as Asterisk would and
  * reported; the runner keeps to its concurrency. Real TCP throughout; time is a FakeClock where
  * pacing is the point.
  */
 import t from 'tap'
-import { planReplay, replayCall, runReplays, Scheduler, type CallReplayResult } from '../../src/capture/index.js'
-import { uuidToString } from '../../src/audiosocket/index.js'
-import { captureOf } from '../support/capture-builders.js'
-import { loadFixtureCapture } from '../support/capture-fixtures.js'
-import { FakeClock } from '../support/fake-clock.js'
-import { frames } from '../support/frames.js'
-import { startTcpSink } from '../support/tcp-sink.js'
+import { planReplay, replayCall, runReplays, Scheduler, type CallReplayResult } from '../../../src/tools/index.js'
+import { uuidToString } from '../../../src/audiosocket/index.js'
+import { captureOf } from '../../support/capture-builders.js'
+import { loadFixtureCapture } from '../../support/capture-fixtures.js'
+import { FakeClock } from '../../support/fake-clock.js'
+import { frames } from '../../support/frames.js'
+import { startTcpSink } from '../../support/tcp-sink.js'
 
 const ID = '0b0e1f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b'
 

@@ -13,7 +13,7 @@
 import { basename } from 'node:path'
 import { Kind, UUID_PAYLOAD_LENGTH, uuidToString } from '../../audiosocket/index.js'
 import { AppError } from '../../shared/errors.js'
-import type { Capture, CaptureRecord, Endpoint } from '../format.js'
+import type { Capture, CaptureRecord, Endpoint } from '../../capture/format.js'
 import { decodePacket, isSupportedLinkType, linkTypeName } from './packet.js'
 import { readPacketFile } from './pcap-file.js'
 import { reassembleTcp, type Side, type TcpConnection, type TimedSegment } from './tcp-reassembly.js'

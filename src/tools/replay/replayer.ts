@@ -3,10 +3,8 @@
  * write each, at their recorded times (or faster), then the recorded ending (FIN or reset).
  * Usable as a library: `audiosocket-soniox replay` and the benchmark's load generator both use it.
  *
- * Pacing: every write is due at `start + offset / speed` on one monotonic clock, so timer lateness
- * never accumulates (drift-corrected). All calls share one Scheduler, which keeps one timer for the
- * earliest due write whatever the number of calls, and each call keeps at most one entry in it.
- * The clock is injectable, so tests drive pacing without waiting on wall time.
+ * Pacing: every write is due at `start + offset / speed` on the Scheduler's clock (scheduler.ts),
+ * shared by all calls; each call keeps at most one entry in it.
  *
  * Acting like Asterisk: a hangup frame (00 00 00) or a FIN from the server stops the call and
  * closes our side. Unlike Asterisk, which close()s both ways, the replay half-closes and keeps
@@ -14,196 +12,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import net from 'node:net'
-import { FrameParser, Kind, UUID_PAYLOAD_LENGTH, uuidToBytes, uuidToString } from '../audiosocket/index.js'
-import { AppError, isErrnoException } from '../shared/errors.js'
-import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../shared/long-timer.js'
-import { directionStream, type Capture } from './format.js'
-import { walkFrames } from './frame-walk.js'
-
-// ---------------------------------------------------------------------------------------------
-// Clock and scheduler
-
-export interface ReplayClock {
-  /** Monotonic milliseconds. */
-  now(): number
-  setTimer(callback: () => void, delayMs: number): unknown
-  clearTimer(handle: unknown): void
-}
-
-/** Delays come from the capture's timing over --speed and from command-line options: any length. */
-export const systemClock: ReplayClock = {
-  now: () => performance.now(),
-  setTimer: (callback, delayMs) => setLongTimeout(callback, delayMs),
-  clearTimer: (handle) => clearLongTimeout(handle as LongTimeout),
-}
-
-interface ScheduledTask {
-  due: number
-  seq: number
-  run: () => void
-  cancelled: boolean
-}
-
-/**
- * Runs callbacks at absolute times on one clock, with a single timer armed for the earliest.
- * A task may run up to `earlyMs` before its time: Node timers have 1 ms granularity, and waking
- * for a sub-millisecond wait would only make that write later.
- */
-export class Scheduler {
-  readonly clock: ReplayClock
-  readonly #earlyMs: number
-  readonly #heap: ScheduledTask[] = []
-  #seq = 0
-  #timer: unknown
-  #timerDue = Infinity
-
-  constructor(clock: ReplayClock = systemClock, options: { earlyMs?: number } = {}) {
-    this.clock = clock
-    this.#earlyMs = options.earlyMs ?? 0.5
-  }
-
-  /** Runs `run` at clock time `due` (ms); returns a cancel function. */
-  at(due: number, run: () => void): () => void {
-    const task: ScheduledTask = { due, seq: this.#seq++, run, cancelled: false }
-    this.#push(task)
-    this.#arm()
-    return () => {
-      task.cancelled = true
-    }
-  }
-
-  get size(): number {
-    return this.#heap.length
-  }
-
-  #fire = (): void => {
-    this.#timer = undefined
-    this.#timerDue = Infinity
-    const limit = this.clock.now() + this.#earlyMs
-    while (this.#heap.length > 0 && (this.#heap[0] as ScheduledTask).due <= limit) {
-      const task = this.#pop()
-      if (task.cancelled) continue
-      try {
-        task.run()
-      } catch {
-        // A task's failure belongs to its call, which handles its own errors; never stop the others.
-      }
-    }
-    this.#arm()
-  }
-
-  #arm(): void {
-    while (this.#heap.length > 0 && (this.#heap[0] as ScheduledTask).cancelled) this.#pop()
-    const next = this.#heap[0]
-    if (next === undefined) {
-      if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
-      this.#timer = undefined
-      this.#timerDue = Infinity
-      return
-    }
-    if (this.#timer !== undefined && this.#timerDue <= next.due) return
-    if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
-    this.#timerDue = next.due
-    this.#timer = this.clock.setTimer(this.#fire, Math.max(0, next.due - this.clock.now()))
-  }
-
-  #less(a: ScheduledTask, b: ScheduledTask): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq)
-  }
-
-  #push(task: ScheduledTask): void {
-    const h = this.#heap
-    h.push(task)
-    let i = h.length - 1
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!this.#less(h[i] as ScheduledTask, h[parent] as ScheduledTask)) break
-      ;[h[i], h[parent]] = [h[parent] as ScheduledTask, h[i] as ScheduledTask]
-      i = parent
-    }
-  }
-
-  #pop(): ScheduledTask {
-    const h = this.#heap
-    const top = h[0] as ScheduledTask
-    const last = h.pop() as ScheduledTask
-    if (h.length > 0) {
-      h[0] = last
-      let i = 0
-      for (;;) {
-        const l = 2 * i + 1
-        const r = l + 1
-        let m = i
-        if (l < h.length && this.#less(h[l] as ScheduledTask, h[m] as ScheduledTask)) m = l
-        if (r < h.length && this.#less(h[r] as ScheduledTask, h[m] as ScheduledTask)) m = r
-        if (m === i) break
-        ;[h[i], h[m]] = [h[m] as ScheduledTask, h[i] as ScheduledTask]
-        i = m
-      }
-    }
-    return top
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Plan: what a capture replays as. Built once per capture and shared by every call replaying it.
-
-export type ReplayStep =
-  | { type: 'data'; atUs: number; bytes: Buffer; streamOffset: number }
-  | { type: 'fin'; atUs: number }
-  | { type: 'reset'; atUs: number }
-
-export interface ReplayPlan {
-  name: string
-  /** Asterisk's side of the capture, in time order, ending with its FIN or reset if recorded. */
-  steps: ReplayStep[]
-  inboundBytes: number
-  /** Stream end offset of every complete frame Asterisk sent, ascending (to count frames sent). */
-  frameEnds: number[]
-  /** The capture's own UUID, when the stream starts with a well-formed UUID frame. */
-  uuid: string | undefined
-  /** The recorded server ended the call (hangup frame, FIN or reset from its side). */
-  serverEndedInCapture: boolean
-}
-
-const UUID_HEADER = Buffer.from([Kind.Uuid, 0x00, UUID_PAYLOAD_LENGTH])
-const UUID_START = UUID_HEADER.length
-const UUID_END = UUID_START + UUID_PAYLOAD_LENGTH
-
-export function planReplay(capture: Capture, name: string): ReplayPlan {
-  const steps: ReplayStep[] = []
-  let streamOffset = 0
-  let serverEndedInCapture = false
-  for (const r of capture.records) {
-    if (r.direction === 'out') {
-      if (r.type !== 'data') serverEndedInCapture = true
-      continue
-    }
-    if (r.type === 'data') {
-      if (r.data.length === 0) continue
-      steps.push({ type: 'data', atUs: r.offsetUs, bytes: r.data, streamOffset })
-      streamOffset += r.data.length
-    } else {
-      // Asterisk's side ends here; anything it "sent" after that cannot be replayed.
-      steps.push({ type: r.type, atUs: r.offsetUs })
-      break
-    }
-  }
-  const inbound = directionStream(capture, 'in')
-  const walk = walkFrames(inbound.bytes.subarray(0, streamOffset))
-  const frameEnds = walk.frames.map((f) => f.offset + 3 + f.length)
-  const outbound = directionStream(capture, 'out')
-  if (walkFrames(outbound.bytes).frames.some((f) => f.kind === Kind.Hangup)) serverEndedInCapture = true
-  const hasUuid = inbound.bytes.length >= UUID_END && inbound.bytes.subarray(0, UUID_START).equals(UUID_HEADER)
-  return {
-    name,
-    steps,
-    inboundBytes: streamOffset,
-    frameEnds,
-    uuid: hasUuid ? uuidToString(inbound.bytes.subarray(UUID_START, UUID_END)) : undefined,
-    serverEndedInCapture,
-  }
-}
+import { FrameParser, Kind, uuidToBytes } from '../../audiosocket/index.js'
+import { AppError, isErrnoException } from '../../shared/errors.js'
+import { hexKind } from '../kind-names.js'
+import { withUuid, type ReplayPlan, type ReplayStep } from './replay-plan.js'
+import { Scheduler, type ReplayClock } from './scheduler.js'
 
 // ---------------------------------------------------------------------------------------------
 // One call
@@ -270,21 +83,6 @@ export interface CallReplayResult {
 
 type CallState = 'connecting' | 'sending' | 'ended' | 'closed'
 
-function hexKind(kind: number): string {
-  return `0x${kind.toString(16).padStart(2, '0')}`
-}
-
-/** Stream bytes of step `bytes` with the UUID (stream offsets 3..19) replaced by `uuid`. */
-function withUuid(bytes: Buffer, streamOffset: number, uuid: Buffer): Buffer {
-  const end = streamOffset + bytes.length
-  if (end <= UUID_START || streamOffset >= UUID_END) return bytes
-  const copy = Buffer.from(bytes)
-  for (let i = Math.max(streamOffset, UUID_START); i < Math.min(end, UUID_END); i++) {
-    copy[i - streamOffset] = uuid[i - UUID_START] as number
-  }
-  return copy
-}
-
 export function replayCall(plan: ReplayPlan, options: CallReplayOptions): Promise<CallReplayResult> {
   return new Promise((resolve) => new CallReplay(plan, options, resolve).start())
 }
@@ -344,7 +142,7 @@ class CallReplay {
     this.#socket = socket
     const timeoutMs = this.#options.connectTimeoutMs ?? 2000
     this.#connectTimer = this.#clock.setTimer(() => {
-      if (this.#state === 'connecting') socket.destroy(new Error(`no connection within ${timeoutMs} ms`))
+      if (this.#state === 'connecting') socket.destroy(new AppError('ERR_REPLAY_CONNECT', `no connection within ${timeoutMs} ms`))
     }, timeoutMs)
     socket.once('connect', () => this.#onConnect())
     socket.on('data', (chunk: Buffer) => this.#onData(chunk))
