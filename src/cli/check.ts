@@ -24,17 +24,13 @@ import { probeSoniox } from '../soniox/probe.js'
 import type { SonioxError } from '../soniox/soniox-session.js'
 import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
-import { EXIT_CONFIG } from './serve.js'
+import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const CHECK_USAGE = `Usage: audiosocket-soniox check [--config FILE]
   Checks the settings, Soniox (DNS, a tiny real session) and the webhook (a signed test event of
   type "webhook.test"), and prints a verdict per item. Exit 0 when nothing failed.`
 
-export interface CheckIo {
-  env: NodeJS.ProcessEnv
-  stdout: NodeJS.WritableStream
-  stderr: NodeJS.WritableStream
-}
+export type CheckIo = CliIo
 
 type Verdict = 'ok' | 'warn' | 'FAIL' | 'skip'
 

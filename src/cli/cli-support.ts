@@ -1,21 +1,26 @@
 /**
- * What the capture subcommands share: where output goes (injectable, so commands run in process
- * under test), `HOST:PORT` and number parsing, and the one way a usage error is reported (exit 2).
+ * What every subcommand shares: its input and output (one CliIo, injectable, so commands run in
+ * process under test), the exit codes, `HOST:PORT` and number parsing, and the one way a usage error
+ * (exit 2) and a runtime failure (exit 1) are reported.
  */
 import { isAppError } from '../shared/errors.js'
 
 export interface CliIo {
   stdout: { write(text: string): unknown }
   stderr: { write(text: string): unknown }
+  /** Where settings come from (with --config FILE). */
+  env: NodeJS.ProcessEnv
   /** Aborted to stop a long-running command (capture) as SIGINT would. */
   signal?: AbortSignal
 }
 
-export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr }
+export const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }
 
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
+/** sysexits.h EX_CONFIG: lets systemd's RestartPreventExitStatus stop a restart loop on bad settings. */
+export const EXIT_CONFIG = 78
 
 /** A mistake in the command line: reported with the command's usage, exit 2. */
 export class UsageError extends Error {

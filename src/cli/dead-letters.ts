@@ -10,7 +10,7 @@ import { isAppError, isErrnoException } from '../shared/errors.js'
 import { DeadLetterFile, type DeadLetterEntry } from '../webhook/dead-letter.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { acquireSpoolLock } from '../webhook/spool.js'
-import { EXIT_CONFIG } from './serve.js'
+import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const DEAD_LETTERS_USAGE = `Usage:
   audiosocket-soniox dead-letters list [--json] [--config FILE]
@@ -19,10 +19,7 @@ export const DEAD_LETTERS_USAGE = `Usage:
       POST them again (all, or only the given ids) to WEBHOOK_URL, one attempt each, in seq order per
       call; the ones answered 2xx leave the file. Exit 0 when every one was delivered, 1 otherwise.`
 
-export interface DeadLettersIo {
-  env: NodeJS.ProcessEnv
-  stdout: NodeJS.WritableStream
-  stderr: NodeJS.WritableStream
+export interface DeadLettersIo extends CliIo {
   /** Wall clock for the redelivered records. Default Date.now. */
   now?: () => number
 }

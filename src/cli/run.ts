@@ -1,11 +1,11 @@
 /**
- * The `audiosocket-soniox` command line. Each subcommand is a `(args) => Promise<number>`; the
- * process exits in exactly one place, `cli/main.ts`, so this module can be tested in process.
+ * The `audiosocket-soniox` command line: one table of subcommands, each `(args, io) => exit code`.
+ * The process exits in exactly one place, `cli/main.ts`, so this module runs in process under test.
  */
-import { parseArgs } from 'node:util'
 import { describeSettings } from '../config.js'
 import { VERSION } from '../version.js'
-import { serve } from './serve.js'
+import { serveCommand } from './serve.js'
+import { EXIT_OK, EXIT_USAGE, processIo, type CliIo } from './cli-support.js'
 import { deadLetters } from './dead-letters.js'
 import { checkCommand } from './check.js'
 import { captureCommand } from './capture.js'
@@ -39,51 +39,47 @@ Capturing and replaying calls (see README.md, "Capturing and replaying calls"):
 
 Run "audiosocket-soniox serve" with SONIOX_API_KEY set; see README.md.`
 
-export async function main(argv: string[]): Promise<number> {
+/** One subcommand: how it runs, given its own arguments and the one CliIo. */
+type Command = (args: string[], io: CliIo) => Promise<number>
+
+/** Every subcommand by name: the one place a command is added. */
+const COMMANDS: Readonly<Record<string, Command>> = {
+  serve: serveCommand,
+  check: checkCommand,
+  settings: settingsCommand,
+  version: versionCommand,
+  'dead-letters': deadLetters,
+  capture: captureCommand,
+  replay: replayCommand,
+  'import-pcap': importPcapCommand,
+  inspect: inspectCommand,
+  'to-wav': toWavCommand,
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
   const [command, ...rest] = argv
-  switch (command) {
-    case 'serve': {
-      let values: { config?: string | undefined }
-      try {
-        values = parseArgs({ args: rest, options: { config: { type: 'string', short: 'c' } }, strict: true }).values
-      } catch (err) {
-        process.stderr.write(`audiosocket-soniox serve: ${(err as Error).message}\n${USAGE}\n`)
-        return 2
-      }
-      return serve({ env: process.env, configFile: values.config, stderr: process.stderr })
-    }
-    case 'settings':
-      for (const s of describeSettings()) {
-        const def = s.sensitive ? '(secret)' : JSON.stringify(s.default)
-        process.stdout.write(`${s.env.padEnd(42)} ${def.padEnd(48)} ${s.doc}\n`)
-      }
-      return 0
-    case 'check':
-      return checkCommand(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
-    case 'dead-letters':
-      return deadLetters(rest, { env: process.env, stdout: process.stdout, stderr: process.stderr })
-    case 'capture':
-      return captureCommand(rest)
-    case 'replay':
-      return replayCommand(rest)
-    case 'import-pcap':
-      return importPcapCommand(rest)
-    case 'inspect':
-      return inspectCommand(rest)
-    case 'to-wav':
-      return toWavCommand(rest)
-    case 'version':
-    case '--version':
-      process.stdout.write(`${VERSION}\n`)
-      return 0
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(`${USAGE}\n`)
-      return command === undefined ? 2 : 0
-    default:
-      process.stderr.write(`audiosocket-soniox: unknown command "${command}"\n${USAGE}\n`)
-      return 2
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    ;(command === undefined ? io.stderr : io.stdout).write(`${USAGE}\n`)
+    return command === undefined ? EXIT_USAGE : EXIT_OK
   }
+  if (command === '--version') return versionCommand([], io)
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined
+  if (run === undefined) {
+    io.stderr.write(`audiosocket-soniox: unknown command "${command}"\n${USAGE}\n`)
+    return EXIT_USAGE
+  }
+  return run(rest, io)
+}
+
+async function settingsCommand(_args: string[], io: CliIo): Promise<number> {
+  for (const s of describeSettings()) {
+    const def = s.sensitive ? '(secret)' : JSON.stringify(s.default)
+    io.stdout.write(`${s.env.padEnd(42)} ${def.padEnd(48)} ${s.doc}\n`)
+  }
+  return EXIT_OK
+}
+
+async function versionCommand(_args: string[], io: CliIo): Promise<number> {
+  io.stdout.write(`${VERSION}\n`)
+  return EXIT_OK
 }

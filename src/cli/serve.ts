@@ -5,16 +5,31 @@
  * reason shutdown, hangup to Asterisk); deliver pending events within FLUSH_TIMEOUT_MS (the spool
  * keeps the rest); exit 0. A second signal exits at once.
  */
+import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
 import { loadConfig, retiredSettings, type Config } from '../config.js'
 import { createLogger } from '../logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
+import { EXIT_CONFIG, usageError, type CliIo } from './cli-support.js'
 
-/** sysexits.h EX_CONFIG: lets systemd's RestartPreventExitStatus stop a restart loop on bad settings. */
-export const EXIT_CONFIG = 78
+export const SERVE_USAGE = `Usage: audiosocket-soniox serve [--config FILE]
 
-export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: string | undefined; stderr: NodeJS.WritableStream }): Promise<number> {
+Runs the AudioSocket server until SIGTERM or SIGINT (then drains). Settings come from the
+environment and from FILE (JSON, keys as in README.md, "Settings"); the environment wins.`
+
+/** `serve [--config FILE]`. */
+export async function serveCommand(args: string[], io: CliIo): Promise<number> {
+  let values: { config?: string | undefined }
+  try {
+    values = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true }).values
+  } catch (err) {
+    return usageError(io, 'serve', (err as Error).message, SERVE_USAGE)
+  }
+  return serve({ env: io.env, configFile: values.config, stderr: io.stderr })
+}
+
+export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: string | undefined; stderr: CliIo['stderr'] }): Promise<number> {
   let config: Config
   try {
     config = loadConfig({ env: options.env, configFile: options.configFile })

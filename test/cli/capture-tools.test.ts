@@ -24,7 +24,7 @@ import { startTcpSink } from '../support/tcp-sink.js'
 function io(signal?: AbortSignal): CliIo & { out(): string; err(): string } {
   let out = ''
   let err = ''
-  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, signal, out: () => out, err: () => err }
+  return { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: {}, signal, out: () => out, err: () => err }
 }
 
 const DTMF = fixtureCapturePath('app-8k-dtmf')
