@@ -1,7 +1,7 @@
 /**
  * One Asterisk call = one TCP connection = one CallSession. It owns the call's state machine,
- * wires the frame parser to the Soniox session and the transcript assembler, publishes the call's
- * events, and logs the call's outcome once.
+ * wires the frame parser to the transcriber (call/transcriber.ts) and the silence keeper, publishes
+ * the call's events (call.ended from its CallReport), and logs the call's outcome once.
  *
  *   awaiting-uuid --UUID frame--> streaming --EOF / reset / hangup / violation / shutdown--> ending --> closed
  *        \--first-frame timeout, wrong first bytes, socket error--------------------------> ending --> closed
@@ -16,65 +16,27 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeAudio, encodeHangup, sampleRateOfKind, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
+import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeHangup, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { createGuard, type Guard } from '../shared/guard.js'
 import { LogThrottle } from '../shared/log-throttle.js'
 import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../shared/long-timer.js'
 import type { Logger } from '../logger.js'
 import type { EventSink } from '../events/envelope.js'
-import type { SonioxResult } from '../soniox/messages.js'
-import type { SonioxError, SonioxSessionHandlers } from '../soniox/soniox-session.js'
-import { TranscriptAssembler, type Utterance } from '../soniox/transcript-assembler.js'
-import type { TranscriberStats } from '../soniox/resilient-transcriber.js'
-import { isAccountProblem } from '../soniox/soniox-health.js'
-import { bytesPerSample, type AudioFormat, type RecognitionOptions } from '../soniox/start-message.js'
+import type { AudioFormat, TranscriptPartial, TranscriptionFailure, Utterance } from '../soniox/index.js'
 import { MislabelledG711Detector } from './g711-detector.js'
 import { CallEventFactory } from '../events/call-event-factory.js'
-import { SILENCE_FRAME_MS, SilenceKeeper, type SilenceMode } from './silence-keeper.js'
+import { CallReport, type CallEndReason, type ReportedError } from './call-report.js'
+import { SilenceKeeper, silenceFrame, type SilenceMode } from './silence-keeper.js'
+import type { CallRecognitionOptions, Transcriber, TranscriberFactory, TranscriberHandlers } from './transcriber.js'
 
-/**
- * Asterisk reads a 0x10 frame as 8 kHz slin whatever it sends us (older versions label every
- * rate 0x10), so 0x10 silence is always 8 kHz; the wideband kinds exist only where Asterisk
- * also accepts them back.
- */
-function silenceFrame(kind: number): Buffer {
-  const rate = kind === Kind.Slin8 ? 8000 : sampleRateOfKind(kind)
-  if (rate === undefined) return silenceFrame(Kind.Slin8)
-  return encodeAudio(kind, Buffer.alloc(((rate * SILENCE_FRAME_MS) / 1000) * 2))
-}
+export type { CallEndReason } from './call-report.js'
+export type { CallRecognitionOptions, Transcriber, TranscriberFactory, TranscriberHandlers } from './transcriber.js'
 
 /** Do not queue silence behind a peer that is not reading: it would only arrive late. */
 const MAX_UNSENT_SILENCE_BYTES = 64 * 1024
 
 export type CallState = 'awaiting-uuid' | 'streaming' | 'ending' | 'closed'
-
-export type CallEndReason = 'hangup' | 'server_hangup' | 'error' | 'shutdown' | 'timeout'
-
-/** What the call needs from a transcriber; ResilientTranscriber is the real one. */
-export interface Transcriber {
-  start(format: AudioFormat): void
-  sendAudio(chunk: Buffer): void
-  finish(): Promise<void>
-  close(): void
-  stats(): TranscriberStats
-}
-
-/**
- * Builds the call's transcriber; `log` is the call's logger (it carries callId); `recognition`
- * holds this call's own options (from its pre-registration), to be laid over the configured ones;
- * `guard` is the call's fault boundary, to wrap every event and timer callback the transcriber
- * registers (an exception there ends this call, not the process).
- */
-export type TranscriberFactory = (
-  callId: string,
-  handlers: SonioxSessionHandlers,
-  log: Logger,
-  recognition: CallRecognitionOptions | undefined,
-  guard: Guard,
-) => Transcriber
-
-export type CallRecognitionOptions = Partial<Pick<RecognitionOptions, 'languageHints' | 'languageHintsStrict' | 'context'>>
 
 /** What a pre-registration (POST /calls/{uuid}) gives one call. */
 export interface CallOptions {
@@ -192,18 +154,14 @@ export class CallSession {
   private events: CallEventFactory | undefined
   private transcriber: Transcriber | undefined
   private silence: SilenceKeeper | undefined
-  private transcriptionError: AppError | undefined
-  private readonly assembler = new TranscriptAssembler()
+  /** Set once: the call goes on untranscribed and call.ended reports it. */
+  private transcriptionFailure: ReportedError | undefined
   private format: AudioFormat | undefined
   /** What a 0x10 frame carries, by the settings. */
   private readonly slinFormat: Required<AudioFormat>
-  private audioBytes = 0
   /** Watches the first second of 0x10 audio for G.711 labelled as slin; gone once it has decided. */
   private g711Detector: MislabelledG711Detector | undefined
-  private suspectedG711 = false
-  /** The last byte of an odd-length slin payload, waiting for its pair. */
-  private oddByte: Buffer | undefined
-  private readonly frameCounts = { audio: 0, dtmf: 0, unknown: 0, error: 0 }
+  private readonly report = new CallReport()
   private lastPartialAt = -Infinity
   private lastPartialText = ''
   private endPromise: Promise<void> | undefined
@@ -355,8 +313,8 @@ export class CallSession {
         this.beginCall(frame.uuid)
         return
       case 'dtmf':
-        this.frameCounts.dtmf++
-        this.publish('call.dtmf', { digit: frame.digit, at_ms: this.audioMs() })
+        this.report.frames.dtmf++
+        this.publish('call.dtmf', { digit: frame.digit, at_ms: this.report.audioMs })
         this.log.debug({ digit: frame.digit }, 'dtmf')
         return
       case 'hangup':
@@ -364,12 +322,12 @@ export class CallSession {
         void this.end('hangup')
         return
       case 'error':
-        this.frameCounts.error++
+        this.report.frames.error++
         this.log.warn({ errorCode: frame.code }, 'AudioSocket error frame received (Asterisk never sends one: check what is connecting)')
         return
       case 'unknown':
-        this.frameCounts.unknown++
-        if (this.frameCounts.unknown === 1) {
+        this.report.frames.unknown++
+        if (this.report.frames.unknown === 1) {
           this.log.warn({ kind: `0x${hex(frame.kind)}`, bytes: frame.payload.length }, 'unknown AudioSocket frame kind skipped')
         }
         return
@@ -414,21 +372,22 @@ export class CallSession {
         silenceFrame(declaredKind ?? Kind.Slin8),
       )
     }
-    const handlers: SonioxSessionHandlers = {
-      onResult: this.guard((result: SonioxResult) => this.onTranscriptResult(result)),
-      onError: this.guard((err: AppError) => this.onTranscriptionError(err)),
-      onFinished: () => {},
+    const handlers: TranscriberHandlers = {
+      onUtterance: this.guard((utterance: Utterance) => this.publishUtterance(utterance)),
+      onError: this.guard((err: AppError, failure: TranscriptionFailure) => this.onTranscriptionError(err, failure)),
     }
+    if (this.settings.partialEvents) handlers.onPartial = this.guard((partial: TranscriptPartial) => this.maybePublishPartial(partial))
     this.transcriber = this.deps.createTranscriber(uuid, handlers, this.log, admission.options?.recognition, this.guard)
   }
 
   private onAudio(kind: number, kindRate: number, payload: Buffer): void {
-    this.frameCounts.audio++
+    this.report.frames.audio++
     if (payload.length === 0) return
     this.silence?.onInboundAudio()
     const rate = kind === Kind.Slin8 ? this.slinFormat.sampleRate : kindRate
     if (this.format === undefined) {
       this.format = kind === Kind.Slin8 ? this.slinFormat : { sampleRate: kindRate, encoding: 'pcm_s16le' }
+      this.report.setFormat(this.format)
       this.log.info({ kind: `0x${hex(kind)}`, sampleRate: this.format.sampleRate, encoding: this.format.encoding }, 'audio format')
       this.silence?.setFrame(silenceFrame(kind))
       if (kind === Kind.Slin8 && this.settings.slinEncoding === 'slin' && this.format.sampleRate === 8000) this.g711Detector = new MislabelledG711Detector()
@@ -440,22 +399,10 @@ export class CallSession {
       )
       return
     }
-    this.audioBytes += payload.length
+    this.report.addAudio(payload.length)
     if (this.g711Detector !== undefined) this.watchForG711(payload.length)
-
-    let pcm = payload
-    if (this.format.encoding === 'pcm_s16le') {
-      // Keeps 16-bit sample alignment when a payload has an odd length (it happens: CNG, codecs).
-      if (this.oddByte !== undefined) {
-        pcm = Buffer.concat([this.oddByte, payload])
-        this.oddByte = undefined
-      }
-      if (pcm.length % 2 === 1) {
-        this.oddByte = Buffer.from(pcm.subarray(pcm.length - 1))
-        pcm = pcm.subarray(0, pcm.length - 1)
-      }
-    }
-    if (this.transcriptionError === undefined) this.transcriber?.sendAudio(pcm)
+    // Any length goes: the transcriber keeps its own sample alignment.
+    if (this.transcriptionFailure === undefined) this.transcriber?.sendAudio(payload)
   }
 
   private watchForG711(payloadBytes: number): void {
@@ -463,7 +410,7 @@ export class CallSession {
     if (verdict === undefined) return
     this.g711Detector = undefined
     if (verdict === 'clear') return
-    this.suspectedG711 = true
+    this.report.suspectedG711 = true
     this.metrics.g711Suspected()
     this.log.warn(
       { kind: '0x10', frameBytes: payloadBytes },
@@ -480,45 +427,34 @@ export class CallSession {
     this.metrics.frameSent('silence')
   }
 
-  private audioMs(): number {
-    if (this.format === undefined) return 0
-    return Math.round((this.audioBytes / bytesPerSample(this.format) / this.format.sampleRate) * 1000)
-  }
-
   // ---- transcripts -----------------------------------------------------------------------------
 
-  private onTranscriptResult(result: SonioxResult): void {
-    for (const utterance of this.assembler.push(result)) this.publishUtterance(utterance)
-    if (this.settings.partialEvents) this.maybePublishPartial()
-  }
-
-  private maybePublishPartial(): void {
-    const partial = this.assembler.partial()
-    if (partial === undefined || partial.text === this.lastPartialText) return
+  /** transcript.partial: at most one per partialIntervalMs, and only when its text changed. */
+  private maybePublishPartial(partial: TranscriptPartial): void {
+    if (partial.text === this.lastPartialText) return
     const now = this.now()
     if (now - this.lastPartialAt < this.settings.partialIntervalMs) return
     this.lastPartialAt = now
     this.lastPartialText = partial.text
-    this.publish('transcript.partial', { index: this.assembler.utteranceCount, text: partial.text, start_ms: partial.start_ms })
+    this.publish('transcript.partial', { index: partial.index, text: partial.text, start_ms: partial.start_ms })
   }
 
   private publishUtterance(u: Utterance): void {
     this.lastPartialText = ''
+    this.report.addUtterance(u)
     this.publish('transcript.final', { ...u })
     this.log.debug({ index: u.index, text: u.text }, 'utterance')
   }
 
-  private onTranscriptionError(err: AppError): void {
-    if (this.transcriptionError !== undefined) return
-    this.transcriptionError = err
+  private onTranscriptionError(err: AppError, failure: TranscriptionFailure): void {
+    if (this.transcriptionFailure !== undefined) return
+    this.transcriptionFailure = { error: err, fields: failure.reportFields }
     // The caller is still on the line: keep reading (and counting) their audio, keep the call up,
     // and report the lost transcription in call.ended. Hanging up a caller because speech-to-text
     // failed would be worse than an incomplete transcript. A refused key or an empty balance hits
-    // every call alike and is logged at error once per cause by SonioxHealth, so warn here.
-    const level = isAccountProblem(err) ? 'warn' : 'error'
+    // every call alike and is logged at error once per cause elsewhere (SonioxHealth), so warn here.
+    const level = failure.accountProblem ? 'warn' : 'error'
     this.log[level]({ err }, this.stateValue === 'streaming' ? 'transcription failed; the call continues untranscribed' : 'transcription failed at the end of the call')
-    const last = this.assembler.flush('call_end')
-    if (last) this.publishUtterance(last)
   }
 
   // ---- ending ----------------------------------------------------------------------------------
@@ -620,58 +556,26 @@ export class CallSession {
     // A protocol violation is the peer's, not ours: its code and message say all, a stack would not.
     if (error) this.log.warn({ errorCode: error.code }, `ending call: ${error.message}`)
 
-    if (this.transcriber !== undefined && this.transcriptionError === undefined && error?.code !== 'ERR_CALL_INTERNAL') {
+    if (this.transcriber !== undefined && this.transcriptionFailure === undefined && error?.code !== 'ERR_CALL_INTERNAL') {
       // The last words are still in flight at Soniox: end the audio and wait (bounded) for them.
       await this.transcriber.finish()
     }
+    // Words final but not yet closed into an utterance arrive (onUtterance) before close() returns.
     this.transcriber?.close()
-    const last = this.assembler.flush('call_end')
-    if (last) this.publishUtterance(last)
 
-    const endError = error ?? this.transcriptionError
-    const endReason: CallEndReason = error === undefined && this.transcriptionError !== undefined && reason === 'hangup' ? 'error' : reason
-    const transcript = this.assembler.transcript
-    const durationMs = this.now() - this.startedAt
-    const stats = this.transcriber?.stats()
-    this.publish('call.ended', {
+    const endError: ReportedError | undefined = error === undefined ? this.transcriptionFailure : { error }
+    const endReason: CallEndReason = error === undefined && this.transcriptionFailure !== undefined && reason === 'hangup' ? 'error' : reason
+    const outcome = {
       reason: endReason,
-      duration_ms: durationMs,
-      audio_ms: this.audioMs(),
-      sample_rate: this.format?.sampleRate ?? null,
-      audio_encoding: this.format?.encoding ?? null,
-      suspected_g711: this.suspectedG711,
-      transcript,
-      utterances: this.assembler.utteranceCount,
-      soniox: {
-        sessions: stats?.sessions ?? 0,
-        reconnects: stats?.reconnects ?? 0,
-        audio_resent_ms: stats?.audioResentMs ?? 0,
-        audio_dropped_ms: stats?.audioDroppedMs ?? 0,
-      },
-      frames: { ...this.frameCounts },
-      silence_frames_sent: this.silence?.totalFrames ?? 0,
-      error: endError ? describeError(endError) : null,
+      durationMs: this.now() - this.startedAt,
+      stats: this.transcriber?.stats(),
+      silenceFrames: this.silence?.totalFrames,
+      error: endError,
       metadata: this.metadata,
-    })
+    }
+    this.publish('call.ended', this.report.endedData(outcome))
     this.metrics.callEnded(endReason)
-    this.log.info(
-      {
-        reason: endReason,
-        durationMs,
-        audioMs: this.audioMs(),
-        sampleRate: this.format?.sampleRate,
-        frames: this.frameCounts.audio,
-        dtmf: this.frameCounts.dtmf,
-        utterances: this.assembler.utteranceCount,
-        words: countWords(transcript),
-        sonioxSessions: stats?.sessions,
-        reconnects: stats?.reconnects,
-        audioDroppedMs: stats?.audioDroppedMs,
-        silenceFrames: this.silence?.totalFrames,
-        errorCode: endError?.code,
-      },
-      'call ended',
-    )
+    this.log.info(this.report.logFields(outcome), 'call ended')
     this.close()
   }
 
@@ -695,15 +599,6 @@ export class CallSession {
   }
 }
 
-function describeError(err: AppError): Record<string, unknown> {
-  const out: Record<string, unknown> = { code: err.code, message: err.message }
-  const soniox = err as SonioxError
-  if (soniox.sonioxCode !== undefined) out.soniox_code = soniox.sonioxCode
-  if (soniox.sonioxType !== undefined) out.soniox_type = soniox.sonioxType
-  if (soniox.requestId !== undefined) out.request_id = soniox.requestId
-  return out
-}
-
 /** Payload size of a decoded non-audio frame (the UUID and DTMF kinds have fixed sizes and no payload field). */
 function payloadBytes(frame: Exclude<Frame, AudioFrame>): number {
   switch (frame.type) {
@@ -716,11 +611,6 @@ function payloadBytes(frame: Exclude<Frame, AudioFrame>): number {
     default:
       return frame.payload.length
   }
-}
-
-function countWords(text: string): number {
-  const trimmed = text.trim()
-  return trimmed === '' ? 0 : trimmed.split(/\s+/).length
 }
 
 function hex(byte: number): string {

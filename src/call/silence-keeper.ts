@@ -17,9 +17,22 @@
  * catch-up is bounded: after an event-loop stall longer than 100 ms it resynchronises instead of
  * sending a burst, because Asterisk plays whatever arrives at once.
  */
+import { Kind, encodeAudio, sampleRateOfKind } from '../audiosocket/index.js'
+
 export type SilenceMode = 'off' | 'gaps' | 'continuous'
 
 export const SILENCE_FRAME_MS = 20
+
+/**
+ * One 20 ms AudioSocket frame of silence of `kind`. Asterisk reads a 0x10 frame as 8 kHz slin
+ * whatever it sends us (older versions label every rate 0x10), so 0x10 silence is always 8 kHz;
+ * the wideband kinds exist only where Asterisk also accepts them back.
+ */
+export function silenceFrame(kind: number): Buffer {
+  const rate = kind === Kind.Slin8 ? 8000 : sampleRateOfKind(kind)
+  if (rate === undefined) return silenceFrame(Kind.Slin8)
+  return encodeAudio(kind, Buffer.alloc(((rate * SILENCE_FRAME_MS) / 1000) * 2))
+}
 
 /**
  * At most this many frames (100 ms) are sent in one wake-up to catch up with the grid; when more

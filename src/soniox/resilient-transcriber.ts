@@ -22,7 +22,8 @@ import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
 import { bytesPerSample, type AudioFormat } from './start-message.js'
-import { isRetriableSonioxError, type SonioxError, type SonioxMetrics, type SonioxSessionHandlers } from './soniox-session.js'
+import type { SonioxMetrics, SonioxSessionHandlers } from './soniox-session.js'
+import { isRetriableSonioxError, sonioxCodeOf } from './soniox-error.js'
 import type { SonioxHealth } from './soniox-health.js'
 
 /** What this class needs of a session; SonioxSession is the real one. */
@@ -328,7 +329,7 @@ export class ResilientTranscriber {
     this.options.logger.info(
       {
         cause: cause.code,
-        sonioxCode: (cause as SonioxError).sonioxCode,
+        sonioxCode: sonioxCodeOf(cause),
         attempt: this.attempts,
         delayMs,
         resentMs: Math.round(this.bytesToMs(resent)),

@@ -5,20 +5,12 @@
  */
 import type { Logger } from '../logger.js'
 import type { AppError } from '../shared/errors.js'
-import type { SonioxError } from './soniox-session.js'
+import { isAccountProblem } from './soniox-error.js'
 
 export interface SonioxProblem {
   sonioxCode: number
   message: string
   since: number
-}
-
-/** Soniox codes that mean "no call will be transcribed until an operator acts". */
-const ACCOUNT_CODES = new Set([401, 402, 403])
-
-export function isAccountProblem(error: AppError): boolean {
-  const code = (error as SonioxError).sonioxCode
-  return code !== undefined && ACCOUNT_CODES.has(code)
 }
 
 export class SonioxHealth {
@@ -36,7 +28,7 @@ export class SonioxHealth {
   /** A session failed for good. Account-level causes are logged once until they change. */
   reportFailure(error: AppError): void {
     if (!isAccountProblem(error)) return
-    const sonioxCode = (error as SonioxError).sonioxCode as number
+    const sonioxCode = error.sonioxCode
     if (this.current?.sonioxCode === sonioxCode) return
     this.current = { sonioxCode, message: error.message, since: this.now() }
     this.logger.error(

@@ -21,6 +21,7 @@ import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
 import { longTimer, type LongWait, type TimerFunctions } from '../shared/long-timer.js'
 import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
+import { SonioxError } from './soniox-error.js'
 
 export type SonioxSessionState = 'connecting' | 'open' | 'streaming' | 'finishing' | 'finished' | 'failed' | 'closed'
 
@@ -74,43 +75,6 @@ export interface SonioxSessionHandlers {
   onError(error: AppError): void
   /** Soniox sent `finished`: every final token has been delivered through onResult. */
   onFinished(): void
-}
-
-/** Details of a Soniox error message, kept on the AppError for logs and call.ended. */
-export interface SonioxErrorDetails {
-  sonioxCode?: number
-  sonioxType?: string
-  requestId?: string
-}
-
-export type SonioxError = AppError & SonioxErrorDetails
-
-/** Soniox codes worth a new session: timeouts, rate/concurrency limits, server faults. */
-const RETRIABLE_SONIOX_CODES = new Set([408, 429, 500, 502, 503, 504])
-
-/**
- * Whether a new session may succeed where this one failed. Connection-level failures are
- * retriable; Soniox's 4xx answers (bad request, bad key, no balance) are not, except 408 and 429.
- */
-export function isRetriableSonioxError(error: AppError): boolean {
-  switch (error.code) {
-    case 'ERR_SONIOX_SERVER_ERROR': {
-      const code = (error as SonioxError).sonioxCode ?? 0
-      return RETRIABLE_SONIOX_CODES.has(code) || code >= 500
-    }
-    case 'ERR_SONIOX_CONNECT': {
-      // A refused upgrade carries the HTTP status; a network failure carries none.
-      const code = (error as SonioxError).sonioxCode
-      return code === undefined || RETRIABLE_SONIOX_CODES.has(code) || code >= 500
-    }
-    case 'ERR_SONIOX_CLOSED':
-    case 'ERR_SONIOX_UNRESPONSIVE':
-    case 'ERR_SONIOX_BACKPRESSURE':
-    case 'ERR_SONIOX_FINISH_TIMEOUT':
-      return true
-    default:
-      return false
-  }
 }
 
 function defaultCreateSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number): WebSocket {
@@ -169,8 +133,7 @@ export class SonioxSession {
     this.socket.on('pong', () => (this.pongDueSince = undefined))
     this.socket.on('unexpected-response', guard((_req: unknown, res: IncomingMessage) => {
       // Soniox accepts every upgrade and reports problems in JSON; a proxy or a wrong URL does not.
-      const error: SonioxError = new AppError('ERR_SONIOX_CONNECT', `the Soniox upgrade was answered HTTP ${res.statusCode} (check SONIOX_WEBSOCKET_URL)`)
-      if (res.statusCode !== undefined) error.sonioxCode = res.statusCode
+      const error = new SonioxError('ERR_SONIOX_CONNECT', `the Soniox upgrade was answered HTTP ${res.statusCode} (check SONIOX_WEBSOCKET_URL)`, { sonioxCode: res.statusCode })
       res.resume()
       this.fail(error)
     }))
@@ -449,12 +412,9 @@ export class SonioxSession {
 }
 
 function sonioxServerError(message: SonioxServerError): SonioxError {
-  const error: SonioxError = new AppError(
-    'ERR_SONIOX_SERVER_ERROR',
-    `Soniox error ${message.code}${message.type ? ` ${message.type}` : ''}: ${message.message}`,
-  )
-  error.sonioxCode = message.code
-  if (message.type !== undefined) error.sonioxType = message.type
-  if (message.requestId !== undefined) error.requestId = message.requestId
-  return error
+  return new SonioxError('ERR_SONIOX_SERVER_ERROR', `Soniox error ${message.code}${message.type ? ` ${message.type}` : ''}: ${message.message}`, {
+    sonioxCode: message.code,
+    sonioxType: message.type,
+    requestId: message.requestId,
+  })
 }

@@ -6,11 +6,9 @@ import t, { type Test } from 'tap'
 import net from 'node:net'
 import { Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
-import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber } from '../../src/call/call-session.js'
+import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber, type TranscriberHandlers } from '../../src/call/call-session.js'
 import { createLogger } from '../../src/logger.js'
-import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
-import type { AudioFormat } from '../../src/soniox/start-message.js'
-import type { TranscriberStats } from '../../src/soniox/resilient-transcriber.js'
+import type { AudioFormat, TranscriberStats, Utterance } from '../../src/soniox/index.js'
 import type { EventEnvelope, EventSink } from '../../src/events/envelope.js'
 import { AppError } from '../../src/shared/errors.js'
 import { LogThrottle } from '../../src/shared/log-throttle.js'
@@ -37,7 +35,7 @@ class RecordingTranscriber implements Transcriber {
   readonly chunks: Buffer[] = []
   finished = false
   closedCount = 0
-  constructor(readonly handlers: SonioxSessionHandlers) {}
+  constructor(readonly handlers: TranscriberHandlers) {}
   start(format: AudioFormat): void {
     this.format = format
   }
@@ -118,6 +116,13 @@ async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<
 
 const types = (events: EventEnvelope[]): string[] => events.map((e) => e.type)
 
+/** An utterance as the transcriber delivers it. */
+function utterance(index: number, text: string, startMs: number, endMs: number): Utterance {
+  return { index, text, start_ms: startMs, end_ms: endMs, confidence: null, tokens: [{ text, start_ms: startMs, end_ms: endMs }], reason: 'call_end' }
+}
+
+const NOT_THE_ACCOUNT = { accountProblem: false, reportFields: {} }
+
 const NO_CALL_METRICS: CallMetrics = {
   callStarted() {},
   callEnded() {},
@@ -128,16 +133,17 @@ const NO_CALL_METRICS: CallMetrics = {
   frameSent() {},
 }
 
-t.test('odd-length payloads keep 16-bit sample alignment towards Soniox', async (t) => {
+// Sample alignment of odd payloads is the transcriber's (test/soniox/soniox-transcriber.test.ts).
+t.test('odd-length payloads reach the transcriber as they came, in order, and count in audio_ms', async (t) => {
   const r = await rig(t)
   const a = Buffer.from([1, 2, 3])
   const b = Buffer.from([4, 5, 6, 7, 8])
   const c = Buffer.from([9])
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.raw(0x10, a), frames.raw(0x10, b), frames.raw(0x10, c)]))
-  await waitUntil(() => r.call.state === 'streaming' && (r.transcriber().audio.length ?? 0) >= 8, 'audio forwarded')
+  await waitUntil(() => r.call.state === 'streaming' && (r.transcriber().audio.length ?? 0) >= 9, 'audio forwarded')
   const tr = r.transcriber()
-  t.ok(tr.chunks.every((chunk) => chunk.length % 2 === 0), 'every chunk sent holds whole samples')
-  t.same([...tr.audio], [1, 2, 3, 4, 5, 6, 7, 8], 'the bytes arrive in order; the 9th waits for its pair')
+  t.same(tr.chunks.map((chunk) => chunk.length), [3, 5, 1], 'one chunk per frame, odd lengths too')
+  t.same([...tr.audio], [1, 2, 3, 4, 5, 6, 7, 8, 9], 'the bytes arrive in order')
   r.peer.end()
   await r.call.closed()
   t.equal(r.events.at(-1)?.data.audio_ms, 1, '9 bytes at 8 kHz is 0.56 ms, rounded')
@@ -222,8 +228,9 @@ t.test('transcription failure keeps the call up and is reported at the end', asy
   r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
   await waitUntil(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'first audio')
   const tr = r.transcriber()
-  tr.handlers.onResult({ kind: 'result', tokens: [{ text: ' hello', is_final: true, start_ms: 0, end_ms: 200 }], finalAudioProcMs: 200, totalAudioProcMs: 200, finished: false })
-  tr.handlers.onError(new AppError('ERR_SONIOX_CLOSED', 'lost'))
+  // As the transcriber fails: the words it had open, then the error.
+  tr.handlers.onUtterance(utterance(0, ' hello', 0, 200))
+  tr.handlers.onError(new AppError('ERR_SONIOX_CLOSED', 'lost'), NOT_THE_ACCOUNT)
   r.peer.write(frames.audio(0x10, 320))
   await waitUntil(() => r.events.filter((e) => e.type === 'transcript.final').length === 1, 'the open words flushed')
   t.equal(r.call.state, 'streaming', 'the caller is not hung up')
@@ -239,14 +246,14 @@ t.test('transcript.partial is off by default and throttled when on', async (t) =
   const off = await rig(t)
   off.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
   await waitUntil(() => off.call.state === 'streaming' && off.transcriber().chunks.length === 1, 'audio')
-  off.transcriber().handlers.onResult({ kind: 'result', tokens: [{ text: ' hi', is_final: false }], finalAudioProcMs: 0, totalAudioProcMs: 100, finished: false })
+  t.equal(off.transcriber().handlers.onPartial, undefined, 'the transcriber is not asked for partials')
+  off.transcriber().handlers.onPartial?.({ index: 0, text: ' hi', start_ms: null })
   t.notOk(off.events.some((e) => e.type === 'transcript.partial'), 'no partials unless enabled')
 
   const on = await rig(t, { partialEvents: true, partialIntervalMs: 500 })
   on.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
   await waitUntil(() => on.call.state === 'streaming' && on.transcriber().chunks.length === 1, 'audio')
-  const push = (text: string, isFinal = false): void =>
-    on.transcriber().handlers.onResult({ kind: 'result', tokens: [{ text, is_final: isFinal, start_ms: 0 }], finalAudioProcMs: 0, totalAudioProcMs: 100, finished: false })
+  const push = (text: string): void => on.transcriber().handlers.onPartial?.({ index: 0, text, start_ms: 0 })
   push(' hel') // t=0: the first partial goes out at once
   on.clock.now += 100
   push(' hello') // t=100: within the interval, throttled
@@ -373,11 +380,11 @@ async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
       Object.assign(new RecordingTranscriber(handlers), { sendAudio: boom })
   }
   if (piece === 'result-callback') {
-    // A result the transcript assembly chokes on, delivered as a Soniox WebSocket message would be:
-    // from the event loop, not from inside the call's own stack.
+    // An utterance the call's publishing chokes on, delivered as a Soniox WebSocket message would
+    // be: from the event loop, not from inside the call's own stack.
     deps.createTranscriber = (_id, handlers) => {
       const transcriber = new RecordingTranscriber(handlers)
-      transcriber.start = () => void setImmediate(() => handlers.onResult({ tokens: null } as never))
+      transcriber.start = () => void setImmediate(() => handlers.onUtterance(null as never))
       return transcriber
     }
   }

@@ -17,7 +17,8 @@ import {
 } from '../../src/soniox/resilient-transcriber.js'
 import { AUDIO_RING_BLOCK_BYTES, sharedAudioBlockPool } from '../../src/soniox/audio-ring.js'
 import { SonioxHealth } from '../../src/soniox/soniox-health.js'
-import type { SonioxError, SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
+import type { SonioxSessionHandlers } from '../../src/soniox/soniox-session.js'
+import { SonioxError, sonioxCodeOf } from '../../src/soniox/soniox-error.js'
 import { FakeTimers } from '../support/fake-timers.js'
 
 const RATE = 8000
@@ -83,8 +84,7 @@ class ScriptedSession implements SessionLike {
 
   /** Emits an error as SonioxSession would (onError, once). */
   fail(code: ErrorCode, sonioxCode?: number): SonioxError {
-    const error: SonioxError = new AppError(code, `scripted ${code}${sonioxCode ? ` ${sonioxCode}` : ''}`)
-    if (sonioxCode !== undefined) error.sonioxCode = sonioxCode
+    const error = new SonioxError(code, `scripted ${code}${sonioxCode ? ` ${sonioxCode}` : ''}`, { sonioxCode })
     this.handlers.onError(error)
     return error
   }
@@ -494,8 +494,7 @@ t.test('permanent errors: no new session, the original error is passed up, healt
 
   t.test('a session that works clears the health problem', async (t) => {
     const health = new SonioxHealth(captureLogger([]))
-    const accountError: SonioxError = new AppError('ERR_SONIOX_SERVER_ERROR', '401')
-    accountError.sonioxCode = 401
+    const accountError = new SonioxError('ERR_SONIOX_SERVER_ERROR', '401', { sonioxCode: 401 })
     health.reportFailure(accountError)
     const r = rig({ health })
     r.feed(0, 500)
@@ -737,7 +736,7 @@ t.test('metrics: each session error by code, each replacement, and giving up', a
   const seen: string[] = []
   const r = rig({
     reconnect: { maxAttempts: 2, maxMs: 600_000, initialDelayMs: 100, maxDelayMs: 100 },
-    metrics: { reconnected: () => seen.push('reconnect'), error: (e) => seen.push(`${e.code}:${(e as SonioxError).sonioxCode ?? ''}`) },
+    metrics: { reconnected: () => seen.push('reconnect'), error: (e) => seen.push(`${e.code}:${sonioxCodeOf(e) ?? ''}`) },
   })
   r.feed(0, 1000)
   r.session(0).fail('ERR_SONIOX_SERVER_ERROR', 503)

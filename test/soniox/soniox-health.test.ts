@@ -5,13 +5,11 @@
 import t from 'tap'
 import { createLogger } from '../../src/logger.js'
 import { AppError } from '../../src/shared/errors.js'
-import { SonioxHealth, isAccountProblem } from '../../src/soniox/soniox-health.js'
-import type { SonioxError } from '../../src/soniox/soniox-session.js'
+import { SonioxHealth } from '../../src/soniox/soniox-health.js'
+import { SonioxError } from '../../src/soniox/soniox-error.js'
 
 function sonioxError(code: number, message = `Soniox error ${code}`): SonioxError {
-  const error: SonioxError = new AppError('ERR_SONIOX_SERVER_ERROR', message)
-  error.sonioxCode = code
-  return error
+  return new SonioxError('ERR_SONIOX_SERVER_ERROR', message, { sonioxCode: code })
 }
 
 function rig(startMs = 5000) {
@@ -88,22 +86,4 @@ t.test('non-account errors are ignored', async (t) => {
   r.health.reportFailure(sonioxError(503))
   t.equal(r.health.problem?.sonioxCode, 401, 'a 503 neither clears nor replaces an account problem')
   t.equal(r.lines.length, 1)
-})
-
-t.test('isAccountProblem', async (t) => {
-  const table: Array<[AppError, boolean]> = [
-    [sonioxError(401), true],
-    [sonioxError(402), true],
-    [sonioxError(403), true],
-    [sonioxError(400), false],
-    [sonioxError(429), false],
-    [sonioxError(503), false],
-    [new AppError('ERR_SONIOX_CLOSED'), false],
-  ]
-  for (const [error, expected] of table) {
-    t.equal(isAccountProblem(error), expected, `${error.code} ${(error as SonioxError).sonioxCode ?? '-'}`)
-  }
-  const connect: SonioxError = new AppError('ERR_SONIOX_CONNECT', 'HTTP 401')
-  connect.sonioxCode = 401
-  t.equal(isAccountProblem(connect), true, 'a refused upgrade with 401 counts as well')
 })

@@ -9,12 +9,7 @@
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { AppError, type ErrorCode } from '../../src/shared/errors.js'
-import {
-  SonioxSession,
-  isRetriableSonioxError,
-  type SonioxError,
-  type SonioxSessionOptions,
-} from '../../src/soniox/soniox-session.js'
+import { SonioxSession, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
 import { FakeTimers } from '../support/fake-timers.js'
@@ -34,7 +29,7 @@ interface Sent {
 
 interface Harness {
   session: SonioxSession
-  errors: SonioxError[]
+  errors: AppError[]
   opened: Promise<void>
   closed: Promise<void>
   socket(): WebSocket
@@ -47,7 +42,7 @@ interface Harness {
 }
 
 function startSession(t: Test, url: string, overrides: Partial<SonioxSessionOptions>): Harness {
-  const errors: SonioxError[] = []
+  const errors: AppError[] = []
   const sent: Sent[] = []
   let socket: WebSocket | undefined
   let pings = 0
@@ -299,43 +294,4 @@ t.test('a send buffer past its bound -> ERR_SONIOX_BACKPRESSURE', async (t) => {
   h.session.sendAudio(Buffer.alloc(FRAME_BYTES, 1))
   t.equal(h.errors.length, 1, 'reported once')
   t.equal(h.session.bytesSent, FRAME_BYTES, 'the frame that would pass the bound was not sent')
-})
-
-t.test('isRetriableSonioxError', async (t) => {
-  function err(code: ErrorCode, sonioxCode?: number): AppError {
-    const e: SonioxError = new AppError(code, code)
-    if (sonioxCode !== undefined) e.sonioxCode = sonioxCode
-    return e
-  }
-  const table: Array<[AppError, boolean]> = [
-    [err('ERR_SONIOX_SERVER_ERROR', 408), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 429), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 500), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 502), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 503), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 504), true],
-    [err('ERR_SONIOX_SERVER_ERROR', 400), false],
-    [err('ERR_SONIOX_SERVER_ERROR', 401), false],
-    [err('ERR_SONIOX_SERVER_ERROR', 402), false],
-    [err('ERR_SONIOX_SERVER_ERROR', 403), false],
-    [err('ERR_SONIOX_CLOSED'), true],
-    [err('ERR_SONIOX_UNRESPONSIVE'), true],
-    [err('ERR_SONIOX_BACKPRESSURE'), true],
-    [err('ERR_SONIOX_FINISH_TIMEOUT'), true],
-    [err('ERR_SONIOX_CONNECT'), true],
-    [err('ERR_SONIOX_CONNECT', 408), true],
-    [err('ERR_SONIOX_CONNECT', 429), true],
-    [err('ERR_SONIOX_CONNECT', 502), true],
-    [err('ERR_SONIOX_CONNECT', 503), true],
-    [err('ERR_SONIOX_CONNECT', 400), false],
-    [err('ERR_SONIOX_CONNECT', 401), false],
-    [err('ERR_SONIOX_CONNECT', 403), false],
-    [err('ERR_SONIOX_CONNECT', 404), false],
-    [err('ERR_SONIOX_BAD_MESSAGE'), false],
-    [err('ERR_SONIOX_GAVE_UP'), false],
-  ]
-  for (const [error, retriable] of table) {
-    const code = (error as SonioxError).sonioxCode
-    t.equal(isRetriableSonioxError(error), retriable, `${error.code}${code === undefined ? '' : ` ${code}`}: ${retriable ? 'retriable' : 'permanent'}`)
-  }
 })

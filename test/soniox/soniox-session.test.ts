@@ -6,8 +6,10 @@ import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { SonioxResult, SonioxToken } from '../../src/soniox/messages.js'
+import type { AppError } from '../../src/shared/errors.js'
 import { createGuard } from '../../src/shared/guard.js'
-import { SonioxSession, type SonioxError, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
+import { SonioxSession, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
+import { SonioxError } from '../../src/soniox/soniox-error.js'
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { TranscriptAssembler } from '../../src/soniox/transcript-assembler.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
@@ -51,15 +53,21 @@ function frames(audio: Buffer, size = FRAME_BYTES): Buffer[] {
   return out
 }
 
-type LogEntry = { kind: 'result'; result: SonioxResult } | { kind: 'error'; error: SonioxError } | { kind: 'finished' }
+/** A Soniox error message becomes a SonioxError, its details fixed at creation. */
+function sonioxErrorOf(error: AppError): SonioxError {
+  if (error instanceof SonioxError) return error
+  throw new Error(`expected a SonioxError, got ${error.name} ${error.code}`)
+}
+
+type LogEntry = { kind: 'result'; result: SonioxResult } | { kind: 'error'; error: AppError } | { kind: 'finished' }
 
 interface Harness {
   session: SonioxSession
   log: LogEntry[]
   results: SonioxResult[]
-  errors: SonioxError[]
+  errors: AppError[]
   /** Resolves with the first onError. */
-  firstError: Promise<SonioxError>
+  firstError: Promise<AppError>
   /** Resolves at the first onResult. */
   firstResult: Promise<void>
   /** The client socket (only when the test hook created it). */
@@ -94,10 +102,10 @@ function options(url: string, overrides: Partial<SonioxSessionOptions> = {}): So
 function startSession(t: Test, url: string, overrides: Partial<SonioxSessionOptions> = {}, hookSocket = true): Harness {
   const log: LogEntry[] = []
   const results: SonioxResult[] = []
-  const errors: SonioxError[] = []
-  let resolveError!: (e: SonioxError) => void
+  const errors: AppError[] = []
+  let resolveError!: (e: AppError) => void
   let resolveResult!: () => void
-  const firstError = new Promise<SonioxError>((resolve) => (resolveError = resolve))
+  const firstError = new Promise<AppError>((resolve) => (resolveError = resolve))
   const firstResult = new Promise<void>((resolve) => (resolveResult = resolve))
   let socket: WebSocket | undefined
   let resolveOpened!: () => void
@@ -363,7 +371,7 @@ t.test('a server error at start (401): onError once, ERR_SONIOX_SERVER_ERROR wit
   const h = startSession(t, fake.url)
   h.session.start({ sampleRate: RATE })
   for (const f of frames(SPEECH)) h.session.sendAudio(f)
-  const error = await h.firstError
+  const error = sonioxErrorOf(await h.firstError)
   t.equal(error.code, 'ERR_SONIOX_SERVER_ERROR')
   t.equal(error.sonioxCode, 401)
   t.equal(error.sonioxType, 'unauthenticated')
@@ -389,7 +397,7 @@ t.test('a server error mid-stream (503): onError once, nothing after it', async 
   s.fail(503, 'service_unavailable', 'Cannot continue request (code 1). Please restart the request.')
   // Keep streaming as a call would: the session must swallow it.
   for (const f of all.slice(all.length / 2)) h.session.sendAudio(f)
-  const error = await h.firstError
+  const error = sonioxErrorOf(await h.firstError)
   t.equal(error.code, 'ERR_SONIOX_SERVER_ERROR')
   t.equal(error.sonioxCode, 503)
   t.equal(error.sonioxType, 'service_unavailable')
