@@ -4,12 +4,12 @@
  * ones the webhook accepts. Settings come from the same environment and --config file as `serve`.
  */
 import { parseArgs } from 'node:util'
-import { loadConfig, type Config } from '../config.js'
+import { loadConfig, type Config } from '../config/index.js'
 import { deadLetterPath, spoolDirectory, webhookTransportOptions } from '../delivery.js'
 import { isAppError, isErrnoException } from '../shared/errors.js'
 import { DeadLetterFile, type DeadLetterEntry } from '../webhook/dead-letter.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
-import { acquireSpoolLock } from '../webhook/spool.js'
+import { acquireSpoolLock } from '../webhook/spool-lock.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const DEAD_LETTERS_USAGE = `Usage:

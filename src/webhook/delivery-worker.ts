@@ -1,5 +1,5 @@
 /**
- * The webhook delivery worker: a worker thread that runs the HttpWebhookSink, its spool and its
+ * The webhook delivery worker: a worker thread that runs the DeliveryQueue, its spool and its
  * dead-letter file, started by WebhookWorkerSink (worker-sink.ts). Why a thread of its own:
  *
  * - An event must be in the spool before its first POST. On the main thread that write goes to
@@ -8,14 +8,25 @@
  *   synchronous, which blocks nobody but this thread, and the POST follows in the same turn.
  * - Signing, HTTP and retry timers no longer share a loop with the audio path.
  *
- * The worker exits by itself after `close` (nothing keeps its loop alive once the sink is closed).
+ * The worker exits by itself after `close` (nothing keeps its loop alive once the queue is closed).
+ *
+ * WHERE AN EVENT LIVES, one place per thread at any moment:
+ * - Main thread: WebhookWorkerSink.unsecured (its JSON and a few fields), from publish() until this
+ *   worker reports it secured (its spool record written, or, if the spool refused it, settled), so
+ *   that a replacement worker can be handed it if this one dies. Then nowhere.
+ * - On its way: the `publish` message on the MessagePort (a copy made by postMessage).
+ * - This thread: its call's queue in DeliveryQueue (one Delivery: the body and the fields the queue
+ *   and logs need), from the message until it is delivered or dead-lettered. The spool keeps no copy
+ *   in memory: append() writes the record before it returns; the segment only counts it.
+ * - Disk: its spool record, from before its first attempt until its ack (after a 2xx, or once its
+ *   dead letter is written).
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { createLogger } from '../logger.js'
 import { isAppError } from '../shared/errors.js'
 import { DeadLetterFile } from './dead-letter.js'
-import { HttpWebhookSink, type WebhookMetrics } from './http-sink.js'
-import { Spool, syncSpoolIo } from './spool.js'
+import { DeliveryQueue, type WebhookMetrics } from './delivery-queue.js'
+import { Spool } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
 const port = parentPort
@@ -35,7 +46,7 @@ const REPORT_INTERVAL_MS = 100
 class Reporter implements WebhookMetrics {
   private report: Omit<WorkerReport, 'stats' | 'spool'> = emptyReport()
   private timer: NodeJS.Timeout | undefined
-  sink: HttpWebhookSink | undefined
+  queue: DeliveryQueue | undefined
 
   delivered(type: string, latencyMs: number | undefined): void {
     this.report.delivered.push([type, latencyMs ?? null])
@@ -61,9 +72,9 @@ class Reporter implements WebhookMetrics {
   flush(): void {
     if (this.timer !== undefined) clearTimeout(this.timer)
     this.timer = undefined
-    const sink = this.sink
-    if (sink === undefined) return
-    send({ type: 'report', ...this.report, stats: sink.stats(), spool: sink.spoolStats() })
+    const queue = this.queue
+    if (queue === undefined) return
+    send({ type: 'report', ...this.report, stats: queue.stats(), spool: queue.spoolStats() })
     this.report = emptyReport()
   }
 
@@ -77,21 +88,21 @@ function emptyReport(): Omit<WorkerReport, 'stats' | 'spool'> {
 }
 
 const reporter = new Reporter()
-const sink = new HttpWebhookSink({
+const queue = new DeliveryQueue({
   ...init.sink,
   logger,
-  spool: new Spool({ dir: init.spool.dir, maxBytes: init.spool.maxBytes, logger, io: syncSpoolIo }),
+  spool: new Spool({ dir: init.spool.dir, maxBytes: init.spool.maxBytes, logger }),
   deadLetters: new DeadLetterFile(init.deadLetterPath),
   metrics: reporter,
   onEventSecured: (eventId) => reporter.secured(eventId),
 })
-reporter.sink = sink
+reporter.queue = queue
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'publish') {
-    sink.publishSerialized(message.event, message.publishedAtMs)
+    queue.publish(message.event, message.publishedAtMs)
   } else {
-    void sink.close(message.timeoutMs).then(() => {
+    void queue.close(message.timeoutMs).then(() => {
       reporter.flush()
       send({ type: 'closed' })
       port.close()
@@ -99,7 +110,7 @@ port.on('message', (message: ToWorker) => {
   }
 })
 
-sink.start().then(
+queue.start().then(
   () => {
     send({ type: 'started' })
     reporter.flush()

@@ -3,250 +3,47 @@
  * and marked done (acknowledged) after a 2xx or after it went to the dead-letter file, so a crash or
  * restart loses nothing that was spooled. It knows event ids, call ids and seq numbers, nothing of calls.
  *
- * ON-DISK FORMAT, version 1 (a directory, SPOOL_DIR):
- *
- *   spool.lock                 who uses the directory: pid, process start time, boot id, host (see spool-lock.ts)
- *   segment-000000000001.log   append-only segment files, numbered in creation order (12 digits)
- *   segment-000000000002.log
- *   dead-letter.jsonl          see dead-letter.ts
- *
- * A segment is text, one record per line:
- *
- *   audiosocket-soniox-spool 1\n                       header: magic and format version
- *   <crc> e <enqueuedAtMs> <envelope JSON>\n           an event, exactly the bytes POSTed
- *   <crc> a <event id as a JSON string>\n              that event is done (delivered or dead-lettered)
- *
- * `<crc>` is the CRC-32 (IEEE, as zlib) of the UTF-8 bytes after the space that follows it, up to
- * the newline, as 8 lowercase hex digits. JSON.stringify never emits a raw newline, so a newline
- * always ends a record. `enqueuedAtMs` is the wall-clock time the event was first published (epoch ms):
- * WEBHOOK_MAX_AGE counts from it, across restarts.
- *
- * Rules that keep recovery simple:
- * - An event is written once, to one segment, and its ack goes to the same segment. A segment is
- *   therefore self-contained: when every event in it is acknowledged, the file is deleted whole.
- *   That is the only compaction, and it needs no rewriting.
- * - New events go to the newest (active) segment; once it passes `segmentBytes` a new one is started,
- *   and the old one stays only while some of its events are undelivered.
- * - A torn record (a write cut short by a crash, SIGKILL included: Linux can return a short write
- *   when a fatal signal arrives between pages, or by a full disk) is a line without its newline or
- *   with a wrong checksum: it is ignored. Because the next append would otherwise continue that
- *   partial line and damage a good record, a segment whose last write failed or whose tail is torn
- *   gets a bare newline before its next record; readers skip empty lines.
- * - Recovery never appends to a partial header and never rewrites a file; empty files and files
- *   whose events are all acknowledged are deleted; files of another format version are left alone.
+ * The bytes of its files are in spool-format.ts; the directory lock in spool-lock.ts.
  *
  * DURABILITY: a write is complete when the kernel has it (page cache), not when it reaches the disk
  * (no fsync). That survives the process being killed (SIGKILL, OOM, a crash) but not a power loss
  * or a kernel panic: an fsync per event would cost a disk flush per event on the PBX host, and the
  * threat we defend against is the process dying, not the host.
  *
- * CONCURRENCY: every file operation goes through SpoolIo: asynchronous (libuv's pool) by default, so
- * never on the event loop; synchronous (syncSpoolIo) in the delivery worker, whose loop is its own. Each
- * segment has a single writer: records queued while a write is in flight go out together in the
- * next writev, so a burst of events costs one system call, and records of one file keep their order.
+ * CONCURRENCY: the spool runs only in the webhook delivery worker (delivery-worker.ts), a thread whose
+ * loop does nothing else, so every write is synchronous: an event's record is in the kernel when
+ * append() returns, with no threadpool round trip before its POST (on the main thread the same write
+ * would stall every call while the filesystem is slow). Acknowledgements are not urgent (a lost one
+ * costs a redelivery with the same id): they wait and ride along with the next event's write, or are
+ * written within ACK_FLUSH_MS, so a burst of deliveries costs few system calls.
  */
 import fs from 'node:fs'
 import { mkdir, readFile, readdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
-import zlib from 'node:zlib'
 import type { Logger } from 'pino'
 import { AppError, isErrnoException } from '../shared/errors.js'
+import { eventRecord, HEADER, NEWLINE, parseSegment, SEGMENT_NAME, segmentFileName, SPOOL_FORMAT_VERSION, type SpooledEventRecord, ackRecord } from './spool-format.js'
 import { acquireSpoolLock, type SpoolLockOptions } from './spool-lock.js'
 
-export { acquireSpoolLock, SPOOL_LOCK_FILE } from './spool-lock.js'
-
-export const SPOOL_FORMAT_VERSION = 1
-export const SPOOL_MAGIC = 'audiosocket-soniox-spool'
 /** Roll over to a new segment past this size, unless the spool is small (see segmentBytes). */
 export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 
-const HEADER_LINE = `${SPOOL_MAGIC} ${SPOOL_FORMAT_VERSION}`
-const HEADER = Buffer.from(`${HEADER_LINE}\n`, 'latin1')
-const NEWLINE = Buffer.from('\n', 'latin1')
-const SEGMENT_NAME = /^segment-(\d{12})\.log$/
-const CRC_HEX = /^[0-9a-f]{8}$/
-const EVENT_PREFIX = /^e (\d{1,16}) /
+/** Longest an acknowledgement waits to be written when no event write comes along to carry it. */
+const ACK_FLUSH_MS = 100
 
-export function segmentFileName(segmentNumber: number): string {
-  return `segment-${String(segmentNumber).padStart(12, '0')}.log`
-}
-
-// ---------------------------------------------------------------------------------------------
-// CRC-32. zlib.crc32 is native from Node 20.15/22.2; the table version keeps Node 20.10+ working.
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256)
-  for (let n = 0; n < 256; n++) {
-    let c = n
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    table[n] = c >>> 0
-  }
-  return table
-})()
-
-/** CRC-32 (IEEE 802.3, the zlib/PNG one) in plain JavaScript. Exported for the test that pins it to zlib's. */
-export function crc32Portable(bytes: Uint8Array): number {
-  let c = 0xffffffff
-  for (let i = 0; i < bytes.length; i++) c = (CRC_TABLE[(c ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
-}
-
-const nativeCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === 'function' ? (data) => zlib.crc32(data) : undefined
-
-export function crc32(bytes: Uint8Array): number {
-  return nativeCrc32 ? nativeCrc32(bytes) : crc32Portable(bytes)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Records
-
-/** `<crc> <body>\n` as bytes, encoded in one allocation (this runs once per event and once per ack). */
-export function encodeRecord(body: string): Buffer {
-  const bodyBytes = Buffer.byteLength(body, 'utf8')
-  const line = Buffer.allocUnsafe(bodyBytes + 10)
-  line.write(body, 9, 'utf8')
-  const crc = crc32(line.subarray(9, 9 + bodyBytes))
-  line.write(crc.toString(16).padStart(8, '0'), 0, 'latin1')
-  line[8] = 0x20
-  line[9 + bodyBytes] = 0x0a
-  return line
-}
-
-export function eventRecord(enqueuedAtMs: number, bodyText: string): Buffer {
-  return encodeRecord(`e ${Math.max(0, Math.floor(enqueuedAtMs))} ${bodyText}`)
-}
-
-export function ackRecord(eventId: string): Buffer {
-  return encodeRecord(`a ${JSON.stringify(eventId)}`)
-}
-
-/** The header every segment starts with. */
-export function segmentHeader(): Buffer {
-  return Buffer.from(HEADER)
-}
-
-export interface SpooledEventRecord {
-  id: string
-  callId: string
-  seq: number
-  /** The envelope's `type` (for logs). */
-  type: string
-  enqueuedAtMs: number
-  /** The envelope exactly as it was written, and as it is POSTed. */
-  bodyText: string
-}
-
-export type SegmentContent =
-  | {
-      status: 'ok'
-      events: SpooledEventRecord[]
-      acks: string[]
-      /** Complete lines that fail their checksum or do not parse: damage, or a torn record followed by later ones. */
-      damaged: number
-      /** The file ends inside a record (no final newline): the last write was cut short. */
-      tornTail: boolean
-    }
-  /** No complete header: created and never written, or the header write itself was cut short. */
-  | { status: 'empty' }
-  /** Not a version-1 segment (a newer format, or not ours): never touched. */
-  | { status: 'unsupported'; header: string }
-
-/** Parses a whole segment file. Pure: the unit tests feed it torn and damaged bytes directly. */
-export function parseSegment(bytes: Buffer): SegmentContent {
-  const headerEnd = bytes.indexOf(0x0a)
-  if (headerEnd === -1) {
-    return HEADER.subarray(0, bytes.length).equals(bytes)
-      ? { status: 'empty' }
-      : { status: 'unsupported', header: bytes.toString('latin1', 0, Math.min(bytes.length, 64)) }
-  }
-  const header = bytes.toString('latin1', 0, headerEnd)
-  if (header !== HEADER_LINE) return { status: 'unsupported', header: header.slice(0, 64) }
-
-  const events: SpooledEventRecord[] = []
-  const acks: string[] = []
-  let damaged = 0
-  let tornTail = false
-  let pos = headerEnd + 1
-  while (pos < bytes.length) {
-    const end = bytes.indexOf(0x0a, pos)
-    if (end === -1) {
-      tornTail = true
-      break
-    }
-    // An empty line is the separator written after a failed write (see the module comment).
-    if (end > pos) {
-      const record = parseRecord(bytes, pos, end)
-      if (record === undefined) damaged++
-      else if (typeof record === 'string') acks.push(record)
-      else events.push(record)
-    }
-    pos = end + 1
-  }
-  return { status: 'ok', events, acks, damaged, tornTail }
-}
-
-/** One line (without its newline): an event, an ack (the id), or undefined when damaged. */
-function parseRecord(bytes: Buffer, start: number, end: number): SpooledEventRecord | string | undefined {
-  if (end - start < 11 || bytes[start + 8] !== 0x20) return undefined
-  const hex = bytes.toString('latin1', start, start + 8)
-  if (!CRC_HEX.test(hex) || crc32(bytes.subarray(start + 9, end)) !== Number.parseInt(hex, 16)) return undefined
-  const body = bytes.toString('utf8', start + 9, end)
-  try {
-    if (body.startsWith('a ')) {
-      const id: unknown = JSON.parse(body.slice(2))
-      return typeof id === 'string' ? id : undefined
-    }
-    const prefix = EVENT_PREFIX.exec(body)
-    if (!prefix) return undefined
-    const bodyText = body.slice(prefix[0].length)
-    const envelope: unknown = JSON.parse(bodyText)
-    if (typeof envelope !== 'object' || envelope === null) return undefined
-    const { id, call_id: callId, seq, type } = envelope as { id?: unknown; call_id?: unknown; seq?: unknown; type?: unknown }
-    if (typeof id !== 'string' || typeof callId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq)) return undefined
-    return { id, callId, seq, type: typeof type === 'string' ? type : 'unknown', enqueuedAtMs: Number(prefix[1]), bodyText }
-  } catch {
-    return undefined
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The spool
-
-/** File operations the writer uses, injectable so tests can fail writes (disk full) deterministically. */
+/** The file operations the writer uses, synchronous (see CONCURRENCY above); injectable so tests can fail writes. */
 export interface SpoolIo {
-  /** Opens (creating if missing) for appending; resolves with a file descriptor. */
-  open(filePath: string): Promise<number>
-  /** Writes the buffers in order at the end of the file; resolves with the bytes written (may be short). */
-  writev(fd: number, buffers: Buffer[]): Promise<number>
-  close(fd: number): Promise<void>
+  /** Opens (creating if missing) for appending; returns a file descriptor. */
+  open(filePath: string): number
+  /** Writes the buffers in order at the end of the file; returns the bytes written (may be short). */
+  writev(fd: number, buffers: Buffer[]): number
+  close(fd: number): void
 }
 
-export const nodeSpoolIo: SpoolIo = {
-  open: (filePath) =>
-    new Promise((resolve, reject) => fs.open(filePath, 'a', 0o600, (err, fd) => (err ? reject(err) : resolve(fd)))),
-  writev: (fd, buffers) =>
-    new Promise((resolve, reject) => fs.writev(fd, buffers, (err, written) => (err ? reject(err) : resolve(written)))),
-  close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
-}
-
-/**
- * The same operations done synchronously (wrapped in settled promises). Only for a thread that
- * does nothing else: the webhook delivery worker (delivery-worker.ts) uses it so that an event's
- * record is in the kernel within the same turn that received it, with no threadpool round trip
- * before its POST. On the main thread it would stall every call while the filesystem is slow.
- */
-export const syncSpoolIo: SpoolIo = {
-  open: (filePath) => attempt(() => fs.openSync(filePath, 'a', 0o600)),
-  writev: (fd, buffers) => attempt(() => fs.writevSync(fd, buffers)),
-  close: (fd) => attempt(() => fs.closeSync(fd)),
-}
-
-function attempt<T>(operation: () => T): Promise<T> {
-  try {
-    return Promise.resolve(operation())
-  } catch (err) {
-    return Promise.reject(err)
-  }
+export const fileSpoolIo: SpoolIo = {
+  open: (filePath) => fs.openSync(filePath, 'a', 0o600),
+  writev: (fd, buffers) => fs.writevSync(fd, buffers),
+  close: (fd) => fs.closeSync(fd),
 }
 
 export interface SpoolOptions {
@@ -257,6 +54,7 @@ export interface SpoolOptions {
   logger: Logger
   /** Size past which the active segment is retired. Default maxBytes / 4, within 1 KiB..8 MiB. */
   segmentBytes?: number
+  /** Default fileSpoolIo; tests inject failing writes. */
   io?: SpoolIo
   /** The directory lock's clock, identity and refresh timer; tests inject them. Its log goes to `logger`. */
   lock?: Omit<SpoolLockOptions, 'log'>
@@ -285,48 +83,43 @@ export interface SpoolStats {
   skippedRecords: number
 }
 
-interface PendingWrite {
-  readonly line: Buffer
-  /** Called once with null (written) or the error. */
-  readonly done: (err: AppError | null) => void
-}
+/**
+ * What a segment takes: `active`: new events and acks (at most one segment, Spool.active);
+ * `sealed`: acks only (recovered, or a newer one is active); `unusable`: nothing (its header write
+ * was cut short, so appending would damage the file); `deleted`: its file is gone.
+ */
+type SegmentState = 'active' | 'sealed' | 'unusable' | 'deleted'
 
-/** `open` takes writes; `deleting` waits for its in-flight write, then is closed and unlinked. */
-type SegmentState = 'open' | 'deleting' | 'deleted'
+/**
+ * How the file ends, which decides what the next write starts with: `none`: not written yet, the
+ * header; `record`: after a whole record, nothing; `torn`: maybe inside a record, a newline.
+ */
+type SegmentEnd = 'none' | 'record' | 'torn'
 
 class Segment implements SpoolRef {
-  state: SegmentState = 'open'
+  state: SegmentState
+  end: SegmentEnd
   fd: number | undefined
-  /** Bytes in the file plus bytes queued for it. */
+  /** Bytes in the file plus acks waiting to be written to it. */
   size = 0
-  /** Events written or being written to this file and not acknowledged yet. */
+  /** Events written to this file and not acknowledged yet. */
   live = 0
-  /** No new events: a newer segment is active. */
-  sealed = false
-  /** The file does not exist yet: the header goes first. */
-  needsHeader: boolean
-  /** The file may end inside a record: start the next write with a newline. */
-  needsSeparator = false
-  /** A failed header write: nothing more may be appended to this file. */
-  unusable = false
-  queue: PendingWrite[] = []
-  /** Acknowledgements not yet queued: they ride along with the next batch (see Spool.ack). */
-  deferredAcks: PendingWrite[] = []
-  writing = false
+  /** Acknowledgement records waiting to ride along with the next write (see Spool.ack). */
+  deferredAcks: Buffer[] = []
 
   constructor(
     readonly segmentNumber: number,
     readonly filePath: string,
-    isNew: boolean,
+    state: 'active' | 'sealed',
+    end: SegmentEnd,
   ) {
-    this.needsHeader = isNew
+    this.state = state
+    this.end = end
   }
 }
 
-type SpoolState = 'new' | 'opening' | 'open' | 'closing' | 'closed'
-
-/** Longest an acknowledgement waits to be written when no event write comes along to carry it. */
-const ACK_FLUSH_MS = 100
+/** `opening`: creating the directory, taking the lock, reading the segments; only `open` takes writes. */
+type SpoolState = 'new' | 'opening' | 'open' | 'closed'
 
 export class Spool {
   private state: SpoolState = 'new'
@@ -342,8 +135,10 @@ export class Spool {
   private nextNumber = 1
   private totalBytes = 0
   private releaseLock: (() => Promise<void>) | undefined
-  /** Writes and deletions in flight; close() waits for them. */
-  private readonly busy = new Set<Promise<void>>()
+  /**
+   * Episodes, each logged once when it begins and once when it ends. Two flags, not one state:
+   * the spool can be full and failing writes at the same time, and each ends on its own.
+   */
   private full = false
   private failing = false
   private readonly counts = { writeFailures: 0, rejectedFull: 0, skippedRecords: 0 }
@@ -356,7 +151,7 @@ export class Spool {
     // events frees whole files (space is only ever reclaimed a file at a time).
     this.segmentBytes = options.segmentBytes ?? Math.min(DEFAULT_SEGMENT_BYTES, Math.max(1024, Math.floor(options.maxBytes / 4)))
     this.logger = options.logger
-    this.io = options.io ?? nodeSpoolIo
+    this.io = options.io ?? fileSpoolIo
     this.lockOptions = options.lock ?? {}
   }
 
@@ -423,10 +218,8 @@ export class Spool {
       if (content.tornTail) torn++
       damaged += content.damaged
       for (const id of content.acks) acked.add(id)
-      const segment = new Segment(segmentNumber, filePath, false)
-      segment.sealed = true
+      const segment = new Segment(segmentNumber, filePath, 'sealed', content.tornTail ? 'torn' : 'record')
       segment.size = bytes.length
-      segment.needsSeparator = content.tornTail
       found.push({ segment, events: content.events, bytes: bytes.length })
     }
 
@@ -456,19 +249,18 @@ export class Spool {
   }
 
   /**
-   * Appends an event. Resolves with its ref once the kernel has the bytes; rejects with
-   * ERR_SPOOL_FULL (nothing written) or ERR_SPOOL_WRITE. Failures are logged here, once per change
-   * of state (failing / working again, full / room again), never per event.
+   * Appends an event. Returns its ref once the kernel has the bytes; throws ERR_SPOOL_FULL (nothing
+   * written), ERR_SPOOL_WRITE or ERR_SPOOL_CLOSED. Failures are logged here, once per change of
+   * state (failing / working again, full / room again), never per event.
    */
-  append(id: string, enqueuedAtMs: number, bodyText: string): Promise<SpoolRef> {
+  append(id: string, enqueuedAtMs: number, bodyText: string): SpoolRef {
     if (this.state !== 'open') {
-      return Promise.reject(new AppError('ERR_SPOOL_CLOSED', `the spool is ${this.state}; event ${id} not spooled`))
+      throw new AppError('ERR_SPOOL_CLOSED', `the spool is ${this.state}; event ${id} not spooled`)
     }
     const line = eventRecord(enqueuedAtMs, bodyText)
     if (this.totalBytes + line.length > this.maxBytes && this.active && this.active.live === 0) {
       // Everything in the active segment is delivered, only its bytes remain: start afresh.
-      this.active.sealed = true
-      this.retireIfDone(this.active)
+      this.seal(this.active)
     }
     if (this.totalBytes + line.length > this.maxBytes) {
       this.counts.rejectedFull++
@@ -480,7 +272,7 @@ export class Spool {
         this.full = true
         this.logger.error({ err, dir: this.dir, bytes: this.totalBytes, maxBytes: this.maxBytes }, 'spool full')
       }
-      return Promise.reject(err)
+      throw err
     }
     if (this.full) {
       this.full = false
@@ -488,49 +280,31 @@ export class Spool {
     }
 
     const segment = this.activeSegment()
+    this.account(segment, line.length)
+    const err = this.write(segment, line)
+    if (err !== undefined) {
+      // Not in this file after all: a segment made unusable by it goes at once.
+      this.retireIfDone(segment)
+      throw err
+    }
     segment.live++
-    return new Promise<SpoolRef>((resolve, reject) => {
-      this.enqueue(segment, {
-        line,
-        done: (err) => {
-          if (err === null) {
-            resolve(segment)
-            return
-          }
-          // Not in this file after all: it must not hold the segment open.
-          segment.live--
-          this.retireIfDone(segment)
-          reject(err)
-        },
-      })
-    })
+    return segment
   }
 
   /**
-   * Marks an event done. Never throws and is not awaited: a lost ack only means the event is
-   * delivered once more after a restart, with the same id (at least once).
+   * Marks an event done. Never throws: a lost ack only means the event is delivered once more after
+   * a restart, with the same id (at least once).
    */
   ack(ref: SpoolRef, id: string): void {
-    if (!(ref instanceof Segment) || ref.state !== 'open' || this.state === 'closed') return
+    if (!(ref instanceof Segment) || ref.state === 'deleted' || ref.state === 'unusable' || this.state === 'closed') return
     ref.live--
     if (this.retireIfDone(ref)) return
-    // Acks are not urgent (a lost one costs a redelivery with the same id) but event records are:
-    // an event is POSTed only once its record is written. So acks do not get a write of their own
-    // in front of the next event; they go out with the next batch, or by a flush within ACK_FLUSH_MS.
+    // Acks are not urgent but event records are (an event is POSTed only once its record is
+    // written), so an ack gets no write of its own: it goes with the next event, or by a flush.
     const line = ackRecord(id)
     this.account(ref, line.length)
-    ref.deferredAcks.push({ line, done: () => {} })
+    ref.deferredAcks.push(line)
     this.ackFlushTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS)
-  }
-
-  private flushAcks(): void {
-    this.ackFlushTimer = undefined
-    for (const segment of this.segments) {
-      if (segment.deferredAcks.length === 0 || segment.state !== 'open') continue
-      segment.queue.push(...segment.deferredAcks)
-      segment.deferredAcks = []
-      if (!segment.writing) this.track(this.drain(segment))
-    }
   }
 
   stats(): SpoolStats {
@@ -539,139 +313,119 @@ export class Spool {
     return { bytes: this.totalBytes, segments: this.segments.size, liveEvents, ...this.counts }
   }
 
-  /** Waits for queued writes to reach the kernel, closes the files and releases the lock. Idempotent. */
+  /** Writes the acks still waiting, closes the files and releases the lock. Idempotent. */
   async close(): Promise<void> {
-    if (this.state === 'closed' || this.state === 'closing') return
+    if (this.state === 'closed') return
     const wasOpen = this.state === 'open'
     if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer)
     this.flushAcks()
-    this.state = 'closing'
-    while (this.busy.size > 0) await Promise.allSettled([...this.busy])
-    for (const segment of this.segments) {
-      if (segment.fd !== undefined) await this.io.close(segment.fd).catch(() => {})
-      segment.fd = undefined
-    }
+    for (const segment of this.segments) this.closeFile(segment)
     this.state = 'closed'
     if (wasOpen) await this.releaseLock?.()
   }
 
   // -------------------------------------------------------------------------------------------
 
+  private flushAcks(): void {
+    this.ackFlushTimer = undefined
+    for (const segment of this.segments) {
+      if (segment.deferredAcks.length > 0) this.write(segment, undefined)
+    }
+  }
+
   private activeSegment(): Segment {
     const current = this.active
-    if (current && !current.unusable && current.size < this.segmentBytes) return current
-    if (current) {
-      current.sealed = true
-      this.retireIfDone(current)
-    }
-    const segment = new Segment(this.nextNumber, path.join(this.dir, segmentFileName(this.nextNumber)), true)
+    if (current && current.size < this.segmentBytes) return current
+    if (current) this.seal(current)
+    const segment = new Segment(this.nextNumber, path.join(this.dir, segmentFileName(this.nextNumber)), 'active', 'none')
     this.nextNumber++
     this.segments.add(segment)
     this.active = segment
     return segment
   }
 
+  /** No more events for this segment; deleted now if none of its events is live. */
+  private seal(segment: Segment): void {
+    if (segment.state === 'active') segment.state = 'sealed'
+    if (this.active === segment) this.active = undefined
+    this.retireIfDone(segment)
+  }
+
   /**
-   * Size accounting: a record counts from the moment it is queued; a segment stops counting the
-   * moment it is retired (its deletion is only a matter of time), so the bound frees up at once.
+   * Size accounting: a record counts from the moment it is handed to the writer (or deferred, for an
+   * ack); a segment stops counting the moment it is retired, so the bound frees up at once.
    */
   private account(segment: Segment, bytes: number): void {
     segment.size += bytes
-    if (segment.state === 'open') this.totalBytes += bytes
+    if (segment.state !== 'deleted') this.totalBytes += bytes
   }
 
-  private enqueue(segment: Segment, write: PendingWrite): void {
-    this.account(segment, write.line.length)
-    segment.queue.push(write)
-    if (!segment.writing) this.track(this.drain(segment))
-  }
-
-  private track(work: Promise<void>): void {
-    this.busy.add(work)
-    void work.finally(() => this.busy.delete(work))
-  }
-
-  /** The single writer of a segment: writes what is queued, in batches, until the queue is empty. */
-  private async drain(segment: Segment): Promise<void> {
-    segment.writing = true
-    while (segment.queue.length > 0 && segment.state === 'open') {
-      const batch = segment.queue
-      segment.queue = []
-      // Pending acks ride along: no extra system call for them.
-      if (segment.deferredAcks.length > 0) {
-        batch.push(...segment.deferredAcks)
-        segment.deferredAcks = []
-      }
-      await this.writeBatch(segment, batch)
+  /**
+   * Writes the segment's deferred acks, then `event` if given, in one writev. Returns undefined when
+   * the event (or, without one, every ack) made it, else the error; failures are counted and logged.
+   */
+  private write(segment: Segment, event: Buffer | undefined): AppError | undefined {
+    const records = segment.deferredAcks
+    segment.deferredAcks = []
+    if (event !== undefined) records.push(event)
+    if (records.length === 0) return undefined
+    const recordBytes = records.reduce((n, r) => n + r.length, 0)
+    if (segment.state === 'unusable') {
+      return this.fail(segment, records, 0, new AppError('ERR_SPOOL_WRITE', `spool segment ${segment.filePath} is unusable after a failed header write`))
     }
-    segment.writing = false
-    if (segment.state === 'deleting') await this.remove(segment)
-  }
-
-  private async writeBatch(segment: Segment, batch: PendingWrite[]): Promise<void> {
-    if (segment.unusable) {
-      this.fail(segment, batch, 0, new AppError('ERR_SPOOL_WRITE', `spool segment ${segment.filePath} is unusable after a failed header write`))
-      return
-    }
-    const buffers: Buffer[] = []
-    let prefixBytes = 0
-    if (segment.needsHeader) buffers.push(HEADER)
-    else if (segment.needsSeparator) buffers.push(NEWLINE)
-    for (const b of buffers) prefixBytes += b.length
-    for (const write of batch) buffers.push(write.line)
-
+    const prefix = segment.end === 'none' ? HEADER : segment.end === 'torn' ? NEWLINE : undefined
+    const prefixBytes = prefix?.length ?? 0
+    const expected = prefixBytes + recordBytes
     let written = 0
     let error: unknown
     try {
-      if (segment.fd === undefined) segment.fd = await this.io.open(segment.filePath)
-      written = await this.io.writev(segment.fd, buffers)
+      segment.fd ??= this.io.open(segment.filePath)
+      written = this.io.writev(segment.fd, prefix === undefined ? records : [prefix, ...records])
     } catch (err) {
       error = err
     }
-    const expected = prefixBytes + batch.reduce((n, w) => n + w.line.length, 0)
-    // The records' bytes were counted when queued; the header or separator counts as far as it got.
+    // The records' bytes were counted when handed over; the header or separator counts as far as it got.
     this.account(segment, Math.min(written, prefixBytes))
     if (error === undefined && written >= expected) {
-      segment.needsHeader = false
-      segment.needsSeparator = false
+      segment.end = 'record'
       if (this.failing) {
         this.failing = false
         this.logger.info({ dir: this.dir, writeFailures: this.counts.writeFailures }, 'spool writes succeed again')
       }
-      for (const write of batch) write.done(null)
-      return
+      return undefined
     }
 
-    // Partly written or not at all. Whatever reached the file is a complete prefix of `buffers`.
-    if (segment.needsHeader && written < prefixBytes) {
+    // Partly written or not at all. Whatever reached the file is a complete prefix of the buffers.
+    if (segment.end === 'none' && written < prefixBytes) {
       // A partial header cannot be repaired by appending: retire the file (recovery deletes or skips it).
-      if (written > 0) segment.unusable = true
-    } else if (segment.needsHeader) {
-      segment.needsHeader = false
+      if (written > 0) {
+        segment.state = 'unusable'
+        if (this.active === segment) this.active = undefined
+      }
+    } else {
+      segment.end = 'torn'
     }
-    if (written < expected) segment.needsSeparator = true
     const err = new AppError(
       'ERR_SPOOL_WRITE',
       `spool write to ${segment.filePath} failed (${written} of ${expected} bytes written)`,
       error === undefined ? undefined : { cause: error },
     )
-    this.fail(segment, batch, Math.max(0, written - prefixBytes), err)
+    return this.fail(segment, records, Math.max(0, written - prefixBytes), err)
   }
 
-  /** Completes a failed batch: records entirely within the first `writtenRecordBytes` bytes did make it. */
-  private fail(segment: Segment, batch: PendingWrite[], writtenRecordBytes: number, err: AppError): void {
+  /**
+   * Accounts for a failed write: records entirely within the first `writtenRecordBytes` bytes did
+   * make it. Returns `err` if the last record (the event, when there is one) did not.
+   */
+  private fail(segment: Segment, records: Buffer[], writtenRecordBytes: number, err: AppError): AppError | undefined {
     let offset = 0
     let failed = 0
-    const outcomes: Array<[PendingWrite, AppError | null]> = []
-    for (const write of batch) {
-      const end = offset + write.line.length
-      if (end <= writtenRecordBytes) {
-        outcomes.push([write, null])
-      } else {
+    for (const record of records) {
+      const end = offset + record.length
+      if (end > writtenRecordBytes) {
         // Unwritten bytes leave the accounting; the torn part of a record stays (it is on disk).
         this.account(segment, -(end - Math.max(offset, writtenRecordBytes)))
         failed++
-        outcomes.push([write, err])
       }
       offset = end
     }
@@ -680,34 +434,36 @@ export class Spool {
       this.failing = true
       this.logger.error({ err, dir: this.dir }, 'spool write failed; events are delivered from memory only until writes succeed again')
     }
-    for (const [write, outcome] of outcomes) write.done(outcome)
+    return offset > writtenRecordBytes ? err : undefined
   }
 
-  /** Deletes a segment that is sealed (or unusable) and has no live events. Returns true if it did. */
+  /** Deletes a segment that takes no new events and has no live ones. Returns true if it did. */
   private retireIfDone(segment: Segment): boolean {
-    if (segment.state !== 'open' || segment.live > 0) return false
-    const retired = segment.sealed || segment.unusable || (segment === this.active && segment.size >= this.segmentBytes)
+    if (segment.state === 'deleted' || segment.live > 0) return false
+    const retired = segment.state !== 'active' || segment.size >= this.segmentBytes
     if (!retired) return false
     if (segment === this.active) this.active = undefined
     this.totalBytes -= segment.size
-    segment.state = 'deleting'
-    // Its queued acks are moot once the file is gone.
-    for (const write of segment.queue) write.done(null)
-    segment.queue = []
+    segment.state = 'deleted'
+    // Its waiting acks are moot once the file is gone.
     segment.deferredAcks = []
-    if (!segment.writing) this.track(this.remove(segment))
+    this.segments.delete(segment)
+    this.closeFile(segment)
+    try {
+      fs.unlinkSync(segment.filePath)
+    } catch (err) {
+      if (!(isErrnoException(err) && err.code === 'ENOENT')) this.logger.warn({ err, file: segment.filePath }, 'could not delete a delivered spool segment')
+    }
     return true
   }
 
-  private async remove(segment: Segment): Promise<void> {
-    if (segment.state === 'deleted') return
-    segment.state = 'deleted'
-    this.segments.delete(segment)
-    if (segment.fd !== undefined) await this.io.close(segment.fd).catch(() => {})
+  private closeFile(segment: Segment): void {
+    if (segment.fd === undefined) return
+    try {
+      this.io.close(segment.fd)
+    } catch {
+      // Nothing is left to write to it; a failed close loses nothing.
+    }
     segment.fd = undefined
-    await unlink(segment.filePath).catch((err: unknown) => {
-      if (isErrnoException(err) && err.code === 'ENOENT') return
-      this.logger.warn({ err, file: segment.filePath }, 'could not delete a delivered spool segment')
-    })
   }
 }

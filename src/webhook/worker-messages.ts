@@ -5,10 +5,10 @@
  */
 import type { DeadLetterReason } from './dead-letter.js'
 import type { SerializedEvent } from '../events/serialize-event.js'
-import type { WebhookSinkStats } from './http-sink.js'
+import type { WebhookSinkStats } from './delivery-queue.js'
 import type { SpoolStats } from './spool.js'
 
-/** The worker's `workerData`: every setting its HttpWebhookSink, spool and dead-letter file need. */
+/** The worker's `workerData`: every setting its DeliveryQueue, spool and dead-letter file need. */
 export interface DeliveryWorkerInit {
   sink: {
     url: string
@@ -49,7 +49,7 @@ export type FromWorker =
  * the state after it. Counts are deltas; `stats` and `spool` are snapshots.
  */
 export interface WorkerReport {
-  /** Events whose main-thread copy may be dropped (see HttpWebhookSinkOptions.onEventSecured). */
+  /** Events whose main-thread copy may be dropped (see DeliveryQueueOptions.onEventSecured). */
   secured: string[]
   /** [event type, latency from publication in ms, or null for an event recovered from the spool]. */
   delivered: Array<[string, number | null]>

@@ -1,7 +1,7 @@
 /**
  * WEBHOOK_URL delivery from a worker thread: the main-thread face of delivery-worker.ts. It is an
- * EventSink like the others; behind it the worker runs the HttpWebhookSink with its spool, retries,
- * ordering and dead letters, unchanged (see delivery-worker.ts for why a thread).
+ * EventSink like the others; behind it the worker runs the DeliveryQueue with its spool, retries,
+ * ordering and dead letters (see delivery-worker.ts for why a thread, and where each event lives).
  *
  * Nothing is lost to the thread boundary. Every published event is kept here until the worker
  * reports it secured (its spool record written, or settled). If the worker dies (a bug, an
@@ -15,7 +15,7 @@ import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from '../events/envelope.js'
 import { envelopeLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
-import type { WebhookMetrics, WebhookSinkStats } from './http-sink.js'
+import type { WebhookMetrics, WebhookSinkStats } from './delivery-queue.js'
 import type { SpoolStats } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
@@ -78,7 +78,7 @@ export class WebhookWorkerSink implements EventSink {
     this.workerUrl = options.workerUrl ?? new URL('./delivery-worker.js', import.meta.url)
   }
 
-  /** Starts the worker; resolves once it has recovered the spool. Rejects as HttpWebhookSink.start does. */
+  /** Starts the worker; resolves once it has recovered the spool. Rejects as DeliveryQueue.start does. */
   start(): Promise<void> {
     this.startPromise ??= this.spawn()
     return this.startPromise

@@ -1,8 +1,12 @@
 import { createHmac } from 'node:crypto'
 import http from 'node:http'
+import { join } from 'node:path'
 import { pino } from 'pino'
 import t from 'tap'
-import { HttpWebhookSink } from '../../src/webhook/http-sink.js'
+import { serializeEvent } from '../../src/events/serialize-event.js'
+import { DeadLetterFile } from '../../src/webhook/dead-letter.js'
+import { DeliveryQueue } from '../../src/webhook/delivery-queue.js'
+import { Spool } from '../../src/webhook/spool.js'
 import { decodeWebhookSecret, signPayload, webhookHeaders } from '../../src/webhook/signing.js'
 import { startWebhookReceiver } from '../support/webhook-receiver.js'
 
@@ -75,15 +79,20 @@ t.test('the independent receiver accepts what the sink signs', async (t) => {
   const secret = 'whsec_' + Buffer.from('a-32-byte-secret-for-the-tests!!').toString('base64')
   const receiver = await startWebhookReceiver({ secret })
   t.teardown(() => receiver.close())
-  const sink = new HttpWebhookSink({
+  const logger = pino({ level: 'silent' })
+  const dir = t.testdir()
+  const sink = new DeliveryQueue({
     url: receiver.url,
     secret,
     timeoutMs: 2000,
     maxAgeMs: 60_000,
     backoff: { initialMs: 1, maxMs: 5 },
-    logger: pino({ level: 'silent' }),
+    logger,
+    spool: new Spool({ dir, maxBytes: 1 << 20, logger }),
+    deadLetters: new DeadLetterFile(join(dir, 'dead-letter.jsonl')),
   })
-  sink.publish({ id: 'evt_signed', type: 'call.started', call_id: 'c1', seq: 0, time: new Date().toISOString(), data: { text: 'é' } })
+  await sink.start()
+  sink.publish(serializeEvent({ id: 'evt_signed', type: 'call.started', call_id: 'c1', seq: 0, time: new Date().toISOString(), data: { text: 'é' } }))
   await receiver.waitFor((events) => events.length === 1)
   await sink.close(1000)
 

@@ -13,7 +13,8 @@ import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import type { LockEnvironment, LockHolder, SpoolLockOptions } from '../../src/webhook/spool-lock.js'
 import { LOCK_REFRESH_INTERVAL_MS, LOCK_STALE_AFTER_MS } from '../../src/webhook/spool-lock.js'
-import { acquireSpoolLock, Spool, SPOOL_LOCK_FILE } from '../../src/webhook/spool.js'
+import { acquireSpoolLock, SPOOL_LOCK_FILE } from '../../src/webhook/spool-lock.js'
+import { Spool } from '../../src/webhook/spool.js'
 
 const T0 = Date.parse('2026-11-20T22:00:00.000Z')
 const STALE_AFTER_MS = 60_000

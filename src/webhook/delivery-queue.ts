@@ -3,14 +3,13 @@ import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'
 import { longTimer } from '../shared/long-timer.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
-import type { EventEnvelope, EventSink } from '../events/envelope.js'
-import { envelopeLogFields, eventLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
+import { eventLogFields, type SerializedEvent } from '../events/serialize-event.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
 import type { Spool, SpoolRef, SpoolStats } from './spool.js'
 
 export { parseRetryAfter } from './http-transport.js'
 
-export interface HttpWebhookSinkOptions {
+export interface DeliveryQueueOptions {
   /** Absolute http: or https: URL every event is POSTed to. */
   url: string
   /** Standard Webhooks secret (`whsec_<base64>` or any other string used as bytes). Unsigned without it. */
@@ -35,11 +34,11 @@ export interface HttpWebhookSinkOptions {
   version?: string | undefined
   /**
    * Durable store: each event is written here before its first attempt and acknowledged after it is
-   * settled; start() delivers what a previous run left. Without it delivery is in memory only.
+   * settled; start() delivers what a previous run left.
    */
-  spool?: Spool | undefined
-  /** Where rejected and expired events go. Without it they are only logged. */
-  deadLetters?: DeadLetterFile | undefined
+  spool: Spool
+  /** Where rejected and expired events go. */
+  deadLetters: DeadLetterFile
   /** Wall clock in epoch milliseconds: signature timestamps, Retry-After dates, event age. Default Date. */
   clock?: { now(): number } | undefined
   /** Uniform [0, 1) source for backoff jitter. Default Math.random. */
@@ -107,8 +106,6 @@ interface Delivery {
   readonly firstAtMs: number
   /** Published by this process (not recovered from the spool): its delivery latency is measured. */
   readonly publishedHere: boolean
-  /** The spool write has completed or failed: delivery may start (never before). */
-  ready: boolean
   spoolRef: SpoolRef | undefined
   attempts: number
   firstAttemptAtMs: number
@@ -119,7 +116,7 @@ interface Delivery {
 
 /**
  * A call's events in seq order; index 0 is the head, the only one that may be on the wire.
- * `idle`: nothing to do until its head is ready; `runnable`: waiting for a concurrency slot;
+ * `idle`: nothing to send (or the sink is still starting); `runnable`: waiting for a concurrency slot;
  * `sending`: its head is in flight; `waiting`: its head failed and a backoff timer runs.
  */
 interface CallQueue {
@@ -151,10 +148,11 @@ const DEFAULT_CONCURRENCY = 8
  * "webhook delivery failing" at warn, the first success after failures logs "webhook delivery
  * recovered" at info, a dead-lettered event logs once at error. Single attempts log at debug.
  */
-export class HttpWebhookSink implements EventSink {
-  private state: SinkState
+export class DeliveryQueue {
+  /** With a spool, start() must recover what a previous run left before new events may go out. */
+  private state: SinkState = 'starting'
   private readonly queues = new Map<string, CallQueue>()
-  /** Queues whose head is ready, in the order they became so (a Set keeps insertion order). */
+  /** Queues whose head may go out, in the order they became so (a Set keeps insertion order). */
   private readonly runnable = new Set<CallQueue>()
   private sending = 0
   private readonly counts = { delivered: 0, retried: 0, deadLettered: 0, failed: 0, leftInSpool: 0, unspooled: 0, pending: 0 }
@@ -164,17 +162,15 @@ export class HttpWebhookSink implements EventSink {
   private failingSinceMs = 0
   private failedAttempts = 0
   private startPromise: Promise<void> | undefined
-  /** Events published while the spool was opening, to be written to it once it is open. */
-  private awaitingSpool: Delivery[] = []
   private closePromise: Promise<void> | undefined
   private onIdle: (() => void) | undefined
 
   private readonly transport: WebhookTransport
-  private readonly spool: Spool | undefined
-  private readonly deadLetters: DeadLetterFile | undefined
+  private readonly spool: Spool
+  private readonly deadLetters: DeadLetterFile
   private readonly maxAgeMs: number
   private readonly concurrency: number
-  private readonly backoffOptions: HttpWebhookSinkOptions['backoff']
+  private readonly backoffOptions: DeliveryQueueOptions['backoff']
   private readonly logger: Logger
   private readonly clock: { now(): number }
   private readonly random: () => number
@@ -184,7 +180,7 @@ export class HttpWebhookSink implements EventSink {
   private readonly onEventSecured: (eventId: string) => void
 
   /** Throws ERR_CONFIG_INVALID for a bad URL, secret, header, CA or limits: configuration errors surface at startup. */
-  constructor(options: HttpWebhookSinkOptions) {
+  constructor(options: DeliveryQueueOptions) {
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new AppError('ERR_CONFIG_INVALID', `webhook concurrency must be an integer >= 1, got ${concurrency}`)
@@ -222,41 +218,24 @@ export class HttpWebhookSink implements EventSink {
     this.random = options.random ?? Math.random
     this.metrics = options.metrics
     this.onEventSecured = options.onEventSecured ?? (() => {})
-    // With a spool, start() must recover what a previous run left before new events may go out.
-    this.state = this.spool ? 'starting' : 'open'
   }
 
   /**
    * Opens the spool and queues the events a previous run left (per call in seq order), ahead of
    * anything published meanwhile; then delivery starts. Rejects with ERR_SPOOL_OPEN or
-   * ERR_SPOOL_LOCKED. Without a spool it resolves at once. Idempotent.
+   * ERR_SPOOL_LOCKED. Idempotent.
    */
   start(): Promise<void> {
     this.startPromise ??= this.recover()
     return this.startPromise
   }
 
-  /** Queues the event and returns at once; never throws, never waits for disk or network. */
-  publish(event: EventEnvelope): void {
-    let serialized: SerializedEvent
-    try {
-      // Serialised now, once: the bytes are fixed even if the caller later mutates `data`.
-      serialized = serializeEvent(event)
-    } catch (err) {
-      this.counts.failed++
-      this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
-      this.onEventSecured(event.id)
-      return
-    }
-    this.publishSerialized(serialized)
-  }
-
   /**
-   * publish() for an event serialised elsewhere (the main thread, for the delivery worker).
-   * `publishedAtMs` (epoch ms, default now): when it was published; latency and WEBHOOK_MAX_AGE
-   * count from it.
+   * Spools the event (serialised on the main thread, see worker-sink.ts) and queues it; never throws,
+   * never waits for the network. `publishedAtMs` (epoch ms, default now): when it was published;
+   * latency and WEBHOOK_MAX_AGE count from it.
    */
-  publishSerialized(event: SerializedEvent, publishedAtMs: number = this.clock.now()): void {
+  publish(event: SerializedEvent, publishedAtMs: number = this.clock.now()): void {
     if (this.state === 'closed') {
       this.counts.failed++
       this.logger.error(eventLogFields(event), 'webhook event published after the sink closed; dropped')
@@ -271,7 +250,6 @@ export class HttpWebhookSink implements EventSink {
       bodyText: event.bodyText,
       firstAtMs: publishedAtMs,
       publishedHere: true,
-      ready: this.spool === undefined,
       spoolRef: undefined,
       attempts: 0,
       firstAttemptAtMs: 0,
@@ -280,22 +258,20 @@ export class HttpWebhookSink implements EventSink {
     }
     this.counts.pending++
     const queue = this.enqueue(item, true)
-    if (!this.spool) {
-      this.consider(queue)
-      return
-    }
-    // While the spool is being opened and read, new events wait for it (and behind what it holds).
-    if (this.state === 'starting') this.awaitingSpool.push(item)
-    else this.spoolItem(this.spool, item)
+    // While the spool is being opened and read, new events wait in their queue, unspooled, behind
+    // what it holds; recover() spools them once it is open.
+    if (this.state === 'starting') return
+    this.spoolItem(item)
+    this.consider(queue)
   }
 
   stats(): WebhookSinkStats {
     return { ...this.counts }
   }
 
-  /** The spool's size and counts; undefined without a spool. */
-  spoolStats(): SpoolStats | undefined {
-    return this.spool?.stats()
+  /** The spool's size and counts. */
+  spoolStats(): SpoolStats {
+    return this.spool.stats()
   }
 
   /**
@@ -313,14 +289,13 @@ export class HttpWebhookSink implements EventSink {
   // -------------------------------------------------------------------------------------------
 
   private async recover(): Promise<void> {
-    if (!this.spool) return
     const recovered = await this.spool.open()
-    if (this.deadLetters) {
-      // We hold the spool lock now: the one moment tombstones can be compacted safely.
-      await this.deadLetters.compact().catch((err: unknown) => {
-        this.logger.warn({ err, file: this.deadLetters?.path }, 'could not compact the dead-letter file')
-      })
-    }
+    // We hold the spool lock now: the one moment tombstones can be compacted safely.
+    await this.deadLetters.compact().catch((err: unknown) => {
+      this.logger.warn({ err, file: this.deadLetters.path }, 'could not compact the dead-letter file')
+    })
+    // Everything queued so far was published while starting, unspooled; it goes behind what the spool holds.
+    const publishedMeanwhile = [...this.queues.values()].flatMap((queue) => queue.items)
     const calls = new Set<string>()
     for (const r of recovered) {
       calls.add(r.callId)
@@ -334,7 +309,6 @@ export class HttpWebhookSink implements EventSink {
           bodyText: r.bodyText,
           firstAtMs: r.enqueuedAtMs,
           publishedHere: false,
-          ready: true,
           spoolRef: r.ref,
           attempts: 0,
           firstAttemptAtMs: 0,
@@ -350,8 +324,7 @@ export class HttpWebhookSink implements EventSink {
       // Says where undelivered events will be kept: the first thing to check after an outage.
       this.logger.info({ dir: this.spool.directory }, 'webhook spool ready')
     }
-    for (const item of this.awaitingSpool) this.spoolItem(this.spool, item)
-    this.awaitingSpool = []
+    for (const item of publishedMeanwhile) this.spoolItem(item)
     if (this.state === 'starting') this.state = 'open'
     for (const queue of this.queues.values()) this.consider(queue)
   }
@@ -373,34 +346,24 @@ export class HttpWebhookSink implements EventSink {
     return queue
   }
 
-  /** Writes the event to the spool; delivery may start once the write has completed or failed. */
-  private spoolItem(spool: Spool, item: Delivery): void {
-    spool.append(item.id, item.firstAtMs, item.bodyText).then(
-      (ref) => {
-        item.spoolRef = ref
-        this.onEventSecured(item.id)
-        this.markReady(item)
-      },
-      () => {
-        // The spool has logged why (once per state change); the event goes out from memory.
-        this.counts.unspooled++
-        this.markReady(item)
-      },
-    )
-  }
-
-  private markReady(item: Delivery): void {
-    item.ready = true
-    if (this.state === 'closed') return
-    const queue = this.queues.get(item.callId)
-    if (queue && queue.items[0] === item) this.consider(queue)
+  /**
+   * Writes the event to the spool (synchronously: see spool.ts), so that it is there before its first
+   * attempt. If the write fails the event goes out from memory.
+   */
+  private spoolItem(item: Delivery): void {
+    try {
+      item.spoolRef = this.spool.append(item.id, item.firstAtMs, item.bodyText)
+      this.onEventSecured(item.id)
+    } catch {
+      // The spool has logged why (once per state change).
+      this.counts.unspooled++
+    }
   }
 
   /** Makes the queue runnable if its head can go out now. */
   private consider(queue: CallQueue): void {
     if (queue.state !== 'idle' || this.state === 'starting' || this.state === 'closed') return
-    const head = queue.items[0]
-    if (!head?.ready) return
+    if (queue.items.length === 0) return
     queue.state = 'runnable'
     this.runnable.add(queue)
     this.pump()
@@ -451,7 +414,7 @@ export class HttpWebhookSink implements EventSink {
       this.metrics?.delivered(item.type, item.publishedHere ? this.clock.now() - item.firstAtMs : undefined)
       this.noteHealthy()
       if (item.attempts > 1) this.logger.debug({ ...eventLogFields(item), attempts: item.attempts, status: outcome.status }, 'webhook event delivered after retries')
-      if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
+      if (item.spoolRef) this.spool.ack(item.spoolRef, item.id)
       this.finish(queue)
     } else if (!outcome.retriable) {
       this.metrics?.attemptFailed()
@@ -513,13 +476,9 @@ export class HttpWebhookSink implements EventSink {
             cause: outcome.err,
           })
     this.logger.error(
-      { ...eventLogFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters?.path },
+      { ...eventLogFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters.path },
       'webhook event dead-lettered',
     )
-    if (!this.deadLetters) {
-      if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
-      return
-    }
     const op = this.deadLetters
       .append({
         id: item.id,
@@ -539,10 +498,10 @@ export class HttpWebhookSink implements EventSink {
       .then(
         // Only now may the spool forget it: until the dead letter exists, the spool is its only copy.
         () => {
-          if (item.spoolRef) this.spool?.ack(item.spoolRef, item.id)
+          if (item.spoolRef) this.spool.ack(item.spoolRef, item.id)
         },
         (cause: unknown) => {
-          const writeErr = new AppError('ERR_DEAD_LETTER_WRITE', `cannot append to ${this.deadLetters?.path}`, { cause })
+          const writeErr = new AppError('ERR_DEAD_LETTER_WRITE', `cannot append to ${this.deadLetters.path}`, { cause })
           this.logger.error({ ...eventLogFields(item), err: writeErr }, 'dead-letter write failed; the event stays in the spool and is retried at the next start')
         },
       )
@@ -589,12 +548,10 @@ export class HttpWebhookSink implements EventSink {
     const abandoned = drained ? [] : this.abandon()
     // Dead letters being written still have to reach the file before their spool acks are queued.
     while (this.fileOps.size > 0) await Promise.allSettled([...this.fileOps])
-    if (this.spool) {
-      await this.spool.close().catch((err: unknown) => this.logger.error({ err }, 'closing the spool failed'))
-    }
+    await this.spool.close().catch((err: unknown) => this.logger.error({ err }, 'closing the spool failed'))
     this.transport.close()
 
-    // Only now is it known which abandoned events reached the spool (writes finish during close()).
+    // Abandoned events with a spool record go first at the next start; the others are lost.
     const kept = abandoned.filter((item) => item.spoolRef !== undefined)
     const lost = abandoned.filter((item) => item.spoolRef === undefined)
     this.counts.leftInSpool += kept.length
@@ -602,7 +559,7 @@ export class HttpWebhookSink implements EventSink {
     this.counts.pending = 0
     if (kept.length > 0) {
       this.logger.warn(
-        { undelivered: kept.length, calls: new Set(kept.map((i) => i.callId)).size, timeoutMs, dir: this.spool?.directory },
+        { undelivered: kept.length, calls: new Set(kept.map((i) => i.callId)).size, timeoutMs, dir: this.spool.directory },
         'webhook sink closed with events undelivered; they stay in the spool and go first at the next start',
       )
     }

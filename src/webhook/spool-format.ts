@@ -1,0 +1,189 @@
+/**
+ * The spool's files, as bytes: what Spool (spool.ts) writes and reads back, and nothing else. Pure
+ * functions, no I/O, so the unit tests feed them torn and damaged bytes directly.
+ *
+ * ON-DISK FORMAT, version 1 (a directory, SPOOL_DIR):
+ *
+ *   spool.lock                 who uses the directory: pid, process start time, boot id, host (see spool-lock.ts)
+ *   segment-000000000001.log   append-only segment files, numbered in creation order (12 digits)
+ *   segment-000000000002.log
+ *   dead-letter.jsonl          see dead-letter.ts
+ *
+ * A segment is text, one record per line:
+ *
+ *   audiosocket-soniox-spool 1\n                       header: magic and format version
+ *   <crc> e <enqueuedAtMs> <envelope JSON>\n           an event, exactly the bytes POSTed
+ *   <crc> a <event id as a JSON string>\n              that event is done (delivered or dead-lettered)
+ *
+ * `<crc>` is the CRC-32 (IEEE, as zlib) of the UTF-8 bytes after the space that follows it, up to
+ * the newline, as 8 lowercase hex digits. JSON.stringify never emits a raw newline, so a newline
+ * always ends a record. `enqueuedAtMs` is the wall-clock time the event was first published (epoch ms):
+ * WEBHOOK_MAX_AGE counts from it, across restarts.
+ *
+ * Rules that keep recovery simple:
+ * - An event is written once, to one segment, and its ack goes to the same segment. A segment is
+ *   therefore self-contained: when every event in it is acknowledged, the file is deleted whole.
+ *   That is the only compaction, and it needs no rewriting.
+ * - New events go to the newest (active) segment; once it passes `segmentBytes` a new one is started,
+ *   and the old one stays only while some of its events are undelivered.
+ * - A torn record (a write cut short by a crash, SIGKILL included: Linux can return a short write
+ *   when a fatal signal arrives between pages, or by a full disk) is a line without its newline or
+ *   with a wrong checksum: it is ignored. Because the next append would otherwise continue that
+ *   partial line and damage a good record, a segment whose last write failed or whose tail is torn
+ *   gets a bare newline before its next record; readers skip empty lines.
+ * - Recovery never appends to a partial header and never rewrites a file; empty files and files
+ *   whose events are all acknowledged are deleted; files of another format version are left alone.
+ */
+import zlib from 'node:zlib'
+
+export const SPOOL_FORMAT_VERSION = 1
+export const SPOOL_MAGIC = 'audiosocket-soniox-spool'
+
+const HEADER_LINE = `${SPOOL_MAGIC} ${SPOOL_FORMAT_VERSION}`
+export const HEADER = Buffer.from(`${HEADER_LINE}\n`, 'latin1')
+export const NEWLINE = Buffer.from('\n', 'latin1')
+export const SEGMENT_NAME = /^segment-(\d{12})\.log$/
+const CRC_HEX = /^[0-9a-f]{8}$/
+const EVENT_PREFIX = /^e (\d{1,16}) /
+
+export function segmentFileName(segmentNumber: number): string {
+  return `segment-${String(segmentNumber).padStart(12, '0')}.log`
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRC-32. zlib.crc32 is native from Node 20.15/22.2; the table version keeps Node 20.10+ working.
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    table[n] = c >>> 0
+  }
+  return table
+})()
+
+/** CRC-32 (IEEE 802.3, the zlib/PNG one) in plain JavaScript. Exported for the test that pins it to zlib's. */
+export function crc32Portable(bytes: Uint8Array): number {
+  let c = 0xffffffff
+  for (let i = 0; i < bytes.length; i++) c = (CRC_TABLE[(c ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+const nativeCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === 'function' ? (data) => zlib.crc32(data) : undefined
+
+export function crc32(bytes: Uint8Array): number {
+  return nativeCrc32 ? nativeCrc32(bytes) : crc32Portable(bytes)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/** `<crc> <body>\n` as bytes, encoded in one allocation (this runs once per event and once per ack). */
+export function encodeRecord(body: string): Buffer {
+  const bodyBytes = Buffer.byteLength(body, 'utf8')
+  const line = Buffer.allocUnsafe(bodyBytes + 10)
+  line.write(body, 9, 'utf8')
+  const crc = crc32(line.subarray(9, 9 + bodyBytes))
+  line.write(crc.toString(16).padStart(8, '0'), 0, 'latin1')
+  line[8] = 0x20
+  line[9 + bodyBytes] = 0x0a
+  return line
+}
+
+export function eventRecord(enqueuedAtMs: number, bodyText: string): Buffer {
+  return encodeRecord(`e ${Math.max(0, Math.floor(enqueuedAtMs))} ${bodyText}`)
+}
+
+export function ackRecord(eventId: string): Buffer {
+  return encodeRecord(`a ${JSON.stringify(eventId)}`)
+}
+
+/** The header every segment starts with. */
+export function segmentHeader(): Buffer {
+  return Buffer.from(HEADER)
+}
+
+export interface SpooledEventRecord {
+  id: string
+  callId: string
+  seq: number
+  /** The envelope's `type` (for logs). */
+  type: string
+  enqueuedAtMs: number
+  /** The envelope exactly as it was written, and as it is POSTed. */
+  bodyText: string
+}
+
+export type SegmentContent =
+  | {
+      status: 'ok'
+      events: SpooledEventRecord[]
+      acks: string[]
+      /** Complete lines that fail their checksum or do not parse: damage, or a torn record followed by later ones. */
+      damaged: number
+      /** The file ends inside a record (no final newline): the last write was cut short. */
+      tornTail: boolean
+    }
+  /** No complete header: created and never written, or the header write itself was cut short. */
+  | { status: 'empty' }
+  /** Not a version-1 segment (a newer format, or not ours): never touched. */
+  | { status: 'unsupported'; header: string }
+
+/** Parses a whole segment file. Pure: the unit tests feed it torn and damaged bytes directly. */
+export function parseSegment(bytes: Buffer): SegmentContent {
+  const headerEnd = bytes.indexOf(0x0a)
+  if (headerEnd === -1) {
+    return HEADER.subarray(0, bytes.length).equals(bytes)
+      ? { status: 'empty' }
+      : { status: 'unsupported', header: bytes.toString('latin1', 0, Math.min(bytes.length, 64)) }
+  }
+  const header = bytes.toString('latin1', 0, headerEnd)
+  if (header !== HEADER_LINE) return { status: 'unsupported', header: header.slice(0, 64) }
+
+  const events: SpooledEventRecord[] = []
+  const acks: string[] = []
+  let damaged = 0
+  let tornTail = false
+  let pos = headerEnd + 1
+  while (pos < bytes.length) {
+    const end = bytes.indexOf(0x0a, pos)
+    if (end === -1) {
+      tornTail = true
+      break
+    }
+    // An empty line is the separator written after a failed write (see the module comment).
+    if (end > pos) {
+      const record = parseRecord(bytes, pos, end)
+      if (record === undefined) damaged++
+      else if (typeof record === 'string') acks.push(record)
+      else events.push(record)
+    }
+    pos = end + 1
+  }
+  return { status: 'ok', events, acks, damaged, tornTail }
+}
+
+/** One line (without its newline): an event, an ack (the id), or undefined when damaged. */
+function parseRecord(bytes: Buffer, start: number, end: number): SpooledEventRecord | string | undefined {
+  if (end - start < 11 || bytes[start + 8] !== 0x20) return undefined
+  const hex = bytes.toString('latin1', start, start + 8)
+  if (!CRC_HEX.test(hex) || crc32(bytes.subarray(start + 9, end)) !== Number.parseInt(hex, 16)) return undefined
+  const body = bytes.toString('utf8', start + 9, end)
+  try {
+    if (body.startsWith('a ')) {
+      const id: unknown = JSON.parse(body.slice(2))
+      return typeof id === 'string' ? id : undefined
+    }
+    const prefix = EVENT_PREFIX.exec(body)
+    if (!prefix) return undefined
+    const bodyText = body.slice(prefix[0].length)
+    const envelope: unknown = JSON.parse(bodyText)
+    if (typeof envelope !== 'object' || envelope === null) return undefined
+    const { id, call_id: callId, seq, type } = envelope as { id?: unknown; call_id?: unknown; seq?: unknown; type?: unknown }
+    if (typeof id !== 'string' || typeof callId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq)) return undefined
+    return { id, callId, seq, type: typeof type === 'string' ? type : 'unknown', enqueuedAtMs: Number(prefix[1]), bodyText }
+  } catch {
+    return undefined
+  }
+}

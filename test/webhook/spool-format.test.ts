@@ -1,0 +1,116 @@
+/**
+ * src/webhook/spool-format.ts: the on-disk format (records, checksums, header, torn and damaged
+ * records), pure: bytes in, records out.
+ */
+import zlib from 'node:zlib'
+import t from 'tap'
+import { ackRecord, crc32Portable, encodeRecord, eventRecord, parseSegment, segmentHeader } from '../../src/webhook/spool-format.js'
+
+/** An envelope as the sink serialises it; `text` lets a test put non-ASCII into the body. */
+function body(callId: string, seq: number, text = `words ${seq}`): string {
+  return JSON.stringify({ id: `evt_${callId}_${seq}`, type: 'transcript.final', call_id: callId, seq, time: '2026-11-20T22:00:00.000Z', data: { text } })
+}
+
+t.test('CRC-32: the portable implementation is the standard one', async (t) => {
+  // The check value of CRC-32/ISO-HDLC, the one zlib, PNG and Ethernet use.
+  t.equal(crc32Portable(Buffer.from('123456789')), 0xcbf43926)
+  t.equal(crc32Portable(Buffer.alloc(0)), 0)
+  if (typeof zlib.crc32 === 'function') {
+    for (const sample of ['', 'a', 'é ünïcödé 🎧', 'x'.repeat(10_000)]) {
+      const bytes = Buffer.from(sample)
+      t.equal(crc32Portable(bytes), zlib.crc32(bytes), `agrees with zlib.crc32 on ${bytes.length} bytes`)
+    }
+  }
+})
+
+t.test('record encoding: checksum, space, body, newline', async (t) => {
+  const line = encodeRecord('a "evt_1"')
+  const text = line.toString('utf8')
+  t.match(text, /^[0-9a-f]{8} a "evt_1"\n$/)
+  t.equal(Number.parseInt(text.slice(0, 8), 16), crc32Portable(Buffer.from('a "evt_1"')))
+  t.same(ackRecord('evt_1'), line, 'an ack is `a <id as JSON>`')
+  const event = eventRecord(1_700_000_000_123, body('c1', 0)).toString('utf8')
+  t.equal(event.slice(9), `e 1700000000123 ${body('c1', 0)}\n`, 'an event is `e <enqueuedAtMs> <envelope>`')
+  t.equal(segmentHeader().toString(), 'audiosocket-soniox-spool 1\n', 'the header names the format and its version')
+})
+
+t.test('parseSegment reads events and acks back byte for byte', async (t) => {
+  const bodies = [body('c1', 0), body('c1', 1, 'é ünïcödé 🎧 "quoted" \\ back\nslash'), body('c2', 0)]
+  const bytes = Buffer.concat([
+    segmentHeader(),
+    eventRecord(1000, bodies[0] as string),
+    eventRecord(2000, bodies[1] as string),
+    ackRecord('evt_c1_0'),
+    eventRecord(3000, bodies[2] as string),
+  ])
+  const parsed = parseSegment(bytes)
+  if (parsed.status !== 'ok') return t.fail(`status ${parsed.status}`)
+  t.same(
+    parsed.events.map((e) => [e.id, e.callId, e.seq, e.type, e.enqueuedAtMs]),
+    [
+      ['evt_c1_0', 'c1', 0, 'transcript.final', 1000],
+      ['evt_c1_1', 'c1', 1, 'transcript.final', 2000],
+      ['evt_c2_0', 'c2', 0, 'transcript.final', 3000],
+    ],
+  )
+  t.same(
+    parsed.events.map((e) => e.bodyText),
+    bodies,
+    'the exact bytes that were POSTed, non-ASCII and escapes included',
+  )
+  t.same(parsed.acks, ['evt_c1_0'])
+  t.equal(parsed.damaged, 0)
+  t.equal(parsed.tornTail, false)
+})
+
+t.test('a half-written last record is detected and ignored, at every cut point', async (t) => {
+  const good = Buffer.concat([segmentHeader(), eventRecord(1, body('c1', 0)), eventRecord(2, body('c1', 1))])
+  const last = eventRecord(3, body('c1', 2, 'the record a crash cut short'))
+  let checked = 0
+  for (let cut = 0; cut < last.length; cut++) {
+    const parsed = parseSegment(Buffer.concat([good, last.subarray(0, cut)]))
+    if (parsed.status !== 'ok') return t.fail(`cut ${cut}: status ${parsed.status}`)
+    const intact = parsed.events.length === 2 && parsed.damaged === 0 && parsed.tornTail === (cut > 0)
+    if (!intact) return t.fail(`cut at byte ${cut} of ${last.length}: ${JSON.stringify(parsed)}`)
+    checked++
+  }
+  t.equal(checked, last.length, `the two complete records survive every one of ${last.length} cut points`)
+  const whole = parseSegment(Buffer.concat([good, last]))
+  t.equal(whole.status === 'ok' && whole.events.length, 3, 'with its newline the record counts')
+})
+
+t.test('after a torn record, the separator newline keeps the next record whole', async (t) => {
+  const torn = eventRecord(3, body('c1', 2)).subarray(0, 40)
+  const bytes = Buffer.concat([segmentHeader(), eventRecord(1, body('c1', 0)), torn, Buffer.from('\n'), ackRecord('evt_c1_0'), eventRecord(4, body('c1', 3))])
+  const parsed = parseSegment(bytes)
+  if (parsed.status !== 'ok') return t.fail(parsed.status)
+  t.same(
+    parsed.events.map((e) => e.seq),
+    [0, 3],
+  )
+  t.same(parsed.acks, ['evt_c1_0'])
+  t.equal(parsed.damaged, 1, 'the fragment is one damaged line')
+  t.equal(parsed.tornTail, false)
+})
+
+t.test('a flipped byte fails the checksum of that record only', async (t) => {
+  const records = [eventRecord(1, body('c1', 0)), eventRecord(2, body('c1', 1)), eventRecord(3, body('c1', 2))]
+  const bytes = Buffer.concat([segmentHeader(), ...records])
+  const offset = segmentHeader().length + (records[0]?.length ?? 0) + 30
+  bytes[offset] = (bytes[offset] ?? 0) ^ 0x01
+  const parsed = parseSegment(bytes)
+  if (parsed.status !== 'ok') return t.fail(parsed.status)
+  t.same(
+    parsed.events.map((e) => e.seq),
+    [0, 2],
+  )
+  t.equal(parsed.damaged, 1)
+})
+
+t.test('headers: empty and torn headers, other versions, foreign files', async (t) => {
+  t.same(parseSegment(Buffer.alloc(0)), { status: 'empty' })
+  t.same(parseSegment(segmentHeader().subarray(0, 10)), { status: 'empty' }, 'a header cut short: nothing was ever written after it')
+  t.same(parseSegment(segmentHeader()), { status: 'ok', events: [], acks: [], damaged: 0, tornTail: false })
+  t.match(parseSegment(Buffer.from('audiosocket-soniox-spool 2\nwhatever\n')), { status: 'unsupported', header: 'audiosocket-soniox-spool 2' })
+  t.match(parseSegment(Buffer.from('hello')), { status: 'unsupported' })
+})
