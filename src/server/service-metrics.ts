@@ -10,7 +10,7 @@ import type { CallEndReason, CallMetrics } from '../call/call-session.js'
 import type { AppError } from '../shared/errors.js'
 import type { SonioxError, SonioxMetrics } from '../soniox/soniox-session.js'
 import type { DeadLetterReason } from '../webhook/dead-letter.js'
-import type { WebhookMetrics } from '../webhook/http-sink.js'
+import type { WebhookMetrics } from '../webhook/delivery-queue.js'
 import { HTTP_REFUSAL_REASONS, type HttpMetrics, type HttpRefusalReason } from './http-endpoint.js'
 import { Registry, type CounterChild } from './metrics.js'
 
