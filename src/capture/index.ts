@@ -20,4 +20,4 @@ export {
   type Endpoint,
   type RecordType,
 } from './format.js'
-export { CaptureRecorder, createCaptureTaps, type CaptureFileOps, type CaptureTapFactory, type RecorderLogger } from './recorder.js'
+export { CaptureRecorder, CaptureTap, createCaptureTaps, type CaptureFileOps, type CaptureTapFactory, type RecorderLogger } from './recorder.js'

@@ -15,7 +15,6 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Socket } from 'node:net'
-import type { WireTap } from '../call/call-session.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { CAPTURE_EXTENSION, encodeCapturePreamble, encodeRecord, type CaptureHeader, type Direction } from './format.js'
 
@@ -291,8 +290,40 @@ export class CaptureRecorder {
 // ---------------------------------------------------------------------------------------------
 // The server's recorder: one capture per call, fed through CallSession's WireTap.
 
+/**
+ * One call's recording, fed by CallSession as its WireTap. call/ declares that interface and this
+ * class fits it structurally (app.ts is where the two meet), so capture/ imports nothing above it,
+ * as soniox/'s transcriber fits call/'s Transcriber.
+ */
+export class CaptureTap {
+  readonly #recorder: CaptureRecorder
+  readonly #onClose: () => void
+
+  constructor(recorder: CaptureRecorder, onClose: () => void) {
+    this.#recorder = recorder
+    this.#onClose = onClose
+  }
+
+  inbound(chunk: Buffer): void {
+    this.#recorder.data('in', chunk)
+  }
+
+  outbound(bytes: Buffer): void {
+    this.#recorder.data('out', bytes)
+  }
+
+  callIdentified(uuid: string): void {
+    this.#recorder.callIdentified(uuid)
+  }
+
+  /** The connection is gone: the file is finished in the background (the factory's drain awaits it). */
+  close(): void {
+    this.#onClose()
+  }
+}
+
 export interface CaptureTapFactory {
-  (socket: Socket): WireTap
+  (socket: Socket): CaptureTap
   /**
    * Finishes every recording: those whose connection already closed, and (at shutdown, after the
    * calls have ended) those whose socket has not emitted 'close' yet. Resolves when all are on disk.
@@ -322,7 +353,7 @@ export function createCaptureTaps(options: CaptureTapOptions): CaptureTapFactory
     closing.add(done)
     void done.then(() => closing.delete(done))
   }
-  const factory = (socket: Socket): WireTap => {
+  const factory = (socket: Socket): CaptureTap => {
     const recorder = new CaptureRecorder({
       dir: options.dir,
       logger: options.logger,
@@ -342,12 +373,7 @@ export function createCaptureTaps(options: CaptureTapOptions): CaptureTapFactory
     socket.on('error', (err) => {
       if (isErrnoException(err) && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) recorder.reset('in')
     })
-    return {
-      inbound: (chunk) => recorder.data('in', chunk),
-      outbound: (bytes) => recorder.data('out', bytes),
-      callIdentified: (uuid) => recorder.callIdentified(uuid),
-      close: () => finish(recorder),
-    }
+    return new CaptureTap(recorder, () => finish(recorder))
   }
   return Object.assign(factory, {
     drain: async () => {

@@ -90,7 +90,7 @@ t.test("the server's tap: CallSession's bytes and the UUID it parsed make one na
   // An unconnected socket: the tap only listens to its FIN and reset events.
   const tap = taps(new Socket())
   tap.inbound(frames.uuid(ID))
-  tap.callIdentified?.(ID)
+  tap.callIdentified(ID)
   tap.outbound(frames.hangup())
   tap.close()
   await taps.drain()
