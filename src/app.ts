@@ -3,7 +3,7 @@
  * event sink, admission, the HTTP endpoint and its metrics). Used by `audiosocket-soniox serve` and
  * by the integration tests.
  */
-import type { Config } from './config.js'
+import type { Config } from './config/index.js'
 import type { Logger } from './logger.js'
 import { CallSession, type CallAdmission, type CallRecognitionOptions, type TranscriberHandlers } from './call/call-session.js'
 import { AudioSocketServer } from './server/audiosocket-server.js'

@@ -7,7 +7,7 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import { createApp } from '../src/app.js'
 import { checkCommand } from '../src/cli/check.js'
-import { loadConfig } from '../src/config.js'
+import { loadConfig } from '../src/config/index.js'
 import { createLogger } from '../src/logger.js'
 import { startFakeSoniox } from './support/fake-soniox.js'
 

@@ -2,7 +2,7 @@
  * The `audiosocket-soniox` command line: one table of subcommands, each `(args, io) => exit code`.
  * The process exits in exactly one place, `cli/main.ts`, so this module runs in process under test.
  */
-import { describeSettings } from '../config.js'
+import { describeSettings } from '../config/index.js'
 import { VERSION } from '../version.js'
 import { serveCommand } from './serve.js'
 import { EXIT_OK, EXIT_USAGE, processIo, type CliIo } from './cli-support.js'

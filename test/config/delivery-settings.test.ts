@@ -1,10 +1,10 @@
 /**
- * src/config.ts, the delivery settings: WEBHOOK_MAX_AGE, WEBHOOK_CONCURRENCY, WEBHOOK_HEADERS,
+ * src/config/delivery-settings.ts, the delivery settings: WEBHOOK_MAX_AGE, WEBHOOK_CONCURRENCY, WEBHOOK_HEADERS,
  * WEBHOOK_CA_FILE, SPOOL_DIR, SPOOL_MAX_BYTES, EVENTS_FILE.
  */
 import { join } from 'node:path'
 import t from 'tap'
-import { loadConfig, type Config } from '../src/config.js'
+import { loadConfig, type Config } from '../../src/config/index.js'
 
 function load(extra: Record<string, string> = {}): Config {
   return loadConfig({ env: { SONIOX_API_KEY: 'sk-test', ...extra } })

@@ -1,5 +1,5 @@
 /**
- * src/config.ts: environment variables and an optional JSON file -> one frozen, typed Config, or
+ * src/config/ (load.ts, formats.ts, rules.ts, the schema): environment variables and an optional JSON file -> one frozen, typed Config, or
  * one AppError(ERR_CONFIG_INVALID) that lists every problem, naming the variable and the expected
  * form, without ever echoing a secret.
  */
@@ -7,11 +7,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { describeSettings, loadConfig, retiredSettings, type Config } from '../src/config.js'
-import { AppError } from '../src/shared/errors.js'
+import { describeSettings, loadConfig, retiredSettings, type Config } from '../../src/config/index.js'
+import { AppError } from '../../src/shared/errors.js'
 
 const KEY = 'sk-test-0123456789abcdef'
-const README = fileURLToPath(new URL('../README.md', import.meta.url))
+const README = fileURLToPath(new URL('../../README.md', import.meta.url))
 
 /** Loads with SONIOX_API_KEY set plus `extra`, so each test varies only what it is about. */
 function load(extra: Record<string, string> = {}, configFile?: string): Config {
