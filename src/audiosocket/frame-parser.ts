@@ -1,5 +1,5 @@
 import { AppError } from '../shared/errors.js'
-import { HEADER_LENGTH, MAX_PAYLOAD_LENGTH, sampleRateOfKind } from './constants.js'
+import { HEADER_LENGTH, Kind, MAX_PAYLOAD_LENGTH, UUID_PAYLOAD_LENGTH, sampleRateOfKind } from './constants.js'
 import { decodeFrame, type AudioFrame, type Frame } from './frame.js'
 
 export interface FrameParserOptions {
@@ -9,6 +9,12 @@ export interface FrameParserOptions {
    * connection hold more than HEADER_LENGTH + maxPayloadLength bytes.
    */
   maxPayloadLength?: number
+  /**
+   * The stream must open with the UUID frame, as Asterisk's always does (`01 00 10`). Each of those
+   * three bytes is checked as it arrives, so garbage (an HTTP request, a port scanner, a misrouted
+   * SIP stream) is a named violation at once, not a wait for a 17 KB "payload". Default false.
+   */
+  expectUuidFirst?: boolean
 }
 
 /**
@@ -71,11 +77,11 @@ function hexByte(byte: number): string {
  *   and a payload assembled there is handed out exactly once and never written again (a fresh
  *   buffer is allocated for the next straddling frame), so later pushes cannot change it.
  *
- * A framing violation does not throw out of `feed` or `push`: the frames decoded before it in the
- * same chunk are still delivered (TCP often coalesces the UUID frame with what follows, and losing
- * it would lose the call's identity), and the violation is left in `error`. From then on the
- * parser is dead: the byte stream can no longer be trusted to be in sync, so every later `feed`,
- * `push` or `end` throws that error.
+ * A framing violation is returned, never thrown: the frames decoded before it in the same chunk
+ * are still delivered (TCP often coalesces the UUID frame with what follows, and losing it would
+ * lose the call's identity), and the violation is left in `error` (and returned by `end`). From
+ * then on the parser is dead: the byte stream can no longer be trusted to be in sync, so every
+ * later `feed` or `push` delivers nothing.
  */
 export class FrameParser {
   readonly #maxPayloadLength: number
@@ -89,6 +95,10 @@ export class FrameParser {
 
   #frameCount = 0
   #error: AppError | null = null
+  /** Bytes of the stream's first header checked so far, when the UUID must come first. */
+  #uuidHeaderChecked: number
+  /** Those bytes (a copy: the header may straddle chunks). */
+  readonly #uuidHeader = Buffer.alloc(HEADER_LENGTH)
 
   constructor(options: FrameParserOptions = {}) {
     const max = options.maxPayloadLength ?? MAX_PAYLOAD_LENGTH
@@ -96,6 +106,7 @@ export class FrameParser {
       throw new RangeError(`maxPayloadLength must be an integer from 0 to ${MAX_PAYLOAD_LENGTH}, got ${max}`)
     }
     this.#maxPayloadLength = max
+    this.#uuidHeaderChecked = options.expectUuidFirst === true ? 0 : HEADER_LENGTH
   }
 
   /** Bytes of an unfinished frame held between pushes; never above HEADER_LENGTH + maxPayloadLength. */
@@ -115,10 +126,11 @@ export class FrameParser {
 
   /**
    * Hands every frame completed by `chunk` to `handler`, in order. On a framing violation it stops
-   * there and sets `error`; check `error` after every feed.
+   * there and sets `error`; check `error` after every feed. A dead parser delivers nothing.
    */
   feed(chunk: Buffer, handler: FrameHandler): void {
-    if (this.#error !== null) throw this.#error
+    if (this.#error !== null) return
+    if (this.#uuidHeaderChecked < HEADER_LENGTH && !this.#checkUuidHeader(chunk)) return
     this.#parse(chunk, handler)
   }
 
@@ -130,12 +142,12 @@ export class FrameParser {
   }
 
   /**
-   * Call when the peer has finished sending. Throws ERR_AUDIOSOCKET_TRUNCATED if a frame was cut
-   * off, since those bytes can never be completed.
+   * Call when the peer has finished sending. Returns the stream's violation, or null if it ended
+   * clean: ERR_AUDIOSOCKET_TRUNCATED if a frame was cut off (those bytes can never be completed),
+   * or the violation that had already killed the parser.
    */
-  end(): void {
-    if (this.#error !== null) throw this.#error
-    if (this.#headerFilled === 0) return
+  end(): AppError | null {
+    if (this.#error !== null || this.#headerFilled === 0) return this.#error
     const kind = hexByte(this.#header[0] as number)
     const message =
       this.#payload === null
@@ -144,7 +156,26 @@ export class FrameParser {
         : `connection ended inside the payload of a kind ${kind} frame: ` +
           `${this.#payloadFilled} of ${this.#payload.length} payload bytes received`
     this.#error = new AppError('ERR_AUDIOSOCKET_TRUNCATED', message)
-    throw this.#error
+    return this.#error
+  }
+
+  /**
+   * False, with #error set, when the stream's first header is not the UUID frame's: its kind is
+   * judged on the first byte, its length once both length bytes are in.
+   */
+  #checkUuidHeader(chunk: Buffer): boolean {
+    const first = this.#uuidHeaderChecked === 0 ? chunk[0] : Kind.Uuid
+    if (first !== undefined && first !== Kind.Uuid) {
+      this.#error = new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame has kind ${hexByte(first)}, not the UUID frame 0x01 (is this an AudioSocket peer?)`)
+      return false
+    }
+    const copied = chunk.copy(this.#uuidHeader, this.#uuidHeaderChecked, 0, HEADER_LENGTH - this.#uuidHeaderChecked)
+    this.#uuidHeaderChecked += copied
+    if (this.#uuidHeaderChecked < HEADER_LENGTH) return true
+    const announced = this.#uuidHeader.readUInt16BE(1)
+    if (announced === UUID_PAYLOAD_LENGTH) return true
+    this.#error = new AppError('ERR_AUDIOSOCKET_BAD_UUID', `the UUID frame announces ${announced} bytes; a UUID is ${UUID_PAYLOAD_LENGTH}`)
+    return false
   }
 
   // Decoding reports a violation by setting #error and returning false, never by throwing, so that

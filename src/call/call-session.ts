@@ -16,7 +16,7 @@
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
  */
 import type { Socket } from 'node:net'
-import { DTMF_PAYLOAD_LENGTH, FrameParser, HEADER_LENGTH, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeHangup, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
+import { DTMF_PAYLOAD_LENGTH, FrameParser, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeHangup, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { createGuard, type Guard } from '../shared/guard.js'
 import { LogThrottle } from '../shared/log-throttle.js'
@@ -144,8 +144,6 @@ export class CallSession {
   private readonly now: () => number
   private log: Logger
   private readonly startedAt: number
-  /** The first three bytes, until they have been checked against the UUID frame header. */
-  private readonly firstHeader: number[] = []
   private firstFrameTimer: LongTimeout | undefined
   private stallTimer: LongTimeout | undefined
   private graceTimer: LongTimeout | undefined
@@ -186,7 +184,9 @@ export class CallSession {
     this.startedAt = this.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
     this.guard = createGuard((err) => this.onFault(err))
-    this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes })
+    // The parser judges Asterisk's first bytes (`01 00 10`) as they arrive: garbage is a named
+    // violation at once, not a wait for a 17 KB "payload" until the first-frame timeout.
+    this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes, expectUuidFirst: true })
     this.frameHandler = {
       onAudio: (kind, sampleRate, payload) => this.onAudioFrame(kind, sampleRate, payload),
       onFrame: (frame) => this.onControlFrame(frame),
@@ -229,8 +229,6 @@ export class CallSession {
     this.deps.wireTap?.inbound(chunk)
     // Once the call is ending the bytes are read and dropped: never stop reading Asterisk.
     if (!this.receiving) return
-    if (this.firstHeader.length < HEADER_LENGTH && !this.checkFirstBytes(chunk)) return
-
     // Frames before a violation in the same chunk still count (the UUID often shares a chunk).
     this.parser.feed(chunk, this.frameHandler)
     if (!this.receiving) return
@@ -244,26 +242,6 @@ export class CallSession {
   /** Frames are acted on until the call starts ending; the rest of that chunk is read and dropped. */
   private get receiving(): boolean {
     return this.stateValue === 'awaiting-uuid' || this.stateValue === 'streaming'
-  }
-
-  /**
-   * Asterisk's first bytes are always `01 00 10`. Checking them as they arrive turns garbage (an
-   * HTTP request, a port scanner, a misrouted SIP stream) into an immediate, named error instead
-   * of a parser waiting for a 17 KB "payload" until the first-frame timeout.
-   */
-  private checkFirstBytes(chunk: Buffer): boolean {
-    for (let i = 0; i < chunk.length && this.firstHeader.length < HEADER_LENGTH; i++) {
-      this.firstHeader.push(chunk[i] as number)
-    }
-    const [kind, lengthHigh, lengthLow] = this.firstHeader
-    let error: AppError | undefined
-    if (kind !== undefined && kind !== Kind.Uuid) {
-      error = new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame has kind 0x${hex(kind)}, not the UUID frame 0x01 (is this an AudioSocket peer?)`)
-    } else if (lengthHigh !== undefined && lengthLow !== undefined && (lengthHigh << 8) + lengthLow !== 16) {
-      error = new AppError('ERR_AUDIOSOCKET_BAD_UUID', `the UUID frame announces ${(lengthHigh << 8) + lengthLow} bytes; a UUID is 16`)
-    }
-    if (error) void this.end('error', error)
-    return error === undefined
   }
 
   /** A partial frame that is not completed in time means a broken peer, not a slow one. */
@@ -289,20 +267,13 @@ export class CallSession {
   private onAudioFrame(kind: number, sampleRate: number, payload: Buffer): void {
     if (!this.receiving) return
     this.metrics.frameReceived('audio', payload.length)
-    if (this.stateValue === 'awaiting-uuid') {
-      void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', 'the first frame is audio, not the UUID'))
-      return
-    }
+    // The parser delivers nothing before the UUID frame (expectUuidFirst).
     this.onAudio(kind, sampleRate, payload)
   }
 
   private onControlFrame(frame: Exclude<Frame, AudioFrame>): void {
     if (!this.receiving) return
     this.metrics.frameReceived(frame.type, payloadBytes(frame))
-    if (this.stateValue === 'awaiting-uuid' && frame.type !== 'uuid') {
-      void this.end('error', new AppError('ERR_AUDIOSOCKET_FIRST_FRAME', `the first frame is ${frame.type}, not the UUID`))
-      return
-    }
     switch (frame.type) {
       case 'uuid':
         if (this.stateValue !== 'awaiting-uuid') {
@@ -483,12 +454,9 @@ export class CallSession {
 
   private onEnd(): void {
     if (this.stateValue === 'ending' || this.stateValue === 'closed') return
-    try {
-      this.parser.end()
-    } catch (err) {
-      // Asterisk closed mid-frame: the call is over either way; name the violation once.
-      this.log.warn({ err }, 'connection ended inside a frame')
-    }
+    // Asterisk closed mid-frame: the call is over either way; name the violation once.
+    const truncated = this.parser.end()
+    if (truncated !== null) this.log.warn({ err: truncated }, 'connection ended inside a frame')
     void this.end('hangup')
   }
 

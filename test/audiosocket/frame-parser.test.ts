@@ -8,7 +8,8 @@ import { captureStems, chunk, frames, loadCapture, loadCaptureSummary, seededRan
 function parseChunks(chunks: Buffer[], parser = new FrameParser()): Frame[] {
   const out: Frame[] = []
   for (const c of chunks) out.push(...parser.push(c))
-  parser.end()
+  const violation = parser.end()
+  if (violation !== null) throw violation
   return out
 }
 
@@ -51,14 +52,6 @@ function kindAndLength(frame: Frame): { kind: number; length: number } {
   }
 }
 
-function appErrorCode(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    return err instanceof AppError ? err.code : `not an AppError: ${String(err)}`
-  }
-  return undefined
-}
 
 t.test('real Asterisk 22.10.1 captures', async (t) => {
   const stems = captureStems()
@@ -72,7 +65,7 @@ t.test('real Asterisk 22.10.1 captures', async (t) => {
 
       const parser = new FrameParser()
       const whole = parser.push(bytes)
-      t.doesNotThrow(() => parser.end(), 'nothing is left over at the end')
+      t.equal(parser.end(), null, 'nothing is left over at the end')
       t.equal(parser.bufferedBytes, 0)
       t.equal(parser.frameCount, listed.length, 'frameCount counts every frame')
       t.same(
@@ -122,7 +115,7 @@ t.test('real Asterisk 22.10.1 captures', async (t) => {
       got.push(...parser.push(bytes.subarray(i, i + 1)))
       if (parser.bufferedBytes > maxBuffered) maxBuffered = parser.bufferedBytes
     }
-    parser.end()
+    t.equal(parser.end(), null, 'ends on a frame boundary')
     t.equal(firstDifference(got, expected), null, `${bytes.length} one-byte pushes yield the same frames`)
     t.equal(maxBuffered, HEADER_LENGTH + 320 - 1, 'at most one unfinished 320-byte frame is ever held')
   })
@@ -315,26 +308,22 @@ t.test('framing violations', async (t) => {
     const first = parser.error
     t.ok(first instanceof AppError, 'the violation is recorded')
     for (const next of [frames.audio(Kind.Slin8, 4), Buffer.alloc(0)]) {
-      let again: unknown
-      try {
-        parser.push(next)
-      } catch (err) {
-        again = err
-      }
-      t.equal(again, first, 'a later push throws the very same error')
+      t.same(parser.push(next), [], 'a later push delivers nothing, and does not throw')
+      t.equal(parser.error, first, 'the very same error stays recorded')
     }
-    t.equal(appErrorCode(() => parser.end()), 'ERR_AUDIOSOCKET_BAD_DTMF', 'end() throws it too')
+    t.equal(parser.end(), first, 'end() returns it too')
   })
 
   t.test('end() with a partial header', async (t) => {
     const parser = new FrameParser()
     parser.push(Buffer.concat([frames.audio(Kind.Slin8, 2), Buffer.from([Kind.Slin16, 0x02])]))
     t.equal(parser.bufferedBytes, 2)
-    t.throws(() => parser.end(), {
+    t.match(parser.end(), {
       code: 'ERR_AUDIOSOCKET_TRUNCATED',
       message: 'connection ended inside the header of a kind 0x12 frame: 2 of 3 header bytes received',
     })
-    t.equal(appErrorCode(() => parser.push(frames.hangup())), 'ERR_AUDIOSOCKET_TRUNCATED', 'dead afterwards')
+    t.same(parser.push(frames.hangup()), [], 'dead afterwards')
+    t.equal(parser.error?.code, 'ERR_AUDIOSOCKET_TRUNCATED', 'the violation stays recorded')
   })
 
   t.test('end() with a partial payload', async (t) => {
@@ -342,7 +331,7 @@ t.test('framing violations', async (t) => {
     const frame = frames.audio(Kind.Slin8, 320)
     parser.push(frame.subarray(0, 100))
     parser.push(frame.subarray(100, 200))
-    t.throws(() => parser.end(), {
+    t.match(parser.end(), {
       code: 'ERR_AUDIOSOCKET_TRUNCATED',
       message: 'connection ended inside the payload of a kind 0x10 frame: 197 of 320 payload bytes received',
     })
@@ -350,9 +339,39 @@ t.test('framing violations', async (t) => {
 
   t.test('end() on a clean boundary', async (t) => {
     const parser = new FrameParser()
-    t.doesNotThrow(() => parser.end(), 'nothing received')
+    t.equal(parser.end(), null, 'nothing received')
     parser.push(frames.hangup())
-    t.doesNotThrow(() => parser.end(), 'after whole frames')
+    t.equal(parser.end(), null, 'after whole frames')
+  })
+
+  t.test('expectUuidFirst: the first header is judged byte by byte, at every split', async (t) => {
+    const stream = Buffer.concat([frames.uuid('40325ec2-5efd-4bd3-805f-53576e581d13'), frames.audio(Kind.Slin8, 320)])
+    for (let split = 0; split <= stream.length; split++) {
+      const got = parseChunks([stream.subarray(0, split), stream.subarray(split)], new FrameParser({ expectUuidFirst: true }))
+      if (got.length !== 2 || got[0]?.type !== 'uuid') t.fail(`split at ${split}: ${got.map((f) => f.type).join(',')}`)
+    }
+    t.pass('a UUID-first stream parses the same at every split')
+
+    const http = new FrameParser({ expectUuidFirst: true })
+    t.same(http.push(Buffer.from('G')), [], 'one byte is enough to know')
+    t.match(http.error, { code: 'ERR_AUDIOSOCKET_FIRST_FRAME', message: 'the first frame has kind 0x47, not the UUID frame 0x01 (is this an AudioSocket peer?)' })
+
+    const audioFirst = new FrameParser({ expectUuidFirst: true })
+    t.same(audioFirst.push(frames.audio(Kind.Slin8, 320)), [], 'audio before the UUID is not delivered')
+    t.match(audioFirst.error, { code: 'ERR_AUDIOSOCKET_FIRST_FRAME', message: /kind 0x10/ })
+
+    const long = new FrameParser({ expectUuidFirst: true })
+    long.push(Buffer.from([Kind.Uuid, 0x43]))
+    t.equal(long.error, null, 'the length is judged once both of its bytes are in')
+    long.push(Buffer.from([0x20, 0x2f]))
+    t.match(long.error, { code: 'ERR_AUDIOSOCKET_BAD_UUID', message: 'the UUID frame announces 17184 bytes; a UUID is 16' })
+    t.ok(long.bufferedBytes < HEADER_LENGTH, 'nothing of the announced payload was buffered')
+    t.equal(long.end(), long.error, 'end() returns the violation')
+
+    const later = new FrameParser({ expectUuidFirst: true })
+    later.push(frames.uuid('40325ec2-5efd-4bd3-805f-53576e581d13'))
+    t.same(later.push(frames.uuid('40325ec2-5efd-4bd3-805f-53576e581d13')).map((f) => f.type), ['uuid'], 'only the first frame is judged (a second UUID is the caller\'s to refuse)')
+    t.same(new FrameParser().push(frames.audio(Kind.Slin8, 2)).length, 1, 'off by default')
   })
 
   t.test('maxPayloadLength is validated', async (t) => {
@@ -466,7 +485,7 @@ t.test('feed: frames to a handler, audio as arguments', async (t) => {
     const parser = new FrameParser()
     const handler = recordingHandler()
     for (const piece of chunk(bytes, () => 1 + Math.floor(random() * 700))) parser.feed(piece, handler)
-    parser.end()
+    t.equal(parser.end(), null, 'ends on a frame boundary')
     t.same(
       handler.log.map(([type, kind, length]) => ({ audio: type === 'audio', kind, length })),
       listed.map(({ kind, length }) => ({ audio: sampleRateOfKind(kind) !== undefined, kind, length })),
@@ -482,7 +501,9 @@ t.test('feed: frames to a handler, audio as arguments', async (t) => {
     parser.feed(Buffer.concat([frames.audio(Kind.Slin16, 640), frames.dtmf('?'), frames.audio(Kind.Slin16, 640)]), handler)
     t.same(handler.log, [['audio', Kind.Slin16, 640]], 'only the frame before the bad DTMF')
     t.equal(parser.error?.code, 'ERR_AUDIOSOCKET_BAD_DTMF')
-    t.throws(() => parser.feed(frames.audio(Kind.Slin16, 640), handler), parser.error as AppError, 'a later feed throws the same error')
+    const first = parser.error
+    t.doesNotThrow(() => parser.feed(frames.audio(Kind.Slin16, 640), handler), 'a later feed does not throw')
+    t.equal(parser.error, first, 'the same error stays recorded')
     t.equal(handler.log.length, 1)
   })
 
