@@ -1,3 +1,8 @@
+/**
+ * DeliveryQueue: the delivery worker's per-call queues, retries, dead-lettering and close (see the
+ * class comment for its invariants). Over 400 lines because ordering, retry, spool ack and close
+ * share the per-call queue state; the wire (http-transport.ts) and the disk (spool.ts) are apart.
+ */
 import type { Logger } from 'pino'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'

@@ -62,11 +62,15 @@ interface ActiveExchange {
   parser: ResponseParser | undefined
   connection: Connection | undefined
   reused: boolean
-  /** The parser saw the response end, and whether the connection may carry the next request. */
-  ended: boolean
-  reusable: boolean
-  over: boolean
+  state: ExchangeState
 }
+
+/**
+ * `open`: request sent or waiting, no end of response yet; `ended-reusable` / `ended-close`: the
+ * parser saw the response end, and whether the connection may carry the next request; `over`: the
+ * handler has been told (onEnd or onError), nothing more happens to this exchange.
+ */
+type ExchangeState = 'open' | 'ended-reusable' | 'ended-close' | 'over'
 
 export class Http1Pool {
   private readonly idle: Connection[] = []
@@ -89,9 +93,7 @@ export class Http1Pool {
       parser: undefined,
       connection: undefined,
       reused: false,
-      ended: false,
-      reusable: false,
-      over: false,
+      state: 'open',
     }
     if (this.closed) {
       queueMicrotask(() => this.fail(exchange, new Error('the webhook connection pool is closed')))
@@ -140,8 +142,7 @@ export class Http1Pool {
       onHead: (head) => exchange.handler.onHead(head),
       onBody: (bytes) => exchange.handler.onBody(bytes),
       onEnd: (reusable) => {
-        exchange.ended = true
-        exchange.reusable = reusable
+        exchange.state = reusable ? 'ended-reusable' : 'ended-close'
       },
     })
     const socket = connection.socket
@@ -178,7 +179,7 @@ export class Http1Pool {
     }
     const inStep = parser.feed(chunk)
     // Bytes after the end of the response: the answer stands, the connection is out of step and goes.
-    if (exchange.ended) this.complete(exchange, inStep && exchange.reusable)
+    if (exchange.state !== 'open') this.complete(exchange, inStep && exchange.state === 'ended-reusable')
     else if (!inStep) this.fail(exchange, parser.error ?? new Error('bad response'))
   }
 
@@ -188,7 +189,7 @@ export class Http1Pool {
     if (exchange !== undefined && parser !== undefined) {
       // A body delimited by the close ends here; anything else was cut short.
       parser.end()
-      if (exchange.ended) this.complete(exchange, false)
+      if (exchange.state !== 'open') this.complete(exchange, false)
       else this.fail(exchange, parser.error ?? new Error('the connection closed'))
     }
     this.retire(connection)
@@ -202,8 +203,8 @@ export class Http1Pool {
   }
 
   private complete(exchange: ActiveExchange, reusable: boolean): void {
-    if (exchange.over) return
-    exchange.over = true
+    if (exchange.state === 'over') return
+    exchange.state = 'over'
     const connection = exchange.connection as Connection
     connection.current = undefined
     if (reusable && !this.closed) {
@@ -217,8 +218,8 @@ export class Http1Pool {
   }
 
   private fail(exchange: ActiveExchange, error: Error): void {
-    if (exchange.over) return
-    exchange.over = true
+    if (exchange.state === 'over') return
+    exchange.state = 'over'
     const connection = exchange.connection
     if (connection !== undefined) {
       connection.current = undefined
@@ -235,8 +236,8 @@ export class Http1Pool {
       this.fail(exchange, error)
       return
     }
-    if (exchange.over) return
-    exchange.over = true
+    if (exchange.state === 'over') return
+    exchange.state = 'over'
     if (exchange.connection !== undefined) {
       exchange.connection.current = undefined
       this.retire(exchange.connection)

@@ -1,4 +1,6 @@
 /**
+ * (Over 400 lines: half is the staleness rules below, written where they are enforced.)
+ *
  * The spool directory lock: one process per SPOOL_DIR, because two servers sharing a spool would
  * each deliver (and delete) the other's events. Node has no flock(), and flock would not reach
  * across NFS or between containers anyway, so the lock is a file, `spool.lock`, created

@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines: about a quarter is this comment; recovery, size bound, write failures and
+ * segment retirement share one segment set. The byte format is in spool-format.ts.)
+ *
  * The durable delivery spool: every webhook event is written here before its first delivery attempt
  * and marked done (acknowledged) after a 2xx or after it went to the dead-letter file, so a crash or
  * restart loses nothing that was spooled. It knows event ids, call ids and seq numbers, nothing of calls.

@@ -60,8 +60,6 @@ export class WebhookWorkerSink implements EventSink {
   private spawning: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
   private restartTimer: NodeJS.Timeout | undefined
-  /** The worker finished close() itself: it has logged and counted whatever it could not deliver. */
-  private closedCleanly = false
   private readonly logDestination: DestinationStream
   private readonly logger: Logger
   private readonly metrics: WebhookMetrics | undefined
@@ -144,8 +142,8 @@ export class WebhookWorkerSink implements EventSink {
         name: 'webhook-delivery',
         resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
       })
-      let started = false
-      let closed = false
+      /** This worker's own lifecycle: `closed` once it has finished close() itself. */
+      let phase: 'starting' | 'running' | 'closed' = 'starting'
       let failure: Error | undefined
       worker.on('message', (message: FromWorker) => {
         switch (message.type) {
@@ -156,7 +154,7 @@ export class WebhookWorkerSink implements EventSink {
             this.applyReport(message)
             break
           case 'started':
-            started = true
+            phase = 'running'
             this.worker = worker
             this.spawning = undefined
             if (this.state === 'starting') this.state = 'open'
@@ -168,8 +166,10 @@ export class WebhookWorkerSink implements EventSink {
             failure = new AppError(knownCode(message.code), message.message)
             break
           case 'closed':
-            closed = true
-            this.closedCleanly = true
+            phase = 'closed'
+            // The worker's close() has logged and counted whatever it could not deliver or spool:
+            // nothing is left for this side to report.
+            this.unsecured.clear()
             break
         }
       })
@@ -178,12 +178,12 @@ export class WebhookWorkerSink implements EventSink {
       })
       worker.on('exit', (exitCode) => {
         if (this.worker === worker) this.worker = undefined
-        if (!started) {
+        if (phase === 'starting') {
           this.spawning = undefined
           reject(failure ?? new AppError('ERR_WEBHOOK_WORKER', `the webhook delivery worker exited (code ${exitCode}) before it started`))
           return
         }
-        if (closed || this.state === 'closed') return
+        if (phase === 'closed' || this.state === 'closed') return
         this.replace(exitCode, failure)
       })
     })
@@ -242,10 +242,7 @@ export class WebhookWorkerSink implements EventSink {
       clearLongTimeout(deadline)
     }
     this.state = 'closed'
-    if (this.closedCleanly) {
-      // Unsecured here means neither spooled nor delivered: the worker's close() reported those.
-      this.unsecured.clear()
-    } else if (this.unsecured.size > 0) {
+    if (this.unsecured.size > 0) {
       // Handed to no worker (none was running) or to one that died before writing them.
       const err = new AppError('ERR_WEBHOOK_GAVE_UP', `${this.unsecured.size} event(s) were neither delivered nor spooled`)
       this.logger.error({ undelivered: this.unsecured.size, eventIds: [...this.unsecured.keys()], err }, 'webhook sink closed with events left undelivered')
