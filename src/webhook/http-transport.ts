@@ -4,34 +4,18 @@
  * classify answers the same way.
  */
 import { X509Certificate } from 'node:crypto'
-import http from 'node:http'
 import net from 'node:net'
 import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError } from '../shared/errors.js'
 import { longTimer } from '../shared/long-timer.js'
+import { pemCertificates, webhookHeaderProblem } from '../shared/validate.js'
 import { Http1Pool, type Exchange } from './http1-pool.js'
 import { HttpProtocolError } from './http1-response.js'
 import { decodeWebhookSecret, webhookHeaders } from './signing.js'
 
 /** How much of a failed answer's body is kept for the log and the dead-letter file. */
 export const BODY_EXCERPT_BYTES = 512
-
-/**
- * Headers the sink owns: the body's framing and the signature. An extra header of these names
- * would break the contract or the signature, so it is refused at start.
- */
-export const RESERVED_HEADERS: readonly string[] = [
-  'content-type',
-  'content-length',
-  'transfer-encoding',
-  'connection',
-  'host',
-  'user-agent',
-  'webhook-id',
-  'webhook-timestamp',
-  'webhook-signature',
-]
 
 /** Printable ASCII without spaces: what an event id must be to go out as the webhook-id header. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/
@@ -46,7 +30,7 @@ export interface WebhookTransportOptions {
   secret?: string | undefined
   /** Deadline for one request, from sending it to the end of the response, in milliseconds. */
   timeoutMs: number
-  /** Extra request headers (e.g. authorization). Names in RESERVED_HEADERS are refused. */
+  /** Extra request headers (e.g. authorization). Names in RESERVED_WEBHOOK_HEADERS (shared/validate.ts) are refused. */
   headers?: Record<string, string> | undefined
   /** PEM CA certificate(s) trusted for an https: URL in addition to Node's bundled ones. */
   ca?: string | Buffer | undefined
@@ -138,16 +122,9 @@ export class WebhookTransport {
 
     const fixedHeaders: Record<string, string> = {}
     for (const [name, value] of Object.entries(options.headers ?? {})) {
-      try {
-        http.validateHeaderName(name)
-        http.validateHeaderValue(name, value)
-      } catch (cause) {
-        // The value is not quoted: it may be a token.
-        throw new AppError('ERR_CONFIG_INVALID', `the webhook header ${JSON.stringify(name)} is not valid`, { cause })
-      }
-      if (RESERVED_HEADERS.includes(name.toLowerCase())) {
-        throw new AppError('ERR_CONFIG_INVALID', `the webhook header ${JSON.stringify(name)} is set by the server and cannot be overridden`)
-      }
+      // The same rule WEBHOOK_HEADERS is checked by at start; the problem never quotes the value.
+      const problem = webhookHeaderProblem(name, value)
+      if (problem !== undefined) throw new AppError('ERR_CONFIG_INVALID', `webhook header: ${problem}`)
       fixedHeaders[name.toLowerCase()] = value
     }
     // user:password in the URL is basic auth, unless an explicit authorization header is configured.
@@ -290,14 +267,12 @@ export class WebhookTransport {
   }
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g
-
 /**
  * Node accepts any string as `ca` and only fails at the first handshake, with an unrelated-looking
  * certificate error. Parse every certificate now so a wrong file is reported at start.
  */
 function checkCertificates(ca: string | Buffer): void {
-  const blocks = ca.toString('latin1').match(PEM_CERTIFICATE) ?? []
+  const blocks = pemCertificates(ca.toString('latin1'))
   if (blocks.length === 0) throw new AppError('ERR_CONFIG_INVALID', 'the webhook CA holds no PEM certificate')
   for (const [index, block] of blocks.entries()) {
     try {
