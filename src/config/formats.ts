@@ -98,6 +98,30 @@ function byteSize(name: string, min: number, max: number, range: string): Format
 /** The empty string (an unset-but-present variable) means null. */
 const emptyIsNull = (text: string): unknown => (text.trim() === '' ? null : text)
 
+/** A non-empty string, surrounding spaces trimmed. */
+function requiredString(name: string, expected: string): Format<string> {
+  return {
+    name,
+    coerce: (text) => text.trim(),
+    check(value) {
+      if (typeof value !== 'string' || value === '') throw new Error(expected)
+      return value
+    },
+  }
+}
+
+/** A string, or null when unset (the empty string unsets it too). */
+function optionalString(name: string, expected: string): Format<string | null> {
+  return {
+    name,
+    coerce: emptyIsNull,
+    check(value) {
+      if (value !== null && typeof value !== 'string') throw new Error(expected)
+      return value
+    },
+  }
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
@@ -235,23 +259,8 @@ export const websocketUrl: Format<string> = {
   show: showUrl,
 }
 
-export const requiredSecret: Format<string> = {
-  name: 'required-secret',
-  coerce: (text) => text.trim(),
-  check(value) {
-    if (typeof value !== 'string' || value === '') throw new Error('must be set')
-    return value
-  },
-}
-
-export const optionalSecret: Format<string | null> = {
-  name: 'optional-secret',
-  coerce: emptyIsNull,
-  check(value) {
-    if (value !== null && typeof value !== 'string') throw new Error('must be a string')
-    return value
-  },
-}
+export const requiredSecret = requiredString('required-secret', 'must be set')
+export const optionalSecret = optionalString('optional-secret', 'must be a string')
 
 /** A bearer token: long enough that guessing it is hopeless. */
 export const optionalToken: Format<string | null> = {
@@ -264,23 +273,8 @@ export const optionalToken: Format<string | null> = {
   },
 }
 
-export const optionalPath: Format<string | null> = {
-  name: 'optional-path',
-  coerce: emptyIsNull,
-  check(value) {
-    if (value !== null && typeof value !== 'string') throw new Error('must be a file path')
-    return value
-  },
-}
-
-export const directoryPath: Format<string> = {
-  name: 'dir-path',
-  coerce: (text) => text.trim(),
-  check(value) {
-    if (typeof value !== 'string' || value === '') throw new Error('must be a directory path')
-    return value
-  },
-}
+export const optionalPath = optionalString('optional-path', 'must be a file path')
+export const directoryPath = requiredString('dir-path', 'must be a directory path')
 
 /** Addresses and CIDR blocks, to their canonical text (host bits cleared, IPv4-mapped blocks as IPv4): what the logs show. */
 export const cidrList: Format<string[]> = {

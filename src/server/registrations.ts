@@ -9,7 +9,7 @@
 import { audioKindForSampleRate } from '../audiosocket/index.js'
 import type { CallOptions } from '../call/call-session.js'
 import { parseSonioxContext } from '../shared/soniox-context.js'
-import { LANGUAGE_CODE } from '../shared/validate.js'
+import { isLanguageCode } from '../shared/validate.js'
 import { valueTooDeep } from '../shared/json-depth.js'
 
 /** Bound on the JSON size of `metadata`: it is echoed in two events per call. */
@@ -58,7 +58,7 @@ export function parseRegistration(body: unknown): { options: CallOptions } | { p
 
   const hints = record.language_hints
   if (hints !== undefined) {
-    if (!Array.isArray(hints) || hints.some((h) => typeof h !== 'string' || !LANGUAGE_CODE.test(h))) {
+    if (!Array.isArray(hints) || hints.some((h) => !isLanguageCode(h))) {
       problems.push('language_hints must be an array of language codes, e.g. ["en", "es"]')
     } else if (new Set(hints).size !== hints.length) {
       problems.push('language_hints lists a language more than once')

@@ -6,7 +6,7 @@
 import http from 'node:http'
 
 /** ISO 639 code with optional subtags: what Soniox's language_hints and translation take. */
-export const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
+const LANGUAGE_CODE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/
 
 export function isLanguageCode(value: unknown): value is string {
   return typeof value === 'string' && LANGUAGE_CODE.test(value)
