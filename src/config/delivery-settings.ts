@@ -1,5 +1,5 @@
 /** Settings of event delivery: the webhook (WEBHOOK_*), its spool (SPOOL_*), the events file and transcript.partial events. */
-import { concurrency, directoryPath, headerMap, maxAge, optionalHttpUrl, optionalPath, optionalSecret, positiveMs, spoolBytes, strictBoolean } from './formats.js'
+import { concurrency, directoryPath, headerMap, maxAge, optionalHttpUrl, optionalPath, optionalSecret, pemFile, positiveMs, spoolBytes, strictBoolean } from './formats.js'
 import { setting } from './setting.js'
 
 export const webhookSettings = {
@@ -30,8 +30,8 @@ export const webhookSettings = {
     env: 'WEBHOOK_HEADERS',
     sensitive: true,
   }),
-  /** Checked at load to hold a PEM certificate (rules.ts); read again by the delivery wiring. */
-  caFile: setting(optionalPath, {
+  /** Checked at load to hold a PEM certificate; read again by the delivery wiring. */
+  caFile: setting(pemFile, {
     doc: 'PEM file of CA certificate(s) trusted for an https: WEBHOOK_URL, in addition to the system ones (for a private CA).',
     default: null,
     env: 'WEBHOOK_CA_FILE',

@@ -3,9 +3,12 @@
  * NaN); these keep the raw text when it does not parse, so a problem shows what the operator
  * actually wrote, and `check` returns the value in its final, typed form.
  */
+import { readFileSync } from 'node:fs'
 import { parseCidrList } from '../shared/cidr.js'
 import { redactUrl } from '../shared/redact-url.js'
-import { isLanguageCode, webhookHeaderProblem } from '../shared/validate.js'
+import { parseSonioxContext, type SonioxContext } from '../shared/soniox-context.js'
+import { isLanguageCode, pemCertificates, webhookHeaderProblem } from '../shared/validate.js'
+import { readJsonFile } from './json-file.js'
 import type { Format } from './setting.js'
 
 const DAY_MS = 24 * 3600 * 1000
@@ -274,6 +277,44 @@ export const optionalToken: Format<string | null> = {
 }
 
 export const optionalPath = optionalString('optional-path', 'must be a file path')
+
+// The file formats read their file when the setting is checked: a wrong file is reported at start,
+// with the other problems, not at the first https request or refused by Soniox on every call.
+
+/** A readable file holding at least one PEM certificate block (WEBHOOK_CA_FILE); the path, or null. */
+export const pemFile: Format<string | null> = {
+  name: 'pem-file',
+  coerce: emptyIsNull,
+  check(value) {
+    const path = optionalPath.check(value)
+    if (path === null) return null
+    let content: string
+    try {
+      content = readFileSync(path, 'utf8')
+    } catch (err) {
+      throw new Error(`${path} cannot be read: ${(err as Error).message}`)
+    }
+    if (pemCertificates(content).length === 0) throw new Error(`${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
+    return path
+  },
+  show: () => undefined,
+}
+
+/** A JSON file holding a Soniox context (SONIOX_CONTEXT_FILE): the context it holds, validated, or null. */
+export const sonioxContextFile: Format<{ path: string; context: SonioxContext } | null> = {
+  name: 'soniox-context-file',
+  coerce: emptyIsNull,
+  check(value) {
+    const path = optionalPath.check(value)
+    if (path === null) return null
+    const file = readJsonFile(path)
+    if ('problem' in file) throw new Error(`${path} ${file.problem}`)
+    const parsed = parseSonioxContext(file.value, 'context')
+    if ('problems' in parsed) throw new AggregateError(parsed.problems.map((problem) => new Error(`${path}: ${problem}`)), `${path}: not a Soniox context`)
+    return { path, context: parsed.context }
+  },
+  show: () => undefined,
+}
 export const directoryPath = requiredString('dir-path', 'must be a directory path')
 
 /** Addresses and CIDR blocks, to their canonical text (host bits cleared, IPv4-mapped blocks as IPv4): what the logs show. */

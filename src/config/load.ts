@@ -10,7 +10,7 @@
 import convict from 'convict'
 import { AppError } from '../shared/errors.js'
 import { readJsonFile } from './json-file.js'
-import { caFileProblems, crossSettingProblems, readSonioxContext } from './rules.js'
+import { crossSettingProblems } from './rules.js'
 import { describeSettings, schema, type Config, type Settings } from './schema.js'
 import { forEachSetting, isSetting, settingValues, type Format, type Setting, type SettingTree } from './setting.js'
 
@@ -76,18 +76,18 @@ export function loadConfig(options: LoadOptions): Config {
     try {
       checked.set(key, setting.format.check(found.value))
     } catch (err) {
-      problems.push(problemLine(envNames.get(key) ?? setting.env, key, setting, (err as Error).message, found.value))
+      const messages = err instanceof AggregateError ? err.errors.map((e: Error) => e.message) : [(err as Error).message]
+      for (const message of messages) problems.push(problemLine(envNames.get(key) ?? setting.env, key, setting, message, found.value))
     }
   })
   if (problems.length > 0) throw invalid(problems)
 
   const settings: Settings = settingValues(schema, (key) => checked.get(key))
-  const { context, problems: contextProblems } = readSonioxContext(settings.soniox.contextFile)
-  problems.push(...crossSettingProblems(settings), ...caFileProblems(settings.webhook.caFile), ...contextProblems)
+  problems.push(...crossSettingProblems(settings))
   if (problems.length > 0) throw invalid(problems)
 
-  const { contextFile: _path, ...soniox } = settings.soniox
-  return deepFreeze({ ...settings, soniox: { ...soniox, context } })
+  const { contextFile, ...soniox } = settings.soniox
+  return deepFreeze({ ...settings, soniox: { ...soniox, context: contextFile?.context ?? null } })
 }
 
 function invalid(problems: string[]): AppError {
@@ -96,9 +96,8 @@ function invalid(problems: string[]): AppError {
 
 /** `ENV (key): what is expected: value was "..."`; a sensitive setting's value is never shown. */
 function problemLine(env: string, key: string, setting: Setting<unknown>, message: string, value: unknown): string {
-  const show = setting.format.show ?? ((v: unknown) => JSON.stringify(v))
-  const shown = setting.sensitive === true || value === undefined || value === null || value === '' ? '' : `: value was ${show(value)}`
-  return `${env} (${key}): ${message}${shown}`
+  const shown = setting.sensitive === true || value === undefined || value === null || value === '' ? undefined : (setting.format.show ?? JSON.stringify)(value)
+  return `${env} (${key}): ${message}${shown === undefined ? '' : `: value was ${shown}`}`
 }
 
 /**

@@ -18,10 +18,16 @@ export interface Format<T> {
    * returned unchanged, so the problem shows what the operator wrote.
    */
   readonly coerce?: (text: string) => unknown
-  /** The value, checked and in its final form; throws an Error saying what is expected. */
+  /**
+   * The value, checked and in its final form; throws an Error saying what is expected (an
+   * AggregateError for several problems, one line each).
+   */
   readonly check: (value: unknown) => T
-  /** The value as a problem line may show it (default JSON); URL formats mask credentials. */
-  readonly show?: (value: unknown) => string
+  /**
+   * The value as a problem line may show it (default JSON); URL formats mask credentials, and
+   * undefined leaves it out (a file format's problem names the path already).
+   */
+  readonly show?: (value: unknown) => string | undefined
 }
 
 export interface Setting<T> {

@@ -9,9 +9,9 @@ import {
   languageList,
   maxEndpointDelayMs,
   nonNegativeMs,
-  optionalPath,
   positiveMs,
   requiredSecret,
+  sonioxContextFile,
   sonioxModel,
   strictBoolean,
   translation,
@@ -29,8 +29,8 @@ export const sonioxSettings = {
   model: setting(sonioxModel, { doc: 'Soniox real-time model.', default: 'stt-rt-v5', env: 'SONIOX_MODEL' }),
   languageHints: setting(languageList, { doc: 'Comma-separated language hints, e.g. "en,es".', default: [], env: 'SONIOX_LANGUAGE_HINTS' }),
   languageHintsStrict: setting(strictBoolean, { doc: 'Strongly bias recognition to the hinted languages.', default: false, env: 'SONIOX_LANGUAGE_HINTS_STRICT' }),
-  /** Replaced in the loaded Config by `context`, the validated content of the file. */
-  contextFile: setting(optionalPath, {
+  /** Its value is the file's validated content; the loaded Config holds that as `context`. */
+  contextFile: setting(sonioxContextFile, {
     doc: 'JSON file with a Soniox context object (general, text, terms, translation_terms).',
     default: null,
     env: 'SONIOX_CONTEXT_FILE',

@@ -490,3 +490,14 @@ t.test('retired variables: still accepted, each reported with what replaced it',
   t.match(retired[0]?.advice, /WEBHOOK_MAX_AGE/, 'names the setting that replaced it')
   t.same(retiredSettings({ SONIOX_API_KEY: 'k' }), [], 'nothing when none is set')
 })
+
+t.test('files named by settings are read with the other checks; rules between settings follow once each is valid', async (t) => {
+  const dir = t.testdir({})
+  const both = lines(problemsOf(t, () => load({ WEBHOOK_CA_FILE: join(dir, 'nope.pem'), SONIOX_CONTEXT_FILE: join(dir, 'nope.json'), LOG_LEVEL: 'loud' })))
+  t.match(both, [/^SONIOX_CONTEXT_FILE .*nope\.json cannot be read/, /^WEBHOOK_CA_FILE .*nope\.pem cannot be read/, /^LOG_LEVEL /], 'all three at once, in schema order')
+  t.equal(both.length, 3)
+  t.notOk(both.slice(0, 2).some((line) => line.includes('value was')), 'a file problem names its path once')
+  const first = lines(problemsOf(t, () => load({ REQUIRE_REGISTRATION: 'true', LOG_LEVEL: 'loud' })))
+  t.same(first.map((line) => line.split(' ')[0]), ['LOG_LEVEL'], 'a rule between settings waits for the settings it joins')
+  t.match(problemsOf(t, () => load({ REQUIRE_REGISTRATION: 'true' })), /REQUIRE_REGISTRATION/)
+})
