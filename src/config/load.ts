@@ -60,9 +60,9 @@ export function loadConfig(options: LoadOptions): Config {
     if ('problem' in file) problems.push(`CONFIG_FILE (${configFile}): ${file.problem}`)
     else if (typeof file.value !== 'object' || file.value === null) problems.push(`CONFIG_FILE (${configFile}): must hold a JSON object of settings`)
     else {
-      problems.push(...unknownFileKeys(file.value, schema))
-      // An array is refused above by its keys ("0", "1"), which are not settings.
-      if (!Array.isArray(file.value)) merged.load(file.value)
+      const { known, unknown } = splitFileKeys(file.value, schema)
+      problems.push(...unknown)
+      merged.load(known)
     }
   }
   const envNames = applyAliases(merged, options.env)
@@ -70,14 +70,13 @@ export function loadConfig(options: LoadOptions): Config {
   const properties = merged.getProperties()
   const checked = new Map<string, unknown>()
   forEachSetting(schema, (key, setting) => {
-    const found = lookup(properties, key)
-    // Absent only where the file replaced a group with a value: unknownFileKeys named that key.
-    if (!found) return
+    // Every key is there: the defaults give the whole shape and only declared keys were loaded.
+    const value = key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown>)[part], properties)
     try {
-      checked.set(key, setting.format.check(found.value))
+      checked.set(key, setting.format.check(value))
     } catch (err) {
       const messages = err instanceof AggregateError ? err.errors.map((e: Error) => e.message) : [(err as Error).message]
-      for (const message of messages) problems.push(problemLine(envNames.get(key) ?? setting.env, key, setting, message, found.value))
+      for (const message of messages) problems.push(problemLine(envNames.get(key) ?? setting.env, key, setting, message, value))
     }
   })
   if (problems.length > 0) throw invalid(problems)
@@ -120,27 +119,27 @@ function applyAliases(merged: convict.Config<Record<string, unknown>>, env: Node
   return envNames
 }
 
-/** The keys of a config file that are no setting, or a group the file gave a plain value. */
-function unknownFileKeys(value: object, tree: SettingTree, prefix = ''): string[] {
-  const problems: string[] = []
+/**
+ * Splits a config file into the part the schema declares, which convict loads, and a problem per
+ * key it does not declare or per group the file gives a plain value. Only the declared part is
+ * loaded: a group replaced by a value would break convict applying the environment onto it (and an
+ * array at the top is keys "0", "1", which are no settings).
+ */
+function splitFileKeys(value: object, tree: SettingTree, prefix = ''): { known: Record<string, unknown>; unknown: string[] } {
+  const known: Record<string, unknown> = {}
+  const unknown: string[] = []
   for (const [name, item] of Object.entries(value)) {
     const key = prefix + name
     const node = Object.hasOwn(tree, name) ? tree[name] : undefined
-    if (node === undefined) problems.push(`config file key "${key}" is not a known setting (see README, "Settings")`)
-    else if (isSetting(node)) continue
-    else if (typeof item === 'object' && item !== null && !Array.isArray(item)) problems.push(...unknownFileKeys(item, node, `${key}.`))
-    else problems.push(`config file key "${key}" must be an object of settings (see README, "Settings")`)
+    if (node === undefined) unknown.push(`config file key "${key}" is not a known setting (see README, "Settings")`)
+    else if (isSetting(node)) known[name] = item
+    else if (typeof item === 'object' && item !== null && !Array.isArray(item)) {
+      const group = splitFileKeys(item, node, `${key}.`)
+      known[name] = group.known
+      unknown.push(...group.unknown)
+    } else unknown.push(`config file key "${key}" must be an object of settings (see README, "Settings")`)
   }
-  return problems
-}
-
-function lookup(properties: unknown, key: string): { value: unknown } | undefined {
-  let node = properties
-  for (const part of key.split('.')) {
-    if (typeof node !== 'object' || node === null || !Object.hasOwn(node, part)) return undefined
-    node = (node as Record<string, unknown>)[part]
-  }
-  return { value: node }
+  return { known, unknown }
 }
 
 function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {

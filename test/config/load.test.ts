@@ -501,3 +501,12 @@ t.test('files named by settings are read with the other checks; rules between se
   t.same(first.map((line) => line.split(' ')[0]), ['LOG_LEVEL'], 'a rule between settings waits for the settings it joins')
   t.match(problemsOf(t, () => load({ REQUIRE_REGISTRATION: 'true' })), /REQUIRE_REGISTRATION/)
 })
+
+t.test('a config file giving a group a plain value is a named problem, not a crash', async (t) => {
+  const dir = t.testdir({ 'flat.json': JSON.stringify({ soniox: 5, webhook: ['x'], logLevel: 'debug' }) })
+  const problems = lines(problemsOf(t, () => load({ SONIOX_MODEL: 'stt-rt-v5' }, join(dir, 'flat.json'))))
+  t.same(problems, [
+    'config file key "soniox" must be an object of settings (see README, "Settings")',
+    'config file key "webhook" must be an object of settings (see README, "Settings")',
+  ])
+})
