@@ -14,23 +14,27 @@
  *   FIN and leaves the caller in a silent call), then half-closes and waits for Asterisk's close.
  * - A protocol violation ends this call only; nothing here throws into the event loop.
  * - Timestamps in events are call audio time (samples received), not wall-clock time.
+ *
+ * Over 400 lines because every transition of the call's one state machine is kept in one place;
+ * what it is given (call-session-deps.ts), reports (call-report.ts) and uses (transcriber.ts,
+ * silence-keeper.ts) live beside it.
  */
-import type { Socket } from 'node:net'
 import { DTMF_PAYLOAD_LENGTH, FrameParser, Kind, UUID_PAYLOAD_LENGTH, audioKindForSampleRate, encodeHangup, type AudioFrame, type Frame, type FrameHandler } from '../audiosocket/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
+import { guardedClock, systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import { createGuard, type Guard } from '../shared/guard.js'
 import { LogThrottle } from '../shared/log-throttle.js'
-import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../shared/long-timer.js'
 import type { Logger } from '../logger.js'
-import type { EventSink } from '../events/envelope.js'
 import type { AudioFormat, TranscriptPartial, TranscriptionFailure, Utterance } from '../soniox/index.js'
 import { MislabelledG711Detector } from './g711-detector.js'
 import { CallEventFactory } from '../events/call-event-factory.js'
 import { CallReport, type CallEndReason, type ReportedError } from './call-report.js'
-import { SilenceKeeper, silenceFrame, type SilenceMode } from './silence-keeper.js'
-import type { CallRecognitionOptions, Transcriber, TranscriberFactory, TranscriberHandlers } from './transcriber.js'
+import type { CallAdmission, CallMetrics, CallSessionDeps, CallSettings, CallSocket } from './call-session-deps.js'
+import { SilenceKeeper, silenceFrame } from './silence-keeper.js'
+import type { Transcriber, TranscriberHandlers } from './transcriber.js'
 
 export type { CallEndReason } from './call-report.js'
+export type { CallAdmission, CallMetrics, CallOptions, CallSessionDeps, CallSettings, CallSocket, WireTap } from './call-session-deps.js'
 export type { CallRecognitionOptions, Transcriber, TranscriberFactory, TranscriberHandlers } from './transcriber.js'
 
 /** Do not queue silence behind a peer that is not reading: it would only arrive late. */
@@ -38,115 +42,23 @@ const MAX_UNSENT_SILENCE_BYTES = 64 * 1024
 
 export type CallState = 'awaiting-uuid' | 'streaming' | 'ending' | 'closed'
 
-/** What a pre-registration (POST /calls/{uuid}) gives one call. */
-export interface CallOptions {
-  recognition?: CallRecognitionOptions
-  /** Echoed as `metadata` in call.started and call.ended. */
-  metadata?: Readonly<Record<string, unknown>>
-  /**
-   * The sample rate the call's audio will have, when something declared it in advance: silence
-   * sent before the first audio frame then has the call's own kind, not 8 kHz 0x10.
-   */
-  sampleRate?: number
-}
-
-/** Whether a call whose UUID just arrived is served, and with which options. */
-export type CallAdmission = { admitted: true; options?: CallOptions | undefined } | { admitted: false; reason: string }
-
-/**
- * Counts what calls do (Prometheus in production). `frameReceived` runs for every inbound frame:
- * an implementation must be plain additions on pre-resolved series, no lookups by label.
- */
-export interface CallMetrics {
-  callStarted(): void
-  callEnded(reason: CallEndReason): void
-  /** An exception in the call's own handling ended it (ERR_CALL_INTERNAL). */
-  callFaulted(): void
-  /** A connection ended before its call started (not AudioSocket, no or a bad UUID frame). */
-  connectionFailed(): void
-  /** A call's 0x10 audio looks like G.711 labelled as slin (a dialplan without c(slin)). */
-  g711Suspected(): void
-  frameReceived(type: Frame['type'], payloadBytes: number): void
-  frameSent(kind: 'silence' | 'hangup'): void
-}
-
 const NO_METRICS: CallMetrics = { callStarted() {}, callEnded() {}, callFaulted() {}, connectionFailed() {}, g711Suspected() {}, frameReceived() {}, frameSent() {} }
 const ADMITTED: CallAdmission = { admitted: true }
 
-export interface CallSettings {
-  firstFrameTimeoutMs: number
-  /** Sample rate of kind 0x10 frames (8000, or 16000 for old Asterisk labelling slin16 as 0x10). */
-  slinSampleRate: number
-  /**
-   * What kind 0x10 frames carry: slin, or G.711 (mulaw, alaw) from a channel driver dialled without
-   * c(slin), which Asterisk labels 0x10 all the same. G.711 goes to Soniox as it is.
-   */
-  slinEncoding: 'slin' | 'mulaw' | 'alaw'
-  maxPayloadBytes: number
-  /** A partial frame left waiting this long ends the call (a peer that sends half a frame and stalls). */
-  stallTimeoutMs: number
-  hangupGraceMs: number
-  partialEvents: boolean
-  partialIntervalMs: number
-  /** Silence towards Asterisk so its 2 s inactivity timeout never ends a quiet call. */
-  silenceMode: SilenceMode
-  silenceAfterMs: number
-}
-
-/**
- * Sees every byte of the connection exactly as it crossed the socket (before parsing, and as
- * written), e.g. to record the call. Must not throw and must not hold the event loop.
- */
-export interface WireTap {
-  inbound(chunk: Buffer): void
-  outbound(bytes: Buffer): void
-  /**
-   * The call's UUID, as soon as its UUID frame is parsed (before admission, so a refused call is
-   * named too); at most once. The tap has already seen that frame's bytes through `inbound`.
-   */
-  callIdentified?(uuid: string): void
-  /** The connection is gone; called once. */
-  close(): void
-}
-
-export interface CallSessionDeps {
-  socket: Socket
-  /** Optional recorder of the raw byte stream in both directions. */
-  wireTap?: WireTap
-  logger: Logger
-  sink: EventSink
-  createTranscriber: TranscriberFactory
-  settings: CallSettings
-  now?: () => number
-  /** Called once, when the call has fully ended and its last event is published. */
-  onClosed?: (call: CallSession) => void
-  metrics?: CallMetrics
-  /**
-   * Lines a peer can trigger before a call exists (a refusal, a stream that is not AudioSocket) go
-   * through this throttle: one per cause per interval, with the count held back. Default: a 10 s one
-   * of this session's own, which throttles nothing across connections.
-   */
-  connectionLogs?: LogThrottle
-  /**
-   * Decides, once the UUID is known, whether the call is served (pre-registration). A refused call
-   * gets a hangup frame and nothing else: no event, no Soniox session. Default: every call is served.
-   */
-  admit?: (callId: string) => CallAdmission
-}
-
 export class CallSession {
   private stateValue: CallState = 'awaiting-uuid'
-  private readonly socket: Socket
+  private readonly socket: CallSocket
   private readonly parser: FrameParser
   /** Where the parser delivers this call's frames (audio as plain arguments: no object per frame). */
   private readonly frameHandler: FrameHandler
   private readonly settings: CallSettings
-  private readonly now: () => number
+  /** The call's clock: its timers run inside the call's fault boundary. */
+  private readonly clock: Clock
   private log: Logger
   private readonly startedAt: number
-  private firstFrameTimer: LongTimeout | undefined
-  private stallTimer: LongTimeout | undefined
-  private graceTimer: LongTimeout | undefined
+  private firstFrameTimer: ClockTimer | undefined
+  private stallTimer: ClockTimer | undefined
+  private graceTimer: ClockTimer | undefined
 
   private callIdValue: string | undefined
   private events: CallEventFactory | undefined
@@ -174,16 +86,16 @@ export class CallSession {
   constructor(private readonly deps: CallSessionDeps) {
     this.socket = deps.socket
     this.settings = deps.settings
-    this.now = deps.now ?? Date.now
+    this.guard = createGuard((err) => this.onFault(err))
+    this.clock = guardedClock(deps.clock ?? systemClock, this.guard)
     this.metrics = deps.metrics ?? NO_METRICS
     this.connectionLogs = deps.connectionLogs ?? new LogThrottle(10_000)
     // 0x10 is 8 kHz slin on current Asterisk, but older versions label slin16 as 0x10 too, and a
     // channel driver without c(slin) sends G.711 under it: settings decide. Other kinds say their rate.
     const encoding = deps.settings.slinEncoding
     this.slinFormat = encoding === 'slin' ? { sampleRate: deps.settings.slinSampleRate, encoding: 'pcm_s16le' } : { sampleRate: 8000, encoding }
-    this.startedAt = this.now()
+    this.startedAt = this.clock.now()
     this.log = deps.logger.child({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` })
-    this.guard = createGuard((err) => this.onFault(err))
     // The parser judges Asterisk's first bytes (`01 00 10`) as they arrive: garbage is a named
     // violation at once, not a wait for a 17 KB "payload" until the first-frame timeout.
     this.parser = new FrameParser({ maxPayloadLength: deps.settings.maxPayloadBytes, expectUuidFirst: true })
@@ -197,7 +109,7 @@ export class CallSession {
     this.socket.on('end', this.guard(() => this.onEnd()))
     this.socket.on('error', this.guard((err: Error) => this.onSocketError(err)))
     this.socket.on('close', this.guard(() => this.onSocketClose()))
-    this.firstFrameTimer = this.setTimer(() => {
+    this.firstFrameTimer = this.clock.setTimeout(() => {
       void this.end(
         'timeout',
         new AppError('ERR_AUDIOSOCKET_FIRST_FRAME_TIMEOUT', `no UUID frame within ${this.settings.firstFrameTimeoutMs} ms`),
@@ -247,12 +159,12 @@ export class CallSession {
   /** A partial frame that is not completed in time means a broken peer, not a slow one. */
   private watchForStall(): void {
     if (this.parser.bufferedBytes === 0) {
-      clearLongTimeout(this.stallTimer)
+      this.clock.clearTimeout(this.stallTimer)
       this.stallTimer = undefined
       return
     }
     if (this.stallTimer !== undefined) return
-    this.stallTimer = this.setTimer(() => {
+    this.stallTimer = this.clock.setTimeout(() => {
       this.stallTimer = undefined
       void this.end(
         'error',
@@ -319,9 +231,9 @@ export class CallSession {
     this.stateValue = 'streaming'
     this.callIdValue = uuid
     this.log = this.deps.logger.child({ callId: uuid })
-    clearLongTimeout(this.firstFrameTimer)
+    this.clock.clearTimeout(this.firstFrameTimer)
     this.firstFrameTimer = undefined
-    this.events = new CallEventFactory(uuid, this.now)
+    this.events = new CallEventFactory(uuid, () => this.clock.now())
     this.metrics.callStarted()
     this.publish('call.started', {
       remote_address: this.socket.remoteAddress ?? null,
@@ -337,8 +249,7 @@ export class CallSession {
           mode: this.settings.silenceMode,
           afterMs: this.settings.silenceAfterMs,
           write: (frame) => this.writeSilence(frame),
-          now: this.now,
-          setTimer: (fn, ms) => setTimeout(this.guard(fn), ms),
+          clock: this.clock,
         },
         silenceFrame(declaredKind ?? Kind.Slin8),
       )
@@ -377,7 +288,7 @@ export class CallSession {
   }
 
   private watchForG711(payloadBytes: number): void {
-    const verdict = this.g711Detector?.push(payloadBytes, this.now())
+    const verdict = this.g711Detector?.push(payloadBytes, this.clock.now())
     if (verdict === undefined) return
     this.g711Detector = undefined
     if (verdict === 'clear') return
@@ -403,7 +314,7 @@ export class CallSession {
   /** transcript.partial: at most one per partialIntervalMs, and only when its text changed. */
   private maybePublishPartial(partial: TranscriptPartial): void {
     if (partial.text === this.lastPartialText) return
-    const now = this.now()
+    const now = this.clock.now()
     if (now - this.lastPartialAt < this.settings.partialIntervalMs) return
     this.lastPartialAt = now
     this.lastPartialText = partial.text
@@ -447,11 +358,6 @@ export class CallSession {
     void this.end('error', new AppError('ERR_CALL_INTERNAL', `exception in the call's handling: ${message}`, { cause: err }))
   }
 
-  /** The call's own timers: inside its fault boundary, and any delay a setting may give. */
-  private setTimer(fn: () => void, ms: number): LongTimeout {
-    return setLongTimeout(this.guard(fn), ms)
-  }
-
   private onEnd(): void {
     if (this.stateValue === 'ending' || this.stateValue === 'closed') return
     // Asterisk closed mid-frame: the call is over either way; name the violation once.
@@ -472,7 +378,7 @@ export class CallSession {
 
   private onSocketClose(): void {
     this.deps.wireTap?.close()
-    clearLongTimeout(this.graceTimer)
+    this.clock.clearTimeout(this.graceTimer)
     this.graceTimer = undefined
     if (this.receiving) void this.end('hangup')
   }
@@ -502,7 +408,7 @@ export class CallSession {
     this.deps.wireTap?.outbound(hangup)
     this.socket.end(hangup)
     this.metrics.frameSent('hangup')
-    this.graceTimer = this.setTimer(() => this.socket.destroy(), this.settings.hangupGraceMs)
+    this.graceTimer = this.clock.setTimeout(() => this.socket.destroy(), this.settings.hangupGraceMs)
     this.graceTimer.unref()
   }
 
@@ -535,7 +441,7 @@ export class CallSession {
     const endReason: CallEndReason = error === undefined && this.transcriptionFailure !== undefined && reason === 'hangup' ? 'error' : reason
     const outcome = {
       reason: endReason,
-      durationMs: this.now() - this.startedAt,
+      durationMs: this.clock.now() - this.startedAt,
       stats: this.transcriber?.stats(),
       silenceFrames: this.silence?.totalFrames,
       error: endError,
@@ -555,8 +461,8 @@ export class CallSession {
   }
 
   private clearTimers(): void {
-    clearLongTimeout(this.firstFrameTimer)
-    clearLongTimeout(this.stallTimer)
+    this.clock.clearTimeout(this.firstFrameTimer)
+    this.clock.clearTimeout(this.stallTimer)
     this.firstFrameTimer = undefined
     this.stallTimer = undefined
   }

@@ -18,6 +18,7 @@
  * sending a burst, because Asterisk plays whatever arrives at once.
  */
 import { Kind, encodeAudio, sampleRateOfKind } from '../audiosocket/index.js'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 
 export type SilenceMode = 'off' | 'gaps' | 'continuous'
 
@@ -45,22 +46,19 @@ export interface SilenceKeeperOptions {
   afterMs: number
   /** Writes one complete AudioSocket frame (header + payload) in one write. */
   write(frame: Buffer): void
-  now?: () => number
-  setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
-  clearTimer?: (timer: NodeJS.Timeout) => void
+  /** Default systemClock; a call passes its own, whose timers run inside its fault boundary. */
+  clock?: Clock
 }
 
 export class SilenceKeeper {
   private frame: Buffer
   private lastInboundAt: number
-  private watchdog: NodeJS.Timeout | undefined
-  private pacer: NodeJS.Timeout | undefined
+  private watchdog: ClockTimer | undefined
+  private pacer: ClockTimer | undefined
   private paceStart = 0
   private framesSent = 0
   private stopped = false
-  private readonly now: () => number
-  private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
-  private readonly clearTimer: (timer: NodeJS.Timeout) => void
+  private readonly clock: Clock
 
   /** Silence frames written so far. */
   totalFrames = 0
@@ -71,10 +69,8 @@ export class SilenceKeeper {
     initialFrame: Buffer,
   ) {
     this.frame = initialFrame
-    this.now = options.now ?? Date.now
-    this.setTimer = options.setTimer ?? setTimeout
-    this.clearTimer = options.clearTimer ?? clearTimeout
-    this.lastInboundAt = this.now()
+    this.clock = options.clock ?? systemClock
+    this.lastInboundAt = this.clock.now()
     if (options.mode === 'continuous') this.startPacing()
     else if (options.mode === 'gaps') this.armWatchdog(options.afterMs)
   }
@@ -86,29 +82,29 @@ export class SilenceKeeper {
 
   /** The caller's audio arrived: cheap, called for every inbound frame. */
   onInboundAudio(): void {
-    this.lastInboundAt = this.now()
+    this.lastInboundAt = this.clock.now()
     if (this.options.mode !== 'gaps' || this.pacer === undefined) return
-    this.clearTimer(this.pacer)
+    this.clock.clearTimeout(this.pacer)
     this.pacer = undefined
     this.armWatchdog(this.options.afterMs)
   }
 
   stop(): void {
     this.stopped = true
-    if (this.watchdog !== undefined) this.clearTimer(this.watchdog)
-    if (this.pacer !== undefined) this.clearTimer(this.pacer)
+    this.clock.clearTimeout(this.watchdog)
+    this.clock.clearTimeout(this.pacer)
     this.watchdog = undefined
     this.pacer = undefined
   }
 
   private armWatchdog(ms: number): void {
-    this.watchdog = this.setTimer(() => this.onWatchdog(), ms)
+    this.watchdog = this.clock.setTimeout(() => this.onWatchdog(), ms)
   }
 
   private onWatchdog(): void {
     this.watchdog = undefined
     if (this.stopped) return
-    const now = this.now()
+    const now = this.clock.now()
     // The wall clock stepped back past the last audio: count the quiet from now, not from then.
     if (now < this.lastInboundAt) this.lastInboundAt = now
     const quietFor = now - this.lastInboundAt
@@ -120,7 +116,7 @@ export class SilenceKeeper {
   }
 
   private startPacing(): void {
-    this.paceStart = this.now()
+    this.paceStart = this.clock.now()
     this.framesSent = 0
     this.sendDueFrames()
   }
@@ -128,7 +124,7 @@ export class SilenceKeeper {
   private sendDueFrames(): void {
     this.pacer = undefined
     if (this.stopped) return
-    const now = this.now()
+    const now = this.clock.now()
     // Frame n is due at paceStart + n*20: every frame up to now that has not gone out yet.
     let due = Math.floor((now - this.paceStart) / SILENCE_FRAME_MS) + 1 - this.framesSent
     // More than the catch-up bound (a stalled loop, or the clock stepped forward), or the next
@@ -146,6 +142,6 @@ export class SilenceKeeper {
       if (this.stopped) return
     }
     const nextDue = this.paceStart + this.framesSent * SILENCE_FRAME_MS
-    this.pacer = this.setTimer(() => this.sendDueFrames(), nextDue - now)
+    this.pacer = this.clock.setTimeout(() => this.sendDueFrames(), nextDue - now)
   }
 }

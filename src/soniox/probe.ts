@@ -3,6 +3,7 @@
  * start message, 100 ms of silence, the empty frame, wait for `finished`. Used by
  * `audiosocket-soniox check` and, while Soniox refuses the account, to notice when it accepts again.
  */
+import { systemClock, type Clock } from '../shared/clock.js'
 import { AppError } from '../shared/errors.js'
 import type { RecognitionOptions } from './start-message.js'
 import { SonioxSession } from './soniox-session.js'
@@ -14,7 +15,7 @@ export interface ProbeOptions {
   /** Bound on connecting, and again on waiting for `finished`. */
   timeoutMs: number
   clientReferenceId?: string
-  now?: () => number
+  clock?: Clock
 }
 
 export type ProbeResult = { ok: true; connectMs: number; totalMs: number } | { ok: false; error: AppError; totalMs: number }
@@ -24,8 +25,8 @@ const PROBE_SAMPLE_RATE = 8000
 const PROBE_SILENCE = Buffer.alloc((PROBE_SAMPLE_RATE / 10) * 2)
 
 export async function probeSoniox(options: ProbeOptions): Promise<ProbeResult> {
-  const now = options.now ?? Date.now
-  const startedAt = now()
+  const clock = options.clock ?? systemClock
+  const startedAt = clock.now()
   let connectMs: number | undefined
   let error: AppError | undefined
   const session = new SonioxSession(
@@ -41,7 +42,7 @@ export async function probeSoniox(options: ProbeOptions): Promise<ProbeResult> {
       keepaliveMs: options.timeoutMs,
       pingIntervalMs: options.timeoutMs,
       pongTimeoutMs: options.timeoutMs,
-      now,
+      clock,
       metrics: {
         connected: (ms) => (connectMs = ms),
         sessionOpened() {},
@@ -57,7 +58,7 @@ export async function probeSoniox(options: ProbeOptions): Promise<ProbeResult> {
   await session.finish()
   const finished = session.state === 'finished'
   session.close()
-  const totalMs = now() - startedAt
+  const totalMs = clock.now() - startedAt
   if (error !== undefined || !finished) {
     return { ok: false, error: error ?? new AppError('ERR_SONIOX_CLOSED', 'the session ended without "finished"'), totalMs }
   }

@@ -16,8 +16,8 @@
  */
 import { AppError } from '../shared/errors.js'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
-import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
-import { longTimer, type LongWait } from '../shared/long-timer.js'
+import { guardedClock, systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
+import { UNGUARDED, type Guard } from '../shared/guard.js'
 import type { Logger } from '../logger.js'
 import type { SonioxResult, SonioxToken } from './messages.js'
 import { AudioRing } from './audio-ring.js'
@@ -70,17 +70,14 @@ export interface ResilientTranscriberOptions {
   logger: Logger
   health?: SonioxHealth
   metrics?: Pick<SonioxMetrics, 'reconnected' | 'error'>
-  now?: () => number
+  /** Default systemClock; its timers take any delay (backoff, SONIOX_FINISH_TIMEOUT_MS come from settings). */
+  clock?: Clock
   random?: () => number
-  setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
-  clearTimer?: (timer: NodeJS.Timeout) => void
   /** The call's fault boundary: the reconnect timer runs inside it (the sessions get their own). */
   guard?: Guard
 }
 
 type State = 'active' | 'waiting' | 'rotating' | 'done' | 'failed'
-
-type Timer = NodeJS.Timeout | LongWait<NodeJS.Timeout>
 
 /** One Soniox session and where its audio sits in the call. */
 interface SessionRecord {
@@ -103,13 +100,11 @@ export class ResilientTranscriber {
   private endRequested = false
   private attempts = 0
   private streakStartedAt = 0
-  private retryTimer: Timer | undefined
-  private finishDeadline: Timer | undefined
+  private retryTimer: ClockTimer | undefined
+  private finishDeadline: ClockTimer | undefined
   private readonly backoff: Backoff
   private finishWaiters: Array<() => void> = []
-  private readonly now: () => number
-  private readonly setTimer: (fn: () => void, ms: number) => Timer
-  private readonly clearTimer: (timer: Timer) => void
+  private readonly clock: Clock
   private readonly counters = { sessions: 0, reconnects: 0, resentBytes: 0, droppedBytes: 0 }
   /** Call position just past the last byte ever handed to any session (to count resends). */
   private sentHighWater = 0
@@ -118,11 +113,7 @@ export class ResilientTranscriber {
     private readonly options: ResilientTranscriberOptions,
     private readonly handlers: SonioxSessionHandlers,
   ) {
-    this.now = options.now ?? Date.now
-    // Both delays come from settings (backoff, SONIOX_FINISH_TIMEOUT_MS): any length is waited out.
-    const timers = longTimer({ setTimer: guardedTimer(options.setTimer ?? setTimeout, options.guard ?? UNGUARDED), clearTimer: options.clearTimer ?? clearTimeout })
-    this.setTimer = timers.setTimer
-    this.clearTimer = timers.clearTimer
+    this.clock = guardedClock(options.clock ?? systemClock, options.guard ?? UNGUARDED)
     this.backoff = createBackoff({
       initialMs: options.reconnect.initialDelayMs,
       maxMs: options.reconnect.maxDelayMs,
@@ -157,7 +148,7 @@ export class ResilientTranscriber {
     const done = new Promise<void>((resolve) => this.finishWaiters.push(resolve))
     if (this.endRequested) return done
     this.endRequested = true
-    this.finishDeadline = this.setTimer(() => this.onFinishDeadline(), this.options.finishTimeoutMs)
+    this.finishDeadline = this.clock.setTimeout(() => this.onFinishDeadline(), this.options.finishTimeoutMs)
     if (this.state === 'active') {
       if (this.format === undefined || this.current === undefined) {
         // No audio ever arrived: there is no session to finish.
@@ -178,7 +169,7 @@ export class ResilientTranscriber {
   private onFinishDeadline(): void {
     this.finishDeadline = undefined
     if (this.state === 'done' || this.state === 'failed') return
-    if (this.retryTimer !== undefined) this.clearTimer(this.retryTimer)
+    this.clock.clearTimeout(this.retryTimer)
     this.retryTimer = undefined
     this.current?.session.close()
     this.current = undefined
@@ -194,7 +185,7 @@ export class ResilientTranscriber {
 
   /** Immediate teardown; idempotent. */
   close(): void {
-    if (this.retryTimer !== undefined) this.clearTimer(this.retryTimer)
+    this.clock.clearTimeout(this.retryTimer)
     this.retryTimer = undefined
     this.current?.session.close()
     this.current = undefined
@@ -282,8 +273,8 @@ export class ResilientTranscriber {
       return
     }
     this.attempts++
-    if (this.attempts === 1) this.streakStartedAt = this.now()
-    const failingFor = this.now() - this.streakStartedAt
+    if (this.attempts === 1) this.streakStartedAt = this.clock.now()
+    const failingFor = this.clock.now() - this.streakStartedAt
     if (this.attempts > this.options.reconnect.maxAttempts || failingFor > this.options.reconnect.maxMs) {
       this.fail(
         new AppError(
@@ -298,7 +289,7 @@ export class ResilientTranscriber {
     // failures back off with jitter so a Soniox outage or a 429 is not hammered.
     const delayMs = this.attempts === 1 ? 0 : this.backoff.next()
     this.state = 'waiting'
-    this.retryTimer = this.setTimer(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = undefined
       this.resume(error, delayMs)
     }, delayMs)
@@ -368,7 +359,7 @@ export class ResilientTranscriber {
   private settle(state: 'done' | 'failed'): void {
     const wasSettled = this.state === 'done' || this.state === 'failed'
     this.state = state
-    if (this.finishDeadline !== undefined) this.clearTimer(this.finishDeadline)
+    this.clock.clearTimeout(this.finishDeadline)
     this.finishDeadline = undefined
     // Nothing is resent from here on: the call's blocks go back to the pool for other calls.
     this.ring?.releaseAll()

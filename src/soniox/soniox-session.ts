@@ -17,8 +17,8 @@
 import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { AppError } from '../shared/errors.js'
-import { UNGUARDED, guardedTimer, type Guard } from '../shared/guard.js'
-import { longTimer, type LongWait, type TimerFunctions } from '../shared/long-timer.js'
+import { guardedClock, systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
+import { UNGUARDED, type Guard } from '../shared/guard.js'
 import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 import { SonioxError } from './soniox-error.js'
@@ -42,11 +42,10 @@ export interface SonioxSessionOptions {
   /** Ping the WebSocket this often; no pong within pongTimeoutMs fails the session (half-open link). */
   pingIntervalMs: number
   pongTimeoutMs: number
-  now?: () => number
+  /** Default systemClock; its timers take any delay (the finish wait comes from a setting). */
+  clock?: Clock
   /** Replaced in tests; the default opens a real `ws` client. */
   createSocket?: (url: string, headers: Record<string, string>, handshakeTimeoutMs: number) => WebSocket
-  setTimer?: (fn: () => void, ms: number) => NodeJS.Timeout
-  clearTimer?: (timer: NodeJS.Timeout) => void
   /** The call's fault boundary: every WebSocket event and timer of the session runs inside it. */
   guard?: Guard
   metrics?: SonioxMetrics
@@ -91,8 +90,8 @@ export class SonioxSession {
   private pendingBytes = 0
   private batch: Buffer[] = []
   private batchBytes = 0
-  private finishTimer: NodeJS.Timeout | LongWait<NodeJS.Timeout> | undefined
-  private heartbeatTimer: NodeJS.Timeout | undefined
+  private finishTimer: ClockTimer | undefined
+  private heartbeatTimer: ClockTimer | undefined
   private lastSentAt = 0
   /** Audio went out since the last heartbeat: cheaper than reading the clock per frame. */
   private sentSinceTick = false
@@ -101,10 +100,7 @@ export class SonioxSession {
   private lastPingAt = 0
   private pongDueSince: number | undefined
   private finishWaiters: Array<() => void> = []
-  private readonly setTimer: (fn: () => void, ms: number) => NodeJS.Timeout
-  private readonly clearTimer: (timer: NodeJS.Timeout) => void
-  private readonly longTimers: TimerFunctions<NodeJS.Timeout | LongWait<NodeJS.Timeout>>
-  private readonly now: () => number
+  private readonly clock: Clock
 
   /** Audio bytes handed to the WebSocket. */
   bytesSent = 0
@@ -116,12 +112,8 @@ export class SonioxSession {
     private readonly handlers: SonioxSessionHandlers,
   ) {
     const guard = options.guard ?? UNGUARDED
-    this.setTimer = guardedTimer(options.setTimer ?? setTimeout, guard)
-    this.clearTimer = options.clearTimer ?? clearTimeout
-    // The finish wait comes from a setting (SONIOX_FINISH_TIMEOUT_MS): any length is waited out.
-    this.longTimers = longTimer({ setTimer: this.setTimer, clearTimer: this.clearTimer })
-    this.now = options.now ?? Date.now
-    this.createdAt = this.now()
+    this.clock = guardedClock(options.clock ?? systemClock, guard)
+    this.createdAt = this.clock.now()
     options.metrics?.sessionOpened()
     const create = options.createSocket ?? defaultCreateSocket
     this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
@@ -197,7 +189,7 @@ export class SonioxSession {
       this.close()
       return done
     }
-    this.finishTimer = this.longTimers.setTimer(() => {
+    this.finishTimer = this.clock.setTimeout(() => {
       this.fail(new AppError('ERR_SONIOX_FINISH_TIMEOUT', `Soniox sent no "finished" within ${this.options.finishTimeoutMs} ms`))
     }, this.options.finishTimeoutMs)
     if (this.startSent) this.sendEnd()
@@ -241,9 +233,10 @@ export class SonioxSession {
   private onOpen(): void {
     if (this.stateValue !== 'connecting') return
     this.stateValue = 'open'
-    this.options.metrics?.connected(this.now() - this.createdAt)
-    this.lastSentAt = this.now()
-    this.lastPingAt = this.now()
+    const now = this.clock.now()
+    this.options.metrics?.connected(now - this.createdAt)
+    this.lastSentAt = now
+    this.lastPingAt = now
     this.scheduleHeartbeat()
     if (this.format !== undefined) this.sendStart()
   }
@@ -261,12 +254,12 @@ export class SonioxSession {
       return
     }
     const tick = Math.max(50, Math.min(1000, this.options.keepaliveMs / 2, this.options.pingIntervalMs / 2, this.options.pongTimeoutMs / 2))
-    this.heartbeatTimer = this.setTimer(() => this.onHeartbeat(), tick)
+    this.heartbeatTimer = this.clock.setTimeout(() => this.onHeartbeat(), tick)
   }
 
   private onHeartbeat(): void {
     if (this.stateValue !== 'open' && this.stateValue !== 'streaming' && this.stateValue !== 'finishing') return
-    const now = this.now()
+    const now = this.clock.now()
     if (this.sentSinceTick) {
       this.sentSinceTick = false
       this.lastSentAt = now
@@ -394,8 +387,8 @@ export class SonioxSession {
       this.released = true
       this.options.metrics?.sessionClosed()
     }
-    if (this.finishTimer !== undefined) this.longTimers.clearTimer(this.finishTimer)
-    if (this.heartbeatTimer !== undefined) this.clearTimer(this.heartbeatTimer)
+    this.clock.clearTimeout(this.finishTimer)
+    this.clock.clearTimeout(this.heartbeatTimer)
     this.finishTimer = undefined
     this.heartbeatTimer = undefined
     this.pending = []

@@ -1,10 +1,10 @@
 /**
- * CallSession on a real TCP socket pair, with a recording transcriber and an in-memory sink, so
- * each behaviour of the state machine can be driven frame by frame.
+ * CallSession on an in-memory connection (test/support/memory-socket.ts) with the fake clock, a
+ * recording transcriber and an in-memory sink, so each behaviour of the state machine is driven
+ * frame by frame: bytes reach the call as they are sent and time moves only when a test says so.
+ * No port, no polling, no wall-clock wait. (The real-socket path: test/integration/.)
  */
 import t, { type Test } from 'tap'
-import net from 'node:net'
-import { Writable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber, type TranscriberHandlers } from '../../src/call/call-session.js'
 import { createLogger } from '../../src/logger.js'
@@ -12,8 +12,9 @@ import type { AudioFormat, TranscriberStats, Utterance } from '../../src/soniox/
 import type { EventEnvelope, EventSink } from '../../src/events/envelope.js'
 import { AppError } from '../../src/shared/errors.js'
 import { LogThrottle } from '../../src/shared/log-throttle.js'
+import { FakeTimers } from '../support/fake-timers.js'
 import { frames } from '../support/frames.js'
-import { waitUntil } from '../support/wait.js'
+import { MemorySocket } from '../support/memory-socket.js'
 
 const SETTINGS: CallSettings = {
   firstFrameTimeoutMs: 2000,
@@ -56,44 +57,41 @@ class RecordingTranscriber implements Transcriber {
   }
 }
 
+/** Asterisk's end of the connection. */
+interface Peer {
+  /** Bytes to the call, delivered at once as one chunk. */
+  write(bytes: Buffer | string): void
+  /** Asterisk's FIN: the normal end of a call. */
+  end(): void
+  /** Every byte the call sent back. */
+  readonly received: Buffer
+}
+
 interface Rig {
-  peer: net.Socket
+  peer: Peer
+  socket: MemorySocket
   call: CallSession
   events: EventEnvelope[]
   logs: Array<Record<string, unknown>>
   transcriber(): RecordingTranscriber
-  clock: { now: number }
+  clock: FakeTimers
 }
 
-async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<CallSessionDeps> = {}): Promise<Rig> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve))
-  const peer = net.connect(port, '127.0.0.1')
-  peer.on('error', () => {})
-  const socket = await accepted
-  t.teardown(() => {
-    peer.destroy()
-    server.close()
-  })
+function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<CallSessionDeps> = {}): Rig {
+  const socket = new MemorySocket()
   const events: EventEnvelope[] = []
   const sink: EventSink = { publish: (e) => void events.push(e), close: async () => {} }
   const logs: Array<Record<string, unknown>> = []
-  const destination = new Writable({
-    write(chunk: Buffer, _e, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    },
-  })
+  // Synchronous: a log line is in `logs` as soon as it is written.
+  const destination = { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) }
   let transcriber: RecordingTranscriber | undefined
-  const clock = { now: 1_000_000 }
+  const clock = new FakeTimers(1_000_000)
   const call = new CallSession({
     socket,
     logger: createLogger({ level: 'debug', destination }),
     sink,
     settings: { ...SETTINGS, ...settings },
-    now: () => clock.now,
+    clock,
     createTranscriber: (_id, handlers, _log, recognition) => {
       transcriber = new RecordingTranscriber(handlers)
       transcriber.recognition = recognition
@@ -101,8 +99,17 @@ async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<
     },
     ...deps,
   })
+  t.teardown(() => void call.shutdown())
+  const peer: Peer = {
+    write: (bytes) => socket.send(bytes),
+    end: () => socket.hangUp(),
+    get received() {
+      return socket.received
+    },
+  }
   return {
     peer,
+    socket,
     call,
     events,
     logs,
@@ -112,6 +119,11 @@ async function rig(t: Test, settings: Partial<CallSettings> = {}, deps: Partial<
       return transcriber
     },
   }
+}
+
+/** The in-memory rig delivers at once: what a test expects after a write is already so. */
+function already(condition: () => boolean, what: string): void {
+  if (!condition()) throw new Error(`not so after the write: ${what}`)
 }
 
 const types = (events: EventEnvelope[]): string[] => events.map((e) => e.type)
@@ -135,12 +147,12 @@ const NO_CALL_METRICS: CallMetrics = {
 
 // Sample alignment of odd payloads is the transcriber's (test/soniox/soniox-transcriber.test.ts).
 t.test('odd-length payloads reach the transcriber as they came, in order, and count in audio_ms', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   const a = Buffer.from([1, 2, 3])
   const b = Buffer.from([4, 5, 6, 7, 8])
   const c = Buffer.from([9])
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.raw(0x10, a), frames.raw(0x10, b), frames.raw(0x10, c)]))
-  await waitUntil(() => r.call.state === 'streaming' && (r.transcriber().audio.length ?? 0) >= 9, 'audio forwarded')
+  already(() => r.call.state === 'streaming' && (r.transcriber().audio.length ?? 0) >= 9, 'audio forwarded')
   const tr = r.transcriber()
   t.same(tr.chunks.map((chunk) => chunk.length), [3, 5, 1], 'one chunk per frame, odd lengths too')
   t.same([...tr.audio], [1, 2, 3, 4, 5, 6, 7, 8, 9], 'the bytes arrive in order')
@@ -150,9 +162,9 @@ t.test('odd-length payloads reach the transcriber as they came, in order, and co
 })
 
 t.test('0x10 audio takes AUDIOSOCKET_SLIN_SAMPLE_RATE (old Asterisk labels slin16 as 0x10)', async (t) => {
-  const r = await rig(t, { slinSampleRate: 16000 })
+  const r = rig(t, { slinSampleRate: 16000 })
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 640)]))
-  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
+  already(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
   t.same(r.transcriber().format, { sampleRate: 16000, encoding: 'pcm_s16le' })
   r.peer.end()
   await r.call.closed()
@@ -161,9 +173,9 @@ t.test('0x10 audio takes AUDIOSOCKET_SLIN_SAMPLE_RATE (old Asterisk labels slin1
 
 t.test('wideband kinds give their own rate, whatever the 0x10 setting', async (t) => {
   for (const [kind, rate] of [[0x11, 12000], [0x12, 16000], [0x15, 44100], [0x16, 48000], [0x18, 192000]] as const) {
-    const r = await rig(t, { slinSampleRate: 16000 })
+    const r = rig(t, { slinSampleRate: 16000 })
     r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(kind, 320)]))
-    await waitUntil(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
+    already(() => r.call.state === 'streaming' && r.transcriber().format !== undefined, 'format')
     t.same(r.transcriber().format, { sampleRate: rate, encoding: 'pcm_s16le' }, `kind 0x${kind.toString(16)}`)
     r.peer.end()
     await r.call.closed()
@@ -171,7 +183,7 @@ t.test('wideband kinds give their own rate, whatever the 0x10 setting', async (t
 })
 
 t.test('a change of audio rate mid-call ends the call with ERR_AUDIOSOCKET_RATE_CHANGED', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.audio(0x12, 640)]))
   await r.call.closed()
   const ended = r.events.at(-1)
@@ -181,7 +193,7 @@ t.test('a change of audio rate mid-call ends the call with ERR_AUDIOSOCKET_RATE_
 })
 
 t.test('unknown kinds and error frames are logged and skipped; the call goes on', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   r.peer.write(
     Buffer.concat([
       frames.uuid(randomUUID()),
@@ -194,7 +206,7 @@ t.test('unknown kinds and error frames are logged and skipped; the call goes on'
       frames.dtmf('5'),
     ]),
   )
-  await waitUntil(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf event')
+  already(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf event')
   t.equal(r.call.state, 'streaming', 'still streaming')
   t.equal(r.transcriber().audio.length, 640, 'both audio frames forwarded, the empty one ignored')
   t.equal(r.logs.filter((l) => l.msg === 'unknown AudioSocket frame kind skipped').length, 1, 'one warn line for unknown kinds, not one per frame')
@@ -206,7 +218,7 @@ t.test('unknown kinds and error frames are logged and skipped; the call goes on'
 })
 
 t.test('a hangup frame from the peer ends the call as a hangup', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.hangup()]))
   await r.call.closed()
   t.equal(r.events.at(-1)?.data.reason, 'hangup')
@@ -214,7 +226,7 @@ t.test('a hangup frame from the peer ends the call as a hangup', async (t) => {
 })
 
 t.test('frames after the hangup frame in the same chunk are read and dropped', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.hangup(), frames.audio(0x10, 320), frames.dtmf('5')]))
   await r.call.closed()
   t.equal(r.transcriber().audio.length, 320, 'only the audio before the hangup reached the transcriber')
@@ -223,16 +235,16 @@ t.test('frames after the hangup frame in the same chunk are read and dropped', a
 })
 
 t.test('transcription failure keeps the call up and is reported at the end', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   const id = randomUUID()
   r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
-  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'first audio')
+  already(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'first audio')
   const tr = r.transcriber()
   // As the transcriber fails: the words it had open, then the error.
   tr.handlers.onUtterance(utterance(0, ' hello', 0, 200))
   tr.handlers.onError(new AppError('ERR_SONIOX_CLOSED', 'lost'), NOT_THE_ACCOUNT)
   r.peer.write(frames.audio(0x10, 320))
-  await waitUntil(() => r.events.filter((e) => e.type === 'transcript.final').length === 1, 'the open words flushed')
+  already(() => r.events.filter((e) => e.type === 'transcript.final').length === 1, 'the open words flushed')
   t.equal(r.call.state, 'streaming', 'the caller is not hung up')
   r.peer.end()
   await r.call.closed()
@@ -243,25 +255,25 @@ t.test('transcription failure keeps the call up and is reported at the end', asy
 })
 
 t.test('transcript.partial is off by default and throttled when on', async (t) => {
-  const off = await rig(t)
+  const off = rig(t)
   off.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
-  await waitUntil(() => off.call.state === 'streaming' && off.transcriber().chunks.length === 1, 'audio')
+  already(() => off.call.state === 'streaming' && off.transcriber().chunks.length === 1, 'audio')
   t.equal(off.transcriber().handlers.onPartial, undefined, 'the transcriber is not asked for partials')
   off.transcriber().handlers.onPartial?.({ index: 0, text: ' hi', start_ms: null })
   t.notOk(off.events.some((e) => e.type === 'transcript.partial'), 'no partials unless enabled')
 
-  const on = await rig(t, { partialEvents: true, partialIntervalMs: 500 })
+  const on = rig(t, { partialEvents: true, partialIntervalMs: 500 })
   on.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
-  await waitUntil(() => on.call.state === 'streaming' && on.transcriber().chunks.length === 1, 'audio')
+  already(() => on.call.state === 'streaming' && on.transcriber().chunks.length === 1, 'audio')
   const push = (text: string): void => on.transcriber().handlers.onPartial?.({ index: 0, text, start_ms: 0 })
   push(' hel') // t=0: the first partial goes out at once
-  on.clock.now += 100
+  on.clock.advance(100)
   push(' hello') // t=100: within the interval, throttled
-  on.clock.now += 500
+  on.clock.advance(500)
   push(' hello') // t=600: interval passed and the text is new since t=0: published
-  on.clock.now += 10
+  on.clock.advance(10)
   push(' hello there') // t=610: within the interval again, throttled
-  on.clock.now += 600
+  on.clock.advance(600)
   push(' hello there') // t=1210: not published yet, so it goes out now
   const partials = on.events.filter((e) => e.type === 'transcript.partial').map((e) => e.data.text)
   t.same(partials, [' hel', ' hello', ' hello there'], 'first partial at once, then at most one per interval, only when the text changed')
@@ -270,14 +282,14 @@ t.test('transcript.partial is off by default and throttled when on', async (t) =
 t.test('a pre-registered call: its recognition options reach the transcriber, its metadata both call events', async (t) => {
   const id = randomUUID()
   const asked: string[] = []
-  const r = await rig(t, {}, {
+  const r = rig(t, {}, {
     admit: (callId) => {
       asked.push(callId)
       return { admitted: true, options: { recognition: { languageHints: ['de'] }, metadata: { ticket: 'T-7' } } }
     },
   })
   r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
-  await waitUntil(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'audio')
+  already(() => r.call.state === 'streaming' && r.transcriber().chunks.length === 1, 'audio')
   t.same(asked, [id], 'admission is asked once, with the UUID')
   t.same(r.transcriber().recognition, { languageHints: ['de'] })
   r.peer.end()
@@ -285,9 +297,9 @@ t.test('a pre-registered call: its recognition options reach the transcriber, it
   t.same(r.events[0]?.data.metadata, { ticket: 'T-7' }, 'call.started carries the metadata')
   t.same(r.events.at(-1)?.data.metadata, { ticket: 'T-7' }, 'and so does call.ended')
 
-  const plain = await rig(t)
+  const plain = rig(t)
   plain.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
-  await waitUntil(() => plain.call.state === 'streaming' && plain.transcriber().chunks.length === 1, 'audio')
+  already(() => plain.call.state === 'streaming' && plain.transcriber().chunks.length === 1, 'audio')
   plain.peer.end()
   await plain.call.closed()
   t.equal(plain.events[0]?.data.metadata, null, 'without a registration the field is null, never absent')
@@ -297,20 +309,19 @@ t.test('a pre-registered call: its recognition options reach the transcriber, it
 t.test('a refused call: a hangup frame, no event, no transcriber, one warn line', async (t) => {
   const id = randomUUID()
   let transcribers = 0
-  const r = await rig(t, {}, {
+  const r = rig(t, {}, {
     admit: () => ({ admitted: false, reason: 'its UUID is not registered' }),
     createTranscriber: () => {
       transcribers++
       throw new Error('a refused call must not get a transcriber')
     },
   })
-  const received: Buffer[] = []
-  r.peer.on('data', (c: Buffer) => received.push(c))
-  const peerClosed = new Promise<void>((resolve) => r.peer.once('close', () => resolve()))
   r.peer.write(Buffer.concat([frames.uuid(id), frames.audio(0x10, 320)]))
   await r.call.closed()
-  await peerClosed
-  t.same([...Buffer.concat(received)], [0, 0, 0], 'exactly one hangup frame')
+  t.ok(r.socket.finSent, 'then the connection is half-closed (Asterisk closes its side on reading the hangup)')
+  r.clock.advance(SETTINGS.hangupGraceMs)
+  t.ok(r.socket.destroyed, 'or is closed by the server after the hangup grace')
+  t.same([...r.peer.received], [0, 0, 0], 'exactly one hangup frame')
   t.same(r.events, [], 'no event at all')
   t.equal(transcribers, 0)
   t.equal(r.call.callId, undefined, 'it never became a call')
@@ -332,9 +343,9 @@ t.test('metrics: every frame by type and size, calls started and ended by reason
     },
     frameSent: (kind) => add(`sent:${kind}`),
   }
-  const r = await rig(t, {}, { metrics })
+  const r = rig(t, {}, { metrics })
   r.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320), frames.audio(0x10, 161), frames.dtmf('7'), frames.raw(0x7f, Buffer.alloc(5))]))
-  await waitUntil(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf')
+  already(() => r.events.some((e) => e.type === 'call.dtmf'), 'dtmf')
   await r.call.shutdown()
   t.same(counts, {
     'frames:uuid': 1,
@@ -392,25 +403,24 @@ async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
     let chunks = 0
     deps.wireTap = { inbound: () => void (++chunks === 2 && boom()), outbound() {}, close() {} }
   }
-  const a = await rig(t, {}, deps)
+  const a = rig(t, {}, deps)
   if (piece === 'event-sink') {
     // Building or publishing call A's transcript event fails; its other events go through.
     const publish = (a as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink.publish
     ;(a as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink.publish = (e) => (e.type === 'call.dtmf' ? boom() : publish(e))
   }
-  const b = await rig(t)
-  const hangupAtA = new Promise<Buffer>((resolve) => a.peer.on('data', (chunk: Buffer) => resolve(chunk)))
+  const b = rig(t)
 
   b.peer.write(Buffer.concat([frames.uuid(randomUUID()), frames.audio(0x10, 320)]))
   a.peer.write(frames.uuid(randomUUID()))
-  await waitUntil(() => a.call.state === 'streaming', 'call A started')
+  already(() => a.call.state === 'streaming', 'call A started')
   a.peer.write(Buffer.concat([frames.audio(0x10, 320), frames.dtmf('5')]))
   await a.call.closed()
 
   const ended = a.events.at(-1)
   t.equal(ended?.type, 'call.ended', 'call A still publishes call.ended')
   t.match(ended?.data, { reason: 'error', error: { code: 'ERR_CALL_INTERNAL', message: piece === 'result-callback' ? /TypeError/ : new RegExp(`injected failure in the ${piece}`) } })
-  t.same([...(await hangupAtA)], [0, 0, 0], 'Asterisk is told to hang up call A')
+  t.same([...a.peer.received], [0, 0, 0], 'Asterisk is told to hang up call A')
   const errorLines = a.logs.filter((l) => l.level === 50)
   t.equal(errorLines.length, 1, 'one error line')
   t.match(errorLines[0], { msg: /exception in the call's handling/, err: { stack: /TypeError: .*\n +at / } }, 'with the stack')
@@ -418,7 +428,7 @@ async function faultBesideALiveCall(t: Test, piece: FaultyPiece) {
 
   // Call B never noticed: it goes on taking audio and ends normally.
   b.peer.write(frames.audio(0x10, 320))
-  await waitUntil(() => b.transcriber().audio.length === 640, 'call B still streams')
+  already(() => b.transcriber().audio.length === 640, 'call B still streams')
   t.equal(b.call.state, 'streaming')
   b.peer.end()
   await b.call.closed()
@@ -430,7 +440,7 @@ for (const piece of ['transcriber', 'result-callback', 'event-sink', 'wire-tap']
 }
 
 t.test('an exception while ending (publishing call.ended) closes the call without an unhandled rejection', async (t) => {
-  const r = await rig(t)
+  const r = rig(t)
   const sink = (r as unknown as { call: { deps: { sink: EventSink } } }).call.deps.sink
   const publish = sink.publish
   sink.publish = (e) => {
@@ -438,7 +448,7 @@ t.test('an exception while ending (publishing call.ended) closes the call withou
     publish(e)
   }
   r.peer.write(frames.uuid(randomUUID()))
-  await waitUntil(() => r.call.state === 'streaming', 'started')
+  already(() => r.call.state === 'streaming', 'started')
   r.peer.end()
   await r.call.closed()
   t.equal(r.call.state, 'closed')
@@ -451,7 +461,7 @@ t.test('lines a peer triggers before its call exists share one throttle: one per
   const failed: string[] = []
   const metrics: CallMetrics = { ...NO_CALL_METRICS, connectionFailed: () => void failed.push('failed') }
   const garbage = async (): Promise<Rig> => {
-    const r = await rig(t, {}, { connectionLogs, metrics })
+    const r = rig(t, {}, { connectionLogs, metrics })
     r.peer.write('GET / HTTP/1.1\r\n\r\n')
     await r.call.closed()
     return r
@@ -474,21 +484,21 @@ t.test('lines a peer triggers before its call exists share one throttle: one per
  * Sends `count` 0x10 frames of `bytes` each, one per `everyMs` of the call's clock, each processed
  * before the clock moves on (as Asterisk paces them).
  */
-async function paced(r: Rig, count: number, bytes: number, everyMs: number): Promise<void> {
+function paced(r: Rig, count: number, bytes: number, everyMs: number): void {
   for (let i = 0; i < count; i++) {
     const before = r.transcriber().audio.length
     r.peer.write(frames.audio(0x10, bytes, 0x55))
-    await waitUntil(() => r.transcriber().audio.length === before + bytes, 'frame taken')
-    r.clock.now += everyMs
+    already(() => r.transcriber().audio.length === before + bytes, 'frame taken')
+    r.clock.advance(everyMs)
   }
 }
 
 t.test('G.711 labelled as slin (160-byte 0x10 frames every 20 ms): one warn line naming c(slin), a metric, call.ended says so', async (t) => {
   const suspected: string[] = []
-  const r = await rig(t, {}, { metrics: { ...NO_CALL_METRICS, g711Suspected: () => void suspected.push('g711') } })
+  const r = rig(t, {}, { metrics: { ...NO_CALL_METRICS, g711Suspected: () => void suspected.push('g711') } })
   r.peer.write(frames.uuid(randomUUID()))
-  await waitUntil(() => r.call.state === 'streaming', 'started')
-  await paced(r, 60, 160, 20)
+  already(() => r.call.state === 'streaming', 'started')
+  paced(r, 60, 160, 20)
   r.peer.end()
   await r.call.closed()
   const warnings = r.logs.filter((l) => l.level === 40)
@@ -500,10 +510,10 @@ t.test('G.711 labelled as slin (160-byte 0x10 frames every 20 ms): one warn line
 
 t.test('real 8 kHz slin is never suspected: 160-byte frames every 10 ms (ptime 10), or 320 every 20 ms', async (t) => {
   for (const [bytes, everyMs] of [[160, 10], [320, 20]] as const) {
-    const r = await rig(t)
+    const r = rig(t)
     r.peer.write(frames.uuid(randomUUID()))
-    await waitUntil(() => r.call.state === 'streaming', 'started')
-    await paced(r, 1200 / everyMs, bytes, everyMs)
+    already(() => r.call.state === 'streaming', 'started')
+    paced(r, 1200 / everyMs, bytes, everyMs)
     r.peer.end()
     await r.call.closed()
     t.same(r.logs.filter((l) => l.level === 40), [], `${bytes} bytes every ${everyMs} ms: no warning`)
@@ -512,30 +522,24 @@ t.test('real 8 kHz slin is never suspected: 160-byte frames every 10 ms (ptime 1
 })
 
 t.test('AUDIOSOCKET_SLIN_ENCODING=mulaw: 0x10 goes to the transcriber as mulaw at 8 kHz, one byte a sample, never realigned', async (t) => {
-  const r = await rig(t, { slinEncoding: 'mulaw' })
+  const r = rig(t, { slinEncoding: 'mulaw' })
   r.peer.write(frames.uuid(randomUUID()))
-  await waitUntil(() => r.call.state === 'streaming', 'started')
+  already(() => r.call.state === 'streaming', 'started')
   r.peer.write(Buffer.concat([frames.audio(0x10, 160, 0xff), frames.audio(0x10, 161, 0x7f)]))
-  await waitUntil(() => r.transcriber().audio.length === 321, 'audio taken as it came')
+  already(() => r.transcriber().audio.length === 321, 'audio taken as it came')
   t.same(r.transcriber().format, { sampleRate: 8000, encoding: 'mulaw' })
   t.same(r.transcriber().chunks.map((c) => c.length), [160, 161], 'odd lengths pass: a G.711 sample is one byte')
-  await paced(r, 60, 160, 20)
+  paced(r, 60, 160, 20)
   r.peer.end()
   await r.call.closed()
   t.match(r.events.at(-1)?.data, { audio_encoding: 'mulaw', sample_rate: 8000, audio_ms: 1240, suspected_g711: false }, '321 + 9,600 bytes at 8,000 a second')
 })
 
 t.test('silence before the first audio frame has the kind the call declared (a wideband channel-driver call)', async (t) => {
-  const r = await rig(t, { silenceMode: 'continuous' }, { admit: () => ({ admitted: true, options: { sampleRate: 16000 } }) })
-  const first = new Promise<Buffer>((resolve) => {
-    let got = Buffer.alloc(0)
-    r.peer.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk])
-      if (got.length >= 3 + 640) resolve(got)
-    })
-  })
+  const r = rig(t, { silenceMode: 'continuous' }, { admit: () => ({ admitted: true, options: { sampleRate: 16000 } }) })
   r.peer.write(frames.uuid(randomUUID()))
-  const bytes = await first
+  const bytes = r.peer.received
+  t.ok(bytes.length >= 3 + 640, 'a silence frame went out at once')
   t.same([bytes[0], bytes.readUInt16BE(1)], [0x12, 640], '20 ms of 16 kHz silence (0x12), not 8 kHz 0x10')
   await r.call.shutdown()
 })

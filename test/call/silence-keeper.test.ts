@@ -18,9 +18,7 @@ function rig(mode: SilenceMode, afterMs = AFTER_MS) {
       mode,
       afterMs,
       write: (frame) => writes.push({ at: timers.now(), frame }),
-      now: timers.now,
-      setTimer: timers.setTimer,
-      clearTimer: timers.clearTimer,
+      clock: timers,
     },
     SILENCE,
   )
@@ -206,7 +204,7 @@ t.test('a wall clock that steps back does not stop the silence', async (t) => {
     let offset = 0
     const writes: number[] = []
     const keeper = new SilenceKeeper(
-      { mode, afterMs: AFTER_MS, write: () => writes.push(timers.now()), now: () => timers.now() + offset, setTimer: timers.setTimer, clearTimer: timers.clearTimer },
+      { mode, afterMs: AFTER_MS, write: () => writes.push(timers.now()), clock: { now: () => timers.now() + offset, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout } },
       SILENCE,
     )
     return { timers, writes, keeper, stepBack: (ms: number) => (offset -= ms) }
@@ -295,9 +293,7 @@ t.test('stop() cancels everything', async (t) => {
           writes++
           if (writes === 3) keeper.stop()
         },
-        now: timers.now,
-        setTimer: timers.setTimer,
-        clearTimer: timers.clearTimer,
+        clock: timers,
       },
       SILENCE,
     )

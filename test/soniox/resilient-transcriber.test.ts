@@ -145,9 +145,7 @@ function rig(overrides: Partial<ResilientTranscriberOptions> = {}, start = true)
       reconnect: POLICY,
       finishTimeoutMs: FINISH_TIMEOUT_MS,
       logger: captureLogger(logs),
-      now: timers.now,
-      setTimer: timers.setTimer,
-      clearTimer: timers.clearTimer,
+      clock: timers,
       random: () => 0, // no jitter: delays are exact
       ...overrides,
     },

@@ -109,7 +109,7 @@ function startSession(t: Test, url: string, overrides: Partial<SonioxSessionOpti
 }
 
 function fakeTimerOptions(timers: FakeTimers): Partial<SonioxSessionOptions> {
-  return { now: timers.now, setTimer: timers.setTimer, clearTimer: timers.clearTimer }
+  return { clock: timers }
 }
 
 async function fakeSoniox(t: Test): Promise<FakeSoniox> {

@@ -8,6 +8,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import type { SonioxResult, SonioxToken } from '../../src/soniox/messages.js'
 import type { AppError } from '../../src/shared/errors.js'
 import { createGuard } from '../../src/shared/guard.js'
+import { systemClock, type ClockTimer } from '../../src/shared/clock.js'
 import { SonioxSession, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
 import { SonioxError } from '../../src/soniox/soniox-error.js'
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
@@ -487,21 +488,22 @@ t.test('no "finished" in time: ERR_SONIOX_FINISH_TIMEOUT, finish() resolves, soc
   t.equal(h.errors.length, 1, 'the close that follows is not reported again')
 })
 
-t.test('the finish timer goes through the injected timer functions', async (t) => {
+t.test('the finish timer goes through the injected clock', async (t) => {
   const server = await silentServer(t)
   const requested: number[] = []
   let fire: (() => void) | undefined
   const h = startSession(t, server.url, {
     finishTimeoutMs: 12_345,
-    setTimer: (fn, ms) => {
-      requested.push(ms)
-      // The heartbeat uses the same timer functions; keep the finish timer's callback.
-      if (ms === 12_345) fire = fn
-      const handle = setTimeout(() => {}, 0)
-      clearTimeout(handle)
-      return handle
+    clock: {
+      now: Date.now,
+      setTimeout: (fn, ms) => {
+        requested.push(ms)
+        // The heartbeat uses the same clock; keep the finish timer's callback.
+        if (ms === 12_345) fire = fn
+        return { refresh() {}, unref() {} }
+      },
+      clearTimeout: () => {},
     },
-    clearTimer: () => {},
   })
   h.session.start({ sampleRate: RATE })
   await h.opened
@@ -516,19 +518,22 @@ t.test('the finish timer goes through the injected timer functions', async (t) =
 
 t.test('the finish timer is cleared once Soniox has finished', async (t) => {
   const fake = await fakeSoniox(t)
-  const set: NodeJS.Timeout[] = []
-  const cleared: NodeJS.Timeout[] = []
+  const set: ClockTimer[] = []
+  const cleared: ClockTimer[] = []
   const h = startSession(t, fake.url, {
     finishTimeoutMs: 12_345,
-    setTimer: (fn, ms) => {
-      const handle = setTimeout(fn, ms)
-      // The heartbeat uses the same timer functions; track only the finish timer.
-      if (ms === 12_345) set.push(handle)
-      return handle
-    },
-    clearTimer: (handle) => {
-      cleared.push(handle)
-      clearTimeout(handle)
+    clock: {
+      now: Date.now,
+      setTimeout: (fn, ms) => {
+        const handle = systemClock.setTimeout(fn, ms)
+        // The heartbeat uses the same clock; track only the finish timer.
+        if (ms === 12_345) set.push(handle)
+        return handle
+      },
+      clearTimeout: (handle) => {
+        if (handle !== undefined) cleared.push(handle)
+        systemClock.clearTimeout(handle)
+      },
     },
   })
   h.session.start({ sampleRate: RATE })

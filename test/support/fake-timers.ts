@@ -1,15 +1,17 @@
 /**
- * Hand-driven time for modules that take `now` / `setTimer` / `clearTimer` options
- * (SilenceKeeper, SonioxSession, ResilientTranscriber). Time moves only when the test says so.
+ * The fake Clock (src/shared/clock.ts): hand-driven time for every class that takes one
+ * (CallSession, SilenceKeeper, SonioxSession, ResilientTranscriber); `setTimer` / `clearTimer`
+ * serve as the base of long-timer.ts's tests. Time moves only when the test says so.
  *
  *   advance(ms)      punctual machine: every timer due within `ms` runs at its own due time
  *   runNext(lateBy)  runs the earliest timer `lateBy` ms after it was due (a late wake-up)
  *   stallUntil(t)    a stalled event loop: time jumps to `t`, then every overdue timer runs, late
  *
  * Every arming (setTimer, or `refresh()` on a handle, as Node's Timeout has) and every clearTimer
- * is recorded (`calls`, `clears`) so a test can count wake-ups. Handles are plain objects typed as
- * NodeJS.Timeout; they never reach the real timer API.
+ * is recorded (`calls`, `clears`) so a test can count wake-ups. Handles are plain objects (typed as
+ * NodeJS.Timeout for setTimer); they never reach the real timer API.
  */
+import type { Clock, ClockTimer } from '../../src/shared/clock.js'
 
 export interface FakeTimerCall {
   /** Fake time at which setTimer was called. */
@@ -29,7 +31,7 @@ interface Pending {
   handle: NodeJS.Timeout
 }
 
-export class FakeTimers {
+export class FakeTimers implements Clock {
   #now: number
   #nextId = 1
   #pending: Pending[] = []
@@ -56,6 +58,7 @@ export class FakeTimers {
         this.#arm(fn, ms, timeout, true)
         return timeout
       },
+      unref: (): NodeJS.Timeout => timeout,
     }
     const timeout = handle as unknown as NodeJS.Timeout
     this.#arm(fn, ms, timeout, false)
@@ -73,6 +76,13 @@ export class FakeTimers {
     const before = this.#pending.length
     this.#pending = this.#pending.filter((p) => p.handle !== handle)
     if (this.#pending.length < before) this.clears++
+  }
+
+  /** Clock#setTimeout: the same timer as setTimer (a handle that can refresh() and unref()). */
+  readonly setTimeout = (fn: () => void, ms: number): ClockTimer => this.setTimer(fn, ms)
+
+  readonly clearTimeout = (timer: ClockTimer | undefined): void => {
+    if (timer !== undefined) this.clearTimer(timer as NodeJS.Timeout)
   }
 
   /** Timers scheduled and not yet run or cleared. */
