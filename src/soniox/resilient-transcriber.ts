@@ -97,6 +97,10 @@ export class ResilientTranscriber {
   private ring: AudioRing | undefined
   /** Call byte position up to which Soniox has finalized everything. */
   private finalPos = 0
+  /**
+   * finish() was called. Not a state of its own: the caller's intent can come in active, waiting
+   * or rotating alike, and each goes on as it was (the next session is finished as it opens).
+   */
   private endRequested = false
   private attempts = 0
   private streakStartedAt = 0

@@ -84,7 +84,10 @@ export class SonioxSession {
   private stateValue: SonioxSessionState = 'connecting'
   private readonly socket: WebSocket
   private format: AudioFormat | undefined
-  private startSent = false
+  /**
+   * finish() was called. Not a state of its own: it is the caller's intent, which can come in any
+   * live state, even before the socket opens (the end then follows the start message).
+   */
   private endRequested = false
   private pending: Buffer[] = []
   private pendingBytes = 0
@@ -96,7 +99,6 @@ export class SonioxSession {
   /** Audio went out since the last heartbeat: cheaper than reading the clock per frame. */
   private sentSinceTick = false
   private readonly createdAt: number
-  private released = false
   private lastPingAt = 0
   private pongDueSince: number | undefined
   private finishWaiters: Array<() => void> = []
@@ -154,7 +156,8 @@ export class SonioxSession {
       this.bytesDropped += chunk.length
       return
     }
-    if (!this.startSent) {
+    if (this.stateValue !== 'streaming') {
+      // connecting / open: the start message has not gone out yet.
       if (this.pendingBytes + chunk.length > this.maxBufferedBytes()) {
         this.fail(new AppError('ERR_SONIOX_BACKPRESSURE', `${this.pendingBytes} bytes of audio are waiting for the Soniox connection`))
         return
@@ -192,15 +195,18 @@ export class SonioxSession {
     this.finishTimer = this.clock.setTimeout(() => {
       this.fail(new AppError('ERR_SONIOX_FINISH_TIMEOUT', `Soniox sent no "finished" within ${this.options.finishTimeoutMs} ms`))
     }, this.options.finishTimeoutMs)
-    if (this.startSent) this.sendEnd()
+    if (this.stateValue === 'streaming') this.sendEnd()
     return done
   }
 
   /** Immediate teardown without waiting for Soniox; idempotent. No callbacks follow. */
   close(): void {
     if (this.stateValue === 'closed') return
+    // A session that already finished or failed was counted closed then.
+    const wasLive = this.stateValue !== 'finished' && this.stateValue !== 'failed'
     this.stateValue = 'closed'
     this.cleanup()
+    if (wasLive) this.options.metrics?.sessionClosed()
     this.socket.removeAllListeners('open')
     this.socket.removeAllListeners('message')
     // Keep an error listener: a late socket error must not become an unhandled 'error' event.
@@ -282,10 +288,9 @@ export class SonioxSession {
   }
 
   private sendStart(): void {
-    if (this.format === undefined || this.startSent) return
+    if (this.format === undefined || this.stateValue !== 'open') return
     const message = buildStartMessage(this.options.recognition, this.format, this.options.clientReferenceId)
     this.socket.send(JSON.stringify(message))
-    this.startSent = true
     this.stateValue = 'streaming'
     const queued = this.pending
     this.pending = []
@@ -352,6 +357,7 @@ export class SonioxSession {
     if (parsed.finished) {
       this.stateValue = 'finished'
       this.cleanup()
+      this.options.metrics?.sessionClosed()
       this.handlers.onFinished()
       this.resolveFinishWaiters()
     }
@@ -372,6 +378,7 @@ export class SonioxSession {
     if (this.stateValue === 'failed' || this.stateValue === 'closed' || this.stateValue === 'finished') return
     this.stateValue = 'failed'
     this.cleanup()
+    this.options.metrics?.sessionClosed()
     this.socket.removeAllListeners('message')
     this.socket.on('error', () => {})
     // Terminate, not close: a closing handshake cannot complete on a half-open or stalled link
@@ -382,11 +389,8 @@ export class SonioxSession {
     this.resolveFinishWaiters()
   }
 
+  /** Stops the timers and drops queued audio; the state says whether the session was counted closed. */
   private cleanup(): void {
-    if (!this.released) {
-      this.released = true
-      this.options.metrics?.sessionClosed()
-    }
     this.clock.clearTimeout(this.finishTimer)
     this.clock.clearTimeout(this.heartbeatTimer)
     this.finishTimer = undefined
