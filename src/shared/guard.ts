@@ -20,8 +20,3 @@ export function createGuard(onFault: (err: unknown) => void): Guard {
 
 /** No boundary: for a unit that is its own process (tools, tests of the unit itself). */
 export const UNGUARDED: Guard = (fn) => fn
-
-/** A timer function whose callbacks run inside `guard`. */
-export function guardedTimer<H>(setTimer: (fn: () => void, ms: number) => H, guard: Guard): (fn: () => void, ms: number) => H {
-  return guard === UNGUARDED ? setTimer : (fn, ms) => setTimer(guard(fn), ms)
-}
