@@ -18,10 +18,10 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
 import { spoolDirectory, webhookTransportOptions } from '../delivery.js'
-import { isAppError } from '../shared/errors.js'
+import { isAppError, type AppError } from '../shared/errors.js'
 import { redactUrl } from '../shared/redact-url.js'
 import { probeSoniox } from '../soniox/probe.js'
-import type { SonioxError } from '../soniox/soniox-session.js'
+import { sonioxCodeOf } from '../soniox/soniox-error.js'
 import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
@@ -87,7 +87,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     if (result.ok) {
       report('ok', 'soniox', `session accepted and finished in ${result.totalMs} ms (connected in ${result.connectMs} ms; model ${s.model})`)
     } else {
-      report('FAIL', 'soniox', `${result.error.message}${sonioxHint(result.error as SonioxError)}`)
+      report('FAIL', 'soniox', `${result.error.message}${sonioxHint(result.error)}`)
     }
   } else {
     report('skip', 'soniox', 'not tried: the host does not resolve')
@@ -130,8 +130,8 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
   return failures === 0 ? 0 : 1
 }
 
-function sonioxHint(error: SonioxError): string {
-  switch (error.sonioxCode) {
+function sonioxHint(error: AppError): string {
+  switch (sonioxCodeOf(error)) {
     case 401:
       return ' (SONIOX_API_KEY is refused: a wrong key, or a key of another region than SONIOX_WEBSOCKET_URL)'
     case 402:

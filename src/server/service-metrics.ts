@@ -8,7 +8,8 @@
  */
 import type { CallEndReason, CallMetrics } from '../call/call-session.js'
 import type { AppError } from '../shared/errors.js'
-import type { SonioxError, SonioxMetrics } from '../soniox/soniox-session.js'
+import type { SonioxMetrics } from '../soniox/soniox-session.js'
+import { sonioxCodeOf } from '../soniox/soniox-error.js'
 import type { DeadLetterReason } from '../webhook/dead-letter.js'
 import type { WebhookMetrics } from '../webhook/delivery-queue.js'
 import { HTTP_REFUSAL_REASONS, type HttpMetrics, type HttpRefusalReason } from './http-endpoint.js'
@@ -167,7 +168,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
       reconnects.inc()
     },
     error(error: AppError) {
-      errors.child(error.code, sonioxCodeLabel((error as SonioxError).sonioxCode)).inc()
+      errors.child(error.code, sonioxCodeLabel(sonioxCodeOf(error))).inc()
     },
   }
 
