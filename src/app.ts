@@ -4,7 +4,7 @@
  * by the integration tests.
  */
 import type { Config } from './config/index.js'
-import type { Logger } from './logger.js'
+import type { Logger } from './shared/logger.js'
 import { CallSession, type CallAdmission, type CallRecognitionOptions, type TranscriberHandlers } from './call/call-session.js'
 import { AudioSocketServer } from './server/audiosocket-server.js'
 import { AddressMatcher } from './server/admission.js'

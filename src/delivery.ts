@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import type { Config } from './config/index.js'
-import type { Logger } from './logger.js'
+import type { Logger } from './shared/logger.js'
 import { AppError } from './shared/errors.js'
 import { VERSION } from './version.js'
 import { DEAD_LETTER_FILE } from './webhook/dead-letter.js'

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream'
 import { createApp } from '../src/app.js'
 import { checkCommand } from '../src/cli/check.js'
 import { loadConfig } from '../src/config/index.js'
-import { createLogger } from '../src/logger.js'
+import { createLogger } from '../src/shared/logger.js'
 import { startFakeSoniox } from './support/fake-soniox.js'
 
 const PASSWORD = 's3cret'

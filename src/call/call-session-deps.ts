@@ -5,7 +5,7 @@
 import type { Frame } from '../audiosocket/index.js'
 import type { Clock } from '../shared/clock.js'
 import type { LogThrottle } from '../shared/log-throttle.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../shared/logger.js'
 import type { EventSink } from '../events/envelope.js'
 import type { CallEndReason } from './call-report.js'
 import type { CallSession } from './call-session.js'

@@ -12,9 +12,8 @@
  * Cost: in `gaps` mode an active caller costs one timer wake-up per `afterMs`, not a timer reset
  * per audio frame: the watchdog re-arms itself from the last audio time when it fires early.
  * Pacing is drift-corrected: frame n is due at start + n*20 ms, and each wake-up sends every
- * frame due by then, not one. (One per wake-up paced at the loop's turn time whenever a loaded
- * loop woke the pacer less often than every 20 ms: 23 ms measured under test load.) The
- * catch-up is bounded: after an event-loop stall longer than 100 ms it resynchronises instead of
+ * frame due by then, not one (one per wake-up would pace at the loop's turn time whenever a
+ * loaded loop wakes the pacer less often than every 20 ms). The catch-up is bounded: after an event-loop stall longer than 100 ms it resynchronises instead of
  * sending a burst, because Asterisk plays whatever arrives at once.
  */
 import { Kind, encodeAudio, sampleRateOfKind } from '../audiosocket/index.js'

@@ -6,7 +6,7 @@
  */
 import type { AppError } from '../shared/errors.js'
 import type { Guard } from '../shared/guard.js'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../shared/logger.js'
 import type { AudioFormat, RecognitionOptions, TranscriberStats, TranscriptPartial, TranscriptionFailure, Utterance } from '../soniox/index.js'
 
 export interface TranscriberHandlers {

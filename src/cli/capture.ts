@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util'
 import { CaptureServer } from '../tools/index.js'
-import { createLogger } from '../logger.js'
+import { createLogger } from '../shared/logger.js'
 import { VERSION } from '../version.js'
 import { EXIT_OK, UsageError, parseCount, parseHostPort, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 

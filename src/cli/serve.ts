@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
-import { createLogger } from '../logger.js'
+import { createLogger } from '../shared/logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
 import { EXIT_CONFIG, usageError, type CliIo } from './cli-support.js'

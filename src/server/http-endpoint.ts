@@ -20,7 +20,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Logger } from '../logger.js'
+import type { Logger } from '../shared/logger.js'
 import { jsonTextTooDeep } from '../shared/json-depth.js'
 import { LogThrottle } from '../shared/log-throttle.js'
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js'

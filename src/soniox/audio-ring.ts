@@ -14,10 +14,9 @@
  *
  * Released blocks go to a pool shared by every call (AudioBlockPool) and the next append of any
  * call takes from it, so steady calls allocate no blocks. A call releases in bursts (one final
- * result frees a second or more of audio), so a per-call spare was not enough: at 500 calls ~770
- * blocks a second were allocated afresh, each its own ArrayBuffer living long enough to be
- * promoted, and that churn alone kept V8 running a full mark-compact every 1.3 s (34 in 45 s;
- * 14 with the pool, the relay 10: bench/RESULTS.md, session 5).
+ * result frees a second or more of audio), so a per-call spare was not enough: blocks allocated
+ * afresh, each its own ArrayBuffer living long enough to be promoted, made V8 run full
+ * mark-compacts far more often than a relay does (the figures are in bench/RESULTS.md).
  *
  * Block size: what a call holds beyond its unfinalized audio is the unused part of its newest
  * block, half a block on average: ~2 KB per call at 4 KB, while a 20 ms frame still crosses a

@@ -3,7 +3,7 @@
  * exhausted balance (402). One log line at error when such a cause appears or changes, not one
  * per call, and the current problem is readable (a readiness check reports it).
  */
-import type { Logger } from '../logger.js'
+import type { Logger } from '../shared/logger.js'
 import type { AppError } from '../shared/errors.js'
 import { isAccountProblem } from './soniox-error.js'
 

@@ -4,7 +4,7 @@
  *
  * - An event must be in the spool before its first POST. On the main thread that write goes to
  *   libuv's pool and the POST waits for the main loop to come back to the completion, behind every
- *   call's audio frames: 1.7 ms at p99 with 100 calls (bench/RESULTS.md). Here the write is
+ *   call's audio frames. Here the write is
  *   synchronous, which blocks nobody but this thread, and the POST follows in the same turn.
  * - Signing, HTTP and retry timers no longer share a loop with the audio path.
  *
@@ -22,7 +22,7 @@
  *   dead letter is written).
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { createLogger } from '../logger.js'
+import { createLogger } from '../shared/logger.js'
 import { isAppError } from '../shared/errors.js'
 import { DeadLetterFile } from './dead-letter.js'
 import { DeliveryQueue, type WebhookMetrics } from './delivery-queue.js'

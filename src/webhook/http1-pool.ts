@@ -3,10 +3,9 @@
  * transport: the request is bytes we render, the response is read by ResponseParser.
  *
  * Why not node:http. The delivery worker sleeps between events, and Node's HTTP client (agent,
- * ClientRequest, IncomingMessage streams, header objects) runs cold on every one: in a process
- * posting 312 events a second to a local receiver it cost 350-400 µs of CPU per event against
- * ~200-220 µs for the same requests written to a pooled socket and answered through a small parser
- * (bench/RESULTS.md, session 6). At 500 calls that difference is several percent of the relay's CPU.
+ * ClientRequest, IncomingMessage streams, header objects) runs cold on every one: the same requests
+ * written to a pooled socket and answered through a small parser cost about half the CPU (the
+ * figures are in bench/RESULTS.md).
  *
  * What keeps it correct (a response must never be credited to the wrong request):
  * - A connection carries one exchange at a time, and goes back to the pool only when its response

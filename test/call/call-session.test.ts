@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { CallSession, type CallMetrics, type CallRecognitionOptions, type CallSessionDeps, type CallSettings, type Transcriber, type TranscriberHandlers } from '../../src/call/call-session.js'
-import { createLogger } from '../../src/logger.js'
+import { createLogger } from '../../src/shared/logger.js'
 import type { AudioFormat, TranscriberStats, Utterance } from '../../src/soniox/index.js'
 import type { EventEnvelope, EventSink } from '../../src/events/envelope.js'
 import { AppError } from '../../src/shared/errors.js'

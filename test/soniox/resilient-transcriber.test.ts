@@ -7,7 +7,7 @@
  * (mod 251), so "session N received call audio a..b ms" is checked byte for byte.
  */
 import t, { type Test } from 'tap'
-import { createLogger } from '../../src/logger.js'
+import { createLogger } from '../../src/shared/logger.js'
 import { AppError, type ErrorCode } from '../../src/shared/errors.js'
 import type { SonioxResult, SonioxToken } from '../../src/soniox/messages.js'
 import {

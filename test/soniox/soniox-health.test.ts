@@ -3,7 +3,7 @@
  * cause, process-wide, and cleared by the first session that works again.
  */
 import t from 'tap'
-import { createLogger } from '../../src/logger.js'
+import { createLogger } from '../../src/shared/logger.js'
 import { AppError } from '../../src/shared/errors.js'
 import { SonioxHealth } from '../../src/soniox/soniox-health.js'
 import { SonioxError } from '../../src/soniox/soniox-error.js'

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { createApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config/index.js'
-import { createLogger } from '../../src/logger.js'
+import { createLogger } from '../../src/shared/logger.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxOptions } from './fake-soniox.js'
 import { startWebhookReceiver, type WebhookReceiver, type WebhookReceiverOptions } from './webhook-receiver.js'
 
