@@ -69,6 +69,17 @@ export function longTimer<H>(base: TimerFunctions<H>): TimerFunctions<H | LongWa
   return { setTimer, clearTimer }
 }
 
+/**
+ * longTimer over injected timer functions (tests), or over Node's own where none are given: for
+ * the classes that take optional `setTimer` / `clearTimer` options.
+ */
+export function longTimerOr(injected: { setTimer?: ((callback: () => void, ms: number) => unknown) | undefined; clearTimer?: ((handle: unknown) => void) | undefined }): TimerFunctions<unknown> {
+  return longTimer<unknown>({
+    setTimer: injected.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
+    clearTimer: injected.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
+  })
+}
+
 /** A handle of setLongTimeout: a Node Timeout, or a LongWait over them; both can unref(). */
 export type LongTimeout = NodeJS.Timeout | LongWait<NodeJS.Timeout>
 

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'
-import { longTimer } from '../shared/long-timer.js'
+import { longTimerOr } from '../shared/long-timer.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
 import { eventLogFields, type SerializedEvent } from '../events/serialize-event.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
@@ -198,10 +198,7 @@ export class DeliveryQueue {
 
     this.clock = options.clock ?? Date
     // A retry wait can be longer than a Node timer holds: a Retry-After of weeks, within a WEBHOOK_MAX_AGE of up to 30 d.
-    const timers = longTimer<unknown>({
-      setTimer: options.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
-      clearTimer: options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
-    })
+    const timers = longTimerOr(options)
     this.setTimer = timers.setTimer
     this.clearTimer = timers.clearTimer
     this.transport = new WebhookTransport({

@@ -8,7 +8,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError } from '../shared/errors.js'
-import { longTimer } from '../shared/long-timer.js'
+import { longTimerOr } from '../shared/long-timer.js'
 import { pemCertificates, webhookHeaderProblem } from '../shared/validate.js'
 import { Http1Pool, type Exchange } from './http1-pool.js'
 import { HttpProtocolError } from './http1-response.js'
@@ -97,10 +97,7 @@ export class WebhookTransport {
     this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
     this.clock = options.clock ?? Date
     // The deadline is a setting (WEBHOOK_TIMEOUT_MS): taken at any length.
-    const timers = longTimer<unknown>({
-      setTimer: options.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
-      clearTimer: options.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
-    })
+    const timers = longTimerOr(options)
     this.setTimer = timers.setTimer
     this.clearTimer = timers.clearTimer
 
