@@ -51,29 +51,10 @@ export function segmentFileName(segmentNumber: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CRC-32. zlib.crc32 is native from Node 20.15/22.2; the table version keeps Node 20.10+ working.
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256)
-  for (let n = 0; n < 256; n++) {
-    let c = n
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-    table[n] = c >>> 0
-  }
-  return table
-})()
-
-/** CRC-32 (IEEE 802.3, the zlib/PNG one) in plain JavaScript. Exported for the test that pins it to zlib's. */
-export function crc32Portable(bytes: Uint8Array): number {
-  let c = 0xffffffff
-  for (let i = 0; i < bytes.length; i++) c = (CRC_TABLE[(c ^ (bytes[i] ?? 0)) & 0xff] ?? 0) ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
-}
-
-const nativeCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === 'function' ? (data) => zlib.crc32(data) : undefined
+// CRC-32 (IEEE 802.3, the zlib/PNG one): zlib.crc32, native since Node 20.15 (package.json engines).
 
 export function crc32(bytes: Uint8Array): number {
-  return nativeCrc32 ? nativeCrc32(bytes) : crc32Portable(bytes)
+  return zlib.crc32(bytes)
 }
 
 // ---------------------------------------------------------------------------------------------
