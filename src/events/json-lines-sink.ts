@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { envelopeLogFields, serializeEvent } from './serialize-event.js'
+import { AppError } from '../shared/errors.js'
 
 export interface JsonLinesSinkOptions {
   /** Where lines go. Default process.stdout. The sink never ends it: the stream's owner does. */
@@ -50,7 +51,7 @@ export class JsonLinesSink implements EventSink {
       return
     }
     if (this.stream.destroyed || this.stream.writableEnded) {
-      this.fail(new Error('the event output stream is no longer writable'))
+      this.fail(new AppError('ERR_EVENTS_OUTPUT', 'the event output stream is no longer writable'))
       return
     }
     // The return value (backpressure) is ignored on purpose: events are small and a few per second

@@ -66,7 +66,8 @@ export const ErrorCodes = {
   ERR_SPOOL_WRITE: 'a spool write failed (disk full, I/O error); the event is delivered from memory only',
   ERR_SPOOL_CLOSED: 'the spool was closed before the write',
   ERR_DEAD_LETTER_WRITE: 'the dead-letter file could not be written; the event stays in the spool',
-  // Events file sink (EVENTS_FILE)
+  // Events file sink (EVENTS_FILE) and stdout
+  ERR_EVENTS_OUTPUT: 'the events output (stdout without a webhook) is no longer writable; events are no longer written there',
   ERR_EVENTS_FILE: 'EVENTS_FILE cannot be opened or written',
 } as const
 

@@ -2,6 +2,7 @@
  * Inbound Soniox messages. Every server frame is JSON text with no type discriminator: a result
  * (`tokens` + progress), the last result (`finished: true`), or an error (`error_code`).
  */
+import { AppError } from '../shared/errors.js'
 export interface SonioxToken {
   text: string
   start_ms?: number
@@ -36,15 +37,15 @@ export type SonioxMessage = SonioxResult | SonioxServerError
 export const END_TOKEN = '<end>'
 export const FIN_TOKEN = '<fin>'
 
-/** Parses one server frame; returns an Error describing what is wrong instead of throwing. */
-export function parseSonioxMessage(text: string): SonioxMessage | Error {
+/** Parses one server frame; returns an AppError describing what is wrong instead of throwing. */
+export function parseSonioxMessage(text: string): SonioxMessage | AppError {
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch {
-    return new Error(`not JSON: ${text.slice(0, 80)}`)
+    return badMessage(`not JSON: ${text.slice(0, 80)}`)
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return new Error('not a JSON object')
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return badMessage('not a JSON object')
   const msg = value as Record<string, unknown>
 
   if (msg.error_code !== undefined || msg.error_message !== undefined) {
@@ -57,11 +58,11 @@ export function parseSonioxMessage(text: string): SonioxMessage | Error {
     }
   }
   const rawTokens = msg.tokens ?? []
-  if (!Array.isArray(rawTokens)) return new Error('"tokens" is not an array')
+  if (!Array.isArray(rawTokens)) return badMessage('"tokens" is not an array')
   const tokens: SonioxToken[] = []
   for (const t of rawTokens) {
     if (typeof t !== 'object' || t === null || typeof (t as SonioxToken).text !== 'string') {
-      return new Error('a token has no text')
+      return badMessage('a token has no text')
     }
     tokens.push(t as SonioxToken)
   }
@@ -80,4 +81,8 @@ function numberOr(a: unknown, b: unknown): number | undefined {
   if (typeof a === 'number') return a
   if (typeof b === 'number') return b
   return undefined
+}
+
+function badMessage(what: string): AppError {
+  return new AppError('ERR_SONIOX_BAD_MESSAGE', `Soniox sent an unexpected message: ${what}`)
 }

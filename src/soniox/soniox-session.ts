@@ -345,8 +345,8 @@ export class SonioxSession {
       return
     }
     const parsed = parseSonioxMessage(data.toString())
-    if (parsed instanceof Error) {
-      this.fail(new AppError('ERR_SONIOX_BAD_MESSAGE', `Soniox sent an unexpected message: ${parsed.message}`))
+    if (parsed instanceof AppError) {
+      this.fail(parsed)
       return
     }
     if (parsed.kind === 'error') {

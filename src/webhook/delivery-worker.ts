@@ -23,14 +23,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { createLogger } from '../shared/logger.js'
-import { isAppError } from '../shared/errors.js'
+import { AppError, isAppError } from '../shared/errors.js'
 import { DeadLetterFile } from './dead-letter.js'
 import { DeliveryQueue, type WebhookMetrics } from './delivery-queue.js'
 import { Spool } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
 
 const port = parentPort
-if (port === null) throw new Error('delivery-worker.ts runs as a worker thread (see worker-sink.ts)')
+if (port === null) throw new AppError('ERR_WEBHOOK_WORKER', 'delivery-worker.ts runs as a worker thread (see worker-sink.ts)')
 const init = workerData as DeliveryWorkerInit
 const send = (message: FromWorker): void => port.postMessage(message)
 

@@ -218,7 +218,8 @@ export class WebhookTransport {
         // A pooled keep-alive connection the server closed while idle fails before any answer; that
         // says nothing about the receiver, so resend once on a new connection without counting an
         // attempt. At worst the receiver got the first copy too: the same id, which it deduplicates.
-        if (reusedSocket && !responseStarted && !isStaleSocketRetry && !isAppError(error)) {
+        const connectionLost = !isAppError(error) || error.code === 'ERR_WEBHOOK_NETWORK'
+        if (reusedSocket && !responseStarted && !isStaleSocketRetry && connectionLost) {
           settled = true
           retryAbort = this.attempt(id, body, true, resolve)
           return

@@ -20,6 +20,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { ResponseParser, type ResponseHead } from './http1-response.js'
+import { AppError } from '../shared/errors.js'
 
 export interface OriginOptions {
   /** Host name or IP address to connect to (an IPv6 address without brackets). */
@@ -95,7 +96,7 @@ export class Http1Pool {
       state: 'open',
     }
     if (this.closed) {
-      queueMicrotask(() => this.fail(exchange, new Error('the webhook connection pool is closed')))
+      queueMicrotask(() => this.fail(exchange, new AppError('ERR_WEBHOOK_NETWORK', 'the webhook connection pool is closed')))
     } else {
       this.waiting.push(exchange)
       this.dispatch()
@@ -108,7 +109,7 @@ export class Http1Pool {
     this.closed = true
     for (const connection of [...this.open]) connection.socket.destroy()
     this.idle.length = 0
-    for (const exchange of this.waiting.splice(0)) this.fail(exchange, new Error('the webhook connection pool is closed'))
+    for (const exchange of this.waiting.splice(0)) this.fail(exchange, new AppError('ERR_WEBHOOK_NETWORK', 'the webhook connection pool is closed'))
   }
 
   private dispatch(): void {
@@ -163,7 +164,7 @@ export class Http1Pool {
     socket.on('data', (chunk: Buffer) => this.onData(connection, chunk))
     socket.on('end', () => this.onServerEnd(connection))
     socket.on('error', (error) => this.onSocketGone(connection, error))
-    socket.on('close', () => this.onSocketGone(connection, new Error('the connection closed')))
+    socket.on('close', () => this.onSocketGone(connection, new AppError('ERR_WEBHOOK_NETWORK', 'the connection closed')))
     return connection
   }
 
@@ -179,7 +180,7 @@ export class Http1Pool {
     const inStep = parser.feed(chunk)
     // Bytes after the end of the response: the answer stands, the connection is out of step and goes.
     if (exchange.state !== 'open') this.complete(exchange, inStep && exchange.state === 'ended-reusable')
-    else if (!inStep) this.fail(exchange, parser.error ?? new Error('bad response'))
+    else if (!inStep) this.fail(exchange, parser.error ?? new AppError('ERR_WEBHOOK_PROTOCOL', 'bad response'))
   }
 
   private onServerEnd(connection: Connection): void {
@@ -189,7 +190,7 @@ export class Http1Pool {
       // A body delimited by the close ends here; anything else was cut short.
       parser.end()
       if (exchange.state !== 'open') this.complete(exchange, false)
-      else this.fail(exchange, parser.error ?? new Error('the connection closed'))
+      else this.fail(exchange, parser.error ?? new AppError('ERR_WEBHOOK_NETWORK', 'the connection closed'))
     }
     this.retire(connection)
     this.dispatch()

@@ -28,6 +28,7 @@
  * - Chunk data not followed by CRLF; 101; a head or trailer section over MAX_HEAD_BYTES.
  * Each is an HttpProtocolError, and the connection is never reused after one.
  */
+import { AppError } from '../shared/errors.js'
 
 /** Status line plus headers; a receiver sending more is broken. Node's own default is 16 KB. */
 export const MAX_HEAD_BYTES = 16 * 1024
@@ -158,7 +159,7 @@ export class ResponseParser {
     if (this.state === 'done' || this.state === 'failed') return this.state === 'done'
     this.state = 'failed'
     // Not a protocol error: the connection ended, which says nothing about what the receiver sent.
-    this.errorValue = new Error(this.started ? 'the connection closed in the middle of the response' : 'the connection closed before any response')
+    this.errorValue = new AppError('ERR_WEBHOOK_NETWORK', this.started ? 'the connection closed in the middle of the response' : 'the connection closed before any response')
     return false
   }
 

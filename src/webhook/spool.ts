@@ -167,7 +167,7 @@ export class Spool {
    * acknowledged, in file order (segments oldest first). Throws ERR_SPOOL_OPEN / ERR_SPOOL_LOCKED.
    */
   async open(): Promise<RecoveredEvent[]> {
-    if (this.state !== 'new') throw new Error('Spool.open() called twice')
+    if (this.state !== 'new') throw new AppError('ERR_SPOOL_OPEN', 'Spool.open() called twice')
     this.state = 'opening'
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 })
