@@ -4,8 +4,8 @@
  * prints a TimeoutOverflowWarning and fires after 1 ms, so a receiver's `Retry-After: 2500000`
  * (29 days, within a WEBHOOK_MAX_AGE of 30 d) became a retry every millisecond.
  *
- * longTimer(base) returns a setTimer/clearTimer pair of the same shape as the ones injected across
- * the code (tests pass fake ones as `base`):
+ * longTimer(base) returns a setTimer/clearTimer pair over a base pair (Node's own for systemClock in
+ * clock.ts, through setLongTimeout; tests pass fake ones as `base`):
  * - A delay up to MAX_TIMER_DELAY_MS goes to the base timer as it is: the same handle, no extra cost.
  * - A longer one arms the maximum and re-arms for the rest until the whole delay has passed: it
  *   fires once, never early (a base timer never fires early; lateness of the legs adds up, as it
@@ -67,17 +67,6 @@ export function longTimer<H>(base: TimerFunctions<H>): TimerFunctions<H | LongWa
     else base.clearTimer(handle)
   }
   return { setTimer, clearTimer }
-}
-
-/**
- * longTimer over injected timer functions (tests), or over Node's own where none are given: for
- * the classes that take optional `setTimer` / `clearTimer` options.
- */
-export function longTimerOr(injected: { setTimer?: ((callback: () => void, ms: number) => unknown) | undefined; clearTimer?: ((handle: unknown) => void) | undefined }): TimerFunctions<unknown> {
-  return longTimer<unknown>({
-    setTimer: injected.setTimer ?? ((callback, ms) => setTimeout(callback, ms)),
-    clearTimer: injected.clearTimer ?? ((handle) => clearTimeout(handle as ReturnType<typeof setTimeout>)),
-  })
 }
 
 /** A handle of setLongTimeout: a Node Timeout, or a LongWait over them; both can unref(). */

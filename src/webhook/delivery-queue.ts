@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import { createBackoff, type Backoff } from '../shared/backoff.js'
 import { AppError } from '../shared/errors.js'
-import { longTimerOr } from '../shared/long-timer.js'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import type { DeadLetterFile, DeadLetterReason } from './dead-letter.js'
 import { eventLogFields, type SerializedEvent } from '../events/serialize-event.js'
 import { WebhookTransport, type FailedPost, type PostOutcome } from './http-transport.js'
@@ -44,18 +44,16 @@ export interface DeliveryQueueOptions {
   spool: Spool
   /** Where rejected and expired events go. */
   deadLetters: DeadLetterFile
-  /** Wall clock in epoch milliseconds: signature timestamps, Retry-After dates, event age. Default Date. */
-  clock?: { now(): number } | undefined
+  /**
+   * Wall clock (epoch ms: signature timestamps, Retry-After dates, event age) and the timers for
+   * retry waits and the close deadline, so tests can run hours of backoff on a virtual clock. A wait
+   * can be longer than a Node timer holds (a Retry-After of weeks, within a WEBHOOK_MAX_AGE of up to
+   * 30 d): a Clock takes any delay (systemClock waits long ones out in legs). Request deadlines use
+   * real timers whatever is injected (they measure a real socket). Default systemClock.
+   */
+  clock?: Clock | undefined
   /** Uniform [0, 1) source for backoff jitter. Default Math.random. */
   random?: (() => number) | undefined
-  /**
-   * Timer functions for retry waits and the close deadline, so tests can run hours of backoff on a
-   * virtual clock. Request deadlines always use real timers (they measure a real socket).
-   * Default setTimeout/clearTimeout. Each delay is handed to them in legs of at most 2^31-1 ms
-   * (shared/long-timer.ts), so these need not take longer ones.
-   */
-  setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
-  clearTimer?: ((handle: unknown) => void) | undefined
   metrics?: WebhookMetrics | undefined
   /**
    * Called once for each event published to this sink when the publisher's copy is no longer
@@ -128,7 +126,7 @@ interface CallQueue {
   readonly callId: string
   readonly items: Delivery[]
   state: 'idle' | 'runnable' | 'sending' | 'waiting'
-  timer: unknown
+  timer: ClockTimer | undefined
   abort: (() => void) | undefined
 }
 
@@ -177,10 +175,8 @@ export class DeliveryQueue {
   private readonly concurrency: number
   private readonly backoffOptions: DeliveryQueueOptions['backoff']
   private readonly logger: Logger
-  private readonly clock: { now(): number }
+  private readonly clock: Clock
   private readonly random: () => number
-  private readonly setTimer: (callback: () => void, ms: number) => unknown
-  private readonly clearTimer: (handle: unknown) => void
   private readonly metrics: WebhookMetrics | undefined
   private readonly onEventSecured: (eventId: string) => void
 
@@ -196,11 +192,8 @@ export class DeliveryQueue {
     // Build one backoff now so bad backoff settings fail here rather than at the first retry.
     createBackoff(options.backoff)
 
-    this.clock = options.clock ?? Date
-    // A retry wait can be longer than a Node timer holds: a Retry-After of weeks, within a WEBHOOK_MAX_AGE of up to 30 d.
-    const timers = longTimerOr(options)
-    this.setTimer = timers.setTimer
-    this.clearTimer = timers.clearTimer
+    const clock = options.clock ?? systemClock
+    this.clock = clock
     this.transport = new WebhookTransport({
       url: options.url,
       secret: options.secret,
@@ -209,7 +202,8 @@ export class DeliveryQueue {
       ca: options.ca,
       maxSockets: concurrency,
       version: options.version,
-      clock: this.clock,
+      // The signature's time is this clock's; the deadline measures a real socket: real timers.
+      clock: { now: () => clock.now(), setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout },
     })
     this.spool = options.spool
     this.deadLetters = options.deadLetters
@@ -441,8 +435,8 @@ export class DeliveryQueue {
           'webhook attempt failed; retrying',
         )
         queue.state = 'waiting'
-        // Up to WEBHOOK_MAX_AGE (30 d), past the 24.8 days a Node timer holds: this.setTimer re-arms.
-        queue.timer = this.setTimer(() => {
+        // Up to WEBHOOK_MAX_AGE (30 d), past the 24.8 days a Node timer holds: the Clock takes it.
+        queue.timer = this.clock.setTimeout(() => {
           queue.timer = undefined
           queue.state = 'idle'
           this.counts.retried++
@@ -536,14 +530,14 @@ export class DeliveryQueue {
   }
 
   private async shutDown(timeoutMs: number): Promise<void> {
-    const startedAt = Date.now()
+    const startedAt = this.clock.now()
     this.beginClosing()
     // A recovery in progress must finish first: it holds the lock and is about to queue events.
     // (Still 'starting' afterwards means start() failed or was never called: nothing can be sent.)
     if (this.startPromise) await this.startPromise.catch(() => {})
     this.beginClosing()
 
-    const remainingMs = Math.max(0, timeoutMs - (Date.now() - startedAt))
+    const remainingMs = Math.max(0, timeoutMs - (this.clock.now() - startedAt))
     const drained = this.counts.pending === 0 || (this.state === 'closing' && (await this.idleWithin(remainingMs)))
 
     this.state = 'closed'
@@ -578,13 +572,13 @@ export class DeliveryQueue {
   /** Resolves true once nothing is pending, or false after `ms`. */
   private idleWithin(ms: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const deadline = this.setTimer(() => {
+      const deadline = this.clock.setTimeout(() => {
         this.onIdle = undefined
         resolve(false)
       }, ms)
       this.onIdle = () => {
         this.onIdle = undefined
-        this.clearTimer(deadline)
+        this.clock.clearTimeout(deadline)
         resolve(true)
       }
     })
@@ -595,7 +589,7 @@ export class DeliveryQueue {
     const left: Delivery[] = []
     for (const queue of this.queues.values()) {
       left.push(...queue.items)
-      if (queue.timer !== undefined) this.clearTimer(queue.timer)
+      this.clock.clearTimeout(queue.timer)
       queue.timer = undefined
       queue.abort?.()
     }

@@ -8,7 +8,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { urlToHttpOptions } from 'node:url'
 import { AppError, isAppError } from '../shared/errors.js'
-import { longTimerOr } from '../shared/long-timer.js'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import { pemCertificates, webhookHeaderProblem } from '../shared/validate.js'
 import { Http1Pool, type Exchange } from './http1-pool.js'
 import { HttpProtocolError } from './http1-response.js'
@@ -38,10 +38,11 @@ export interface WebhookTransportOptions {
   maxSockets?: number | undefined
   /** Sent as `user-agent: audiosocket-soniox/<version>`. Default '0'. */
   version?: string | undefined
-  /** Wall clock in epoch ms for the signature timestamp and Retry-After dates. Default Date. */
-  clock?: { now(): number } | undefined
-  setTimer?: ((callback: () => void, ms: number) => unknown) | undefined
-  clearTimer?: ((handle: unknown) => void) | undefined
+  /**
+   * Wall clock (epoch ms) for the signature timestamp and Retry-After dates; its timers for the
+   * request deadline (a setting, WEBHOOK_TIMEOUT_MS: a Clock takes any length). Default systemClock.
+   */
+  clock?: Clock | undefined
 }
 
 export type PostOutcome =
@@ -74,9 +75,7 @@ export class WebhookTransport {
   /** The request line and every header that is the same for all requests, rendered once. */
   private readonly headPrefix: string
   private readonly timeoutMs: number
-  private readonly clock: { now(): number }
-  private readonly setTimer: (callback: () => void, ms: number) => unknown
-  private readonly clearTimer: (handle: unknown) => void
+  private readonly clock: Clock
 
   constructor(options: WebhookTransportOptions) {
     let url: URL
@@ -95,11 +94,7 @@ export class WebhookTransport {
     this.url = url
     this.timeoutMs = options.timeoutMs
     this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
-    this.clock = options.clock ?? Date
-    // The deadline is a setting (WEBHOOK_TIMEOUT_MS): taken at any length.
-    const timers = longTimerOr(options)
-    this.setTimer = timers.setTimer
-    this.clearTimer = timers.clearTimer
+    this.clock = options.clock ?? systemClock
 
     // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
@@ -182,7 +177,7 @@ export class WebhookTransport {
       return () => {}
     }
     // The deadline covers the whole exchange, body included, so a stalled body cannot pin a connection.
-    let deadline: unknown
+    let deadline: ClockTimer | undefined
     const exchange: Exchange = this.pool.request(this.requestHead(id, body), body, {
       onHead: ({ status, headers, framing }) => {
         if (status >= 200 && status < 300) {
@@ -203,12 +198,12 @@ export class WebhookTransport {
         failure.kept += part.length
       },
       onEnd: () => {
-        this.clearTimer(deadline)
+        this.clock.clearTimeout(deadline)
         if (deliveredStatus !== undefined) settle({ kind: 'delivered', status: deliveredStatus })
         finishFailure()
       },
       onError: (error, { reusedSocket, responseStarted }) => {
-        this.clearTimer(deadline)
+        this.clock.clearTimeout(deadline)
         if (settled) return
         if (failure !== undefined) {
           // A body that stalled or broke after the status line: the status still decides.
@@ -238,7 +233,7 @@ export class WebhookTransport {
         settle({ kind: 'failed', retriable: true, err: new AppError('ERR_WEBHOOK_NETWORK', undefined, { cause: error }) })
       },
     }, { fresh: isStaleSocketRetry })
-    deadline = this.setTimer(() => {
+    deadline = this.clock.setTimeout(() => {
       exchange.cancel(new AppError('ERR_WEBHOOK_TIMEOUT', `no response within ${this.timeoutMs} ms`))
     }, this.timeoutMs)
 
@@ -247,7 +242,7 @@ export class WebhookTransport {
         retryAbort()
         return
       }
-      this.clearTimer(deadline)
+      this.clock.clearTimeout(deadline)
       settle({ kind: 'aborted' })
       exchange.cancel()
     }

@@ -16,6 +16,8 @@ import { serializeEvent } from '../../src/events/serialize-event.js'
 import { DeliveryQueue, type DeliveryQueueOptions } from '../../src/webhook/delivery-queue.js'
 import { parseRetryAfter } from '../../src/webhook/http-transport.js'
 import { fileSpoolIo, Spool, type SpoolIo } from '../../src/webhook/spool.js'
+import { systemClock, type Clock, type ClockTimer } from '../../src/shared/clock.js'
+import { longTimer, type LongWait } from '../../src/shared/long-timer.js'
 import { waitUntil } from '../support/wait.js'
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
 
@@ -40,33 +42,35 @@ function captureLogs() {
   }
 }
 
-/** Timers that remember what they were asked for and which are still pending. */
+/** The system clock, remembering the delays it was asked for and which timers are still pending. */
 function trackedTimers() {
-  const live = new Set<NodeJS.Timeout>()
+  const live = new Set<ClockTimer>()
   const requested: number[] = []
-  return {
-    live,
-    requested,
-    setTimer: (callback: () => void, ms: number): unknown => {
+  const clock: Clock = {
+    now: () => systemClock.now(),
+    setTimeout: (callback, ms) => {
       requested.push(ms)
-      const handle = setTimeout(() => {
+      const handle = systemClock.setTimeout(() => {
         live.delete(handle)
         callback()
       }, ms)
       live.add(handle)
       return handle
     },
-    clearTimer: (handle: unknown): void => {
-      live.delete(handle as NodeJS.Timeout)
-      clearTimeout(handle as NodeJS.Timeout)
+    clearTimeout: (handle) => {
+      if (handle !== undefined) live.delete(handle)
+      systemClock.clearTimeout(handle)
     },
   }
+  return { live, requested, clock }
 }
 
 /**
  * A virtual clock: a timer fires on the next turn of the event loop and moves `now` to its due time
  * (earliest first). Hours of backoff pass in milliseconds of real time, with exact delays to assert.
- * `likeNode`: a delay over 2^31-1 ms (or under 1) runs 1 ms, as Node's own timers do.
+ * `likeNode`: a delay over 2^31-1 ms (or under 1) runs 1 ms, as Node's own timers do; the Clock
+ * takes any delay over it through long-timer.ts, as systemClock does over Node's timers.
+ * `requested` lists the delays handed to the base timers.
  */
 function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z'), { likeNode = false } = {}) {
   let now = startMs
@@ -89,10 +93,8 @@ function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z'), { likeNode = 
     scheduled = true
     setImmediate(tick)
   }
-  return {
-    requested,
-    clock: { now: () => now },
-    setTimer: (callback: () => void, ms: number): unknown => {
+  const base = longTimer<number>({
+    setTimer: (callback, ms) => {
       requested.push(ms)
       const id = nextId++
       const delay = likeNode && !(ms >= 1 && ms <= 2 ** 31 - 1) ? 1 : ms
@@ -100,8 +102,17 @@ function virtualTime(startMs = Date.parse('2026-11-20T22:00:00Z'), { likeNode = 
       schedule()
       return id
     },
-    clearTimer: (handle: unknown): void => void pending.delete(handle as number),
+    clearTimer: (handle) => void pending.delete(handle),
+  })
+  // The queue only arms and clears its timers: the handles need not refresh() or unref().
+  const clock: Clock = {
+    now: () => now,
+    setTimeout: (callback, ms) => base.setTimer(callback, ms) as unknown as ClockTimer,
+    clearTimeout: (handle) => {
+      if (handle !== undefined) base.clearTimer(handle as unknown as number | LongWait<number>)
+    },
   }
+  return { requested, clock }
 }
 
 function event(callId: string, seq: number, type: EventType = 'transcript.final'): EventEnvelope {
@@ -278,13 +289,14 @@ t.test('500 then 200: retried, delivered once, same id, fresh signature timestam
   const secret = 'whsec_' + Buffer.from('retry-test-secret-32-bytes-long!').toString('base64')
   // Each reading of the clock is one second later, so two attempts must carry different timestamps.
   let nowMs = Date.now()
-  const clock = { now: () => (nowMs += 1000) }
+  const clock: Clock = { ...systemClock, now: () => (nowMs += 1000) }
   const logs = captureLogs()
   const r = await receiver(t, { secret, respond: (_req, attempt) => (attempt === 1 ? { status: 500 } : undefined) })
   const s = sink(t, { url: r.url, secret, clock, logger: logs.logger })
   const e = event('c1', 0)
   s.publish(e)
-  await s.close(2000)
+  // close() measures its deadline on the same clock: a minute of readings leaves it time to deliver.
+  await s.close(60_000)
 
   const [first, second] = r.requests
   t.same(
@@ -767,8 +779,6 @@ t.test('metrics: deliveries with their latency from publication, failed attempts
     url: r.url,
     logger: logs.logger,
     clock: time.clock,
-    setTimer: time.setTimer,
-    clearTimer: time.clearTimer,
     metrics: {
       delivered: (type, latencyMs) => {
         seen.push(`delivered:${type}`)

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { WebhookTransport } from '../../src/webhook/http-transport.js'
 import { rawHttpServer } from '../support/raw-http-server.js'
+import { FakeTimers } from '../support/fake-timers.js'
 
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'
 
@@ -72,9 +73,9 @@ t.test('an answer that is not HTTP/1.1 is a retriable protocol error naming it',
 })
 
 t.test('a non-HTTP answer fails at its first byte, not at the request deadline', async (t) => {
-  // No line end ever comes and the connection stays open; the deadline is a timer that never fires.
+  // No line end ever comes and the connection stays open; the deadline is a fake timer, never advanced.
   const server = await rawHttpServer(t, (req) => req.socket.write('\x15\x03\x03\x00\x02\x02\x32'))
-  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000, setTimer: () => undefined, clearTimer: () => {} })
+  const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/`, timeoutMs: 2000, clock: new FakeTimers() })
   t.teardown(() => transport.close())
   const outcome = await transport.post('evt_a', '{}').done
   t.match(outcome, { kind: 'failed', retriable: true, err: { code: 'ERR_WEBHOOK_PROTOCOL', cause: { message: /not an HTTP\/1\.x status line: "\\u0015/ } } })
