@@ -18,7 +18,10 @@ export interface ClockTimer {
 }
 
 export interface Clock {
-  /** Milliseconds since the epoch (a wall clock: it may step). */
+  /**
+   * Milliseconds: systemClock's since the epoch (a wall clock: it may step); monotonicClock's from
+   * an arbitrary origin, never stepping (for intervals only).
+   */
   now(): number
   setTimeout(callback: () => void, ms: number): ClockTimer
   /** Cancels a timer; undefined, or one that has run, is ignored. */
@@ -61,6 +64,13 @@ export const systemClock: Clock = {
     // Every other timer of systemClock is a Node Timeout.
     else if (timer !== undefined) clearTimeout(timer as NodeJS.Timeout)
   },
+}
+
+/** systemClock's timers, with a clock that never steps (performance.now()): for pacing, as the replay's. */
+export const monotonicClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: systemClock.setTimeout,
+  clearTimeout: systemClock.clearTimeout,
 }
 
 /** `clock` with every timer callback inside `guard` (a call's fault boundary). */

@@ -1,6 +1,6 @@
 export { walkFrames, type FrameWalk, type WalkedFrame } from './walk-frames.js'
 export { CaptureServer, type CapturedConnection, type CaptureServerLogger, type CaptureServerOptions } from './capture-server.js'
-export { Scheduler, systemClock, type ReplayClock } from './replay/scheduler.js'
+export { Scheduler } from './replay/scheduler.js'
 export { planReplay, type ReplayPlan, type ReplayStep } from './replay/replay-plan.js'
 export {
   replayCall,

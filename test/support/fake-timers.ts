@@ -1,7 +1,8 @@
 /**
  * The fake Clock (src/shared/clock.ts): hand-driven time for every class that takes one
- * (CallSession, SilenceKeeper, SonioxSession, ResilientTranscriber); `setTimer` / `clearTimer`
- * serve as the base of long-timer.ts's tests. Time moves only when the test says so.
+ * (CallSession, SilenceKeeper, SonioxSession, ResilientTranscriber, the webhook transport, the
+ * replay's Scheduler); `setTimer` / `clearTimer` serve as the base of long-timer.ts's tests. Time
+ * moves only when the test says so; `nextTimer()` waits for code under test to arm a timer.
  *
  *   advance(ms)      punctual machine: every timer due within `ms` runs at its own due time
  *   runNext(lateBy)  runs the earliest timer `lateBy` ms after it was due (a late wake-up)
@@ -36,6 +37,7 @@ export class FakeTimers implements Clock {
   #nextId = 1
   #pending: Pending[] = []
   readonly #cleared = new WeakSet<object>()
+  #waiters: Array<() => void> = []
   /** Every arming, in order: setTimer calls and refresh() of a handle (`refresh: true`). */
   readonly calls: FakeTimerCall[] = []
   /** How many clearTimer calls found a pending timer to cancel. */
@@ -62,7 +64,13 @@ export class FakeTimers implements Clock {
     }
     const timeout = handle as unknown as NodeJS.Timeout
     this.#arm(fn, ms, timeout, false)
+    for (const wake of this.#waiters.splice(0)) wake()
     return timeout
+  }
+
+  /** Resolves the next time a new timer is set (not a refresh()). */
+  nextTimer(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve))
   }
 
   #arm(fn: () => void, ms: number, handle: NodeJS.Timeout, refresh: boolean): void {

@@ -16,7 +16,8 @@ import { FrameParser, Kind, uuidToBytes } from '../../audiosocket/index.js'
 import { AppError, isErrnoException } from '../../shared/errors.js'
 import { hexKind } from '../kind-names.js'
 import { withUuid, type ReplayPlan, type ReplayStep } from './replay-plan.js'
-import { Scheduler, type ReplayClock } from './scheduler.js'
+import type { Clock, ClockTimer } from '../../shared/clock.js'
+import { Scheduler } from './scheduler.js'
 
 // ---------------------------------------------------------------------------------------------
 // One call
@@ -93,7 +94,7 @@ class CallReplay {
   readonly #options: CallReplayOptions
   readonly #resolve: (result: CallReplayResult) => void
   readonly #scheduler: Scheduler
-  readonly #clock: ReplayClock
+  readonly #clock: Clock
   readonly #speed: number
   readonly #uuidBytes: Buffer | undefined
   readonly #uuid: string | undefined
@@ -107,8 +108,8 @@ class CallReplay {
   #latenessSum = 0
   #latenessMax = 0
   #cancelTask: (() => void) | undefined
-  #connectTimer: unknown
-  #lingerTimer: unknown
+  #connectTimer: ClockTimer | undefined
+  #lingerTimer: ClockTimer | undefined
   #ending: 'fin' | 'reset' | 'none' = 'none'
   #failure: string | undefined
   readonly #notes: string[] = []
@@ -141,7 +142,7 @@ class CallReplay {
     const socket = net.connect({ host: this.#options.host, port: this.#options.port, allowHalfOpen: true, noDelay: true })
     this.#socket = socket
     const timeoutMs = this.#options.connectTimeoutMs ?? 2000
-    this.#connectTimer = this.#clock.setTimer(() => {
+    this.#connectTimer = this.#clock.setTimeout(() => {
       if (this.#state === 'connecting') socket.destroy(new AppError('ERR_REPLAY_CONNECT', `no connection within ${timeoutMs} ms`))
     }, timeoutMs)
     socket.once('connect', () => this.#onConnect())
@@ -156,7 +157,7 @@ class CallReplay {
   }
 
   #onConnect(): void {
-    this.#clock.clearTimer(this.#connectTimer)
+    this.#clock.clearTimeout(this.#connectTimer)
     this.#state = 'sending'
     this.#connectedAtMs = this.#clock.now()
     if (Number.isFinite(this.#speed)) this.#schedule()
@@ -220,7 +221,7 @@ class CallReplay {
     }
     this.#socket.end()
     const lingerMs = this.#options.lingerMs ?? 10000
-    this.#lingerTimer = this.#clock.setTimer(() => {
+    this.#lingerTimer = this.#clock.setTimeout(() => {
       this.#notes.push(`the server had not closed the connection ${lingerMs} ms after ours ended`)
       this.#socket.destroy()
     }, lingerMs)
@@ -275,8 +276,8 @@ class CallReplay {
     const wasConnecting = this.#state === 'connecting'
     this.#state = 'closed'
     this.#cancelTask?.()
-    this.#clock.clearTimer(this.#connectTimer)
-    this.#clock.clearTimer(this.#lingerTimer)
+    this.#clock.clearTimeout(this.#connectTimer)
+    this.#clock.clearTimeout(this.#lingerTimer)
     if (wasConnecting) this.#failure ??= `cannot connect to ${this.#options.host}:${this.#options.port}`
     const complete = !this.#plan.steps.slice(this.#next).some((step) => step.type === 'data')
     // Cut short: the server ended the call where the recorded server did not, either before our

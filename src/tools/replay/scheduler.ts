@@ -2,23 +2,10 @@
  * The replay's pacing: every write is due at an absolute time on one monotonic clock, so timer
  * lateness never accumulates (drift-corrected). All calls share one Scheduler, which keeps one
  * timer for the earliest due task whatever the number of calls. The clock is injectable, so tests
- * drive pacing without waiting on wall time.
+ * drive pacing without waiting on wall time; by default monotonicClock, whose timers take delays of
+ * any length (the capture's timing over --speed, command-line options).
  */
-import { clearLongTimeout, setLongTimeout, type LongTimeout } from '../../shared/long-timer.js'
-
-export interface ReplayClock {
-  /** Monotonic milliseconds. */
-  now(): number
-  setTimer(callback: () => void, delayMs: number): unknown
-  clearTimer(handle: unknown): void
-}
-
-/** Delays come from the capture's timing over --speed and from command-line options: any length. */
-export const systemClock: ReplayClock = {
-  now: () => performance.now(),
-  setTimer: (callback, delayMs) => setLongTimeout(callback, delayMs),
-  clearTimer: (handle) => clearLongTimeout(handle as LongTimeout),
-}
+import { monotonicClock, type Clock, type ClockTimer } from '../../shared/clock.js'
 
 interface ScheduledTask {
   due: number
@@ -33,14 +20,14 @@ interface ScheduledTask {
  * for a sub-millisecond wait would only make that write later.
  */
 export class Scheduler {
-  readonly clock: ReplayClock
+  readonly clock: Clock
   readonly #earlyMs: number
   readonly #heap: ScheduledTask[] = []
   #seq = 0
-  #timer: unknown
+  #timer: ClockTimer | undefined
   #timerDue = Infinity
 
-  constructor(clock: ReplayClock = systemClock, options: { earlyMs?: number } = {}) {
+  constructor(clock: Clock = monotonicClock, options: { earlyMs?: number } = {}) {
     this.clock = clock
     this.#earlyMs = options.earlyMs ?? 0.5
   }
@@ -79,15 +66,15 @@ export class Scheduler {
     while (this.#heap.length > 0 && (this.#heap[0] as ScheduledTask).cancelled) this.#pop()
     const next = this.#heap[0]
     if (next === undefined) {
-      if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
+      this.clock.clearTimeout(this.#timer)
       this.#timer = undefined
       this.#timerDue = Infinity
       return
     }
     if (this.#timer !== undefined && this.#timerDue <= next.due) return
-    if (this.#timer !== undefined) this.clock.clearTimer(this.#timer)
+    this.clock.clearTimeout(this.#timer)
     this.#timerDue = next.due
-    this.#timer = this.clock.setTimer(this.#fire, Math.max(0, next.due - this.clock.now()))
+    this.#timer = this.clock.setTimeout(this.#fire, Math.max(0, next.due - this.clock.now()))
   }
 
   #less(a: ScheduledTask, b: ScheduledTask): boolean {

@@ -2,7 +2,7 @@
  * src/tools/replay/: writes go out at their recorded times on the injected clock (divided by
  * the speed), drift-corrected; the bytes are the recorded ones with only the UUID changed; the
  * call ends as the capture did; a server that ends the call is handled as Asterisk would and
- * reported; the runner keeps to its concurrency. Real TCP throughout; time is a FakeClock where
+ * reported; the runner keeps to its concurrency. Real TCP throughout; time is a FakeTimers clock where
  * pacing is the point.
  */
 import t from 'tap'
@@ -10,7 +10,7 @@ import { planReplay, replayCall, runReplays, Scheduler, type CallReplayResult } 
 import { uuidToString } from '../../../src/audiosocket/index.js'
 import { captureOf } from '../../support/capture-builders.js'
 import { loadFixtureCapture } from '../../support/capture-fixtures.js'
-import { FakeClock } from '../../support/fake-clock.js'
+import { FakeTimers } from '../../support/fake-timers.js'
 import { frames } from '../../support/frames.js'
 import { startTcpSink } from '../../support/tcp-sink.js'
 
@@ -36,7 +36,7 @@ const inboundBytes = (capture: ReturnType<typeof shortCall>): Buffer =>
 t.test('paced: each write at connect + its recorded offset on the injected clock, then FIN at its time', async (t) => {
   const sink = await startTcpSink()
   t.teardown(() => sink.close())
-  const clock = new FakeClock()
+  const clock = new FakeTimers()
   const sends: Array<{ dueMs: number; atMs: number; bytes: number }> = []
   const capture = shortCall()
   const armed = clock.nextTimer().then(() => clock.nextTimer()) // the connect timeout, then the first write
@@ -63,7 +63,7 @@ t.test('paced: each write at connect + its recorded offset on the injected clock
 t.test('drift-corrected: a late wake-up catches up, and later writes keep their own times', async (t) => {
   const sink = await startTcpSink()
   t.teardown(() => sink.close())
-  const clock = new FakeClock()
+  const clock = new FakeTimers()
   const sends: Array<{ dueMs: number; atMs: number }> = []
   const armed = clock.nextTimer().then(() => clock.nextTimer())
   const done = replayCall(planReplay(shortCall(), 'short'), { host: '127.0.0.1', port: sink.port, scheduler: new Scheduler(clock, { earlyMs: 0 }), onSend: (s) => sends.push(s) })
@@ -86,7 +86,7 @@ t.test('drift-corrected: a late wake-up catches up, and later writes keep their 
 t.test('speed: times are divided by it; max sends everything at once', async (t) => {
   const sink = await startTcpSink()
   t.teardown(() => sink.close())
-  const clock = new FakeClock()
+  const clock = new FakeTimers()
   const sends: number[] = []
   const armed = clock.nextTimer().then(() => clock.nextTimer())
   const fast = replayCall(planReplay(shortCall(), 'short'), { host: '127.0.0.1', port: sink.port, speed: 10, scheduler: new Scheduler(clock, { earlyMs: 0 }), onSend: (s) => sends.push(s.dueMs) })
@@ -97,7 +97,7 @@ t.test('speed: times are divided by it; max sends everything at once', async (t)
   t.same(sends.map((d) => after(start, d)), [0.1, 0.12, 2, 4, 6, 8], 'at a tenth of the recorded times')
   t.equal((await fast).ok, true)
 
-  const asFast = await replayCall(planReplay(shortCall(), 'short'), { host: '127.0.0.1', port: sink.port, speed: Infinity, scheduler: new Scheduler(new FakeClock()) })
+  const asFast = await replayCall(planReplay(shortCall(), 'short'), { host: '127.0.0.1', port: sink.port, speed: Infinity, scheduler: new Scheduler(new FakeTimers()) })
   t.match(asFast, { ok: true, completed: true, writes: 6, ending: 'fin' }, 'speed Infinity needs no clock at all')
   t.ok(sink.connections[1]!.received().subarray(19).equals(inboundBytes(shortCall()).subarray(19)))
 })
@@ -151,7 +151,7 @@ t.test('a reset in the capture is replayed as a reset; a refused connection is a
   const capture = captureOf((c) => c.at(1).in(frames.uuid(ID)).at(20).audio(0x10, 2).resetIn())
   // Paced, and the data read before the reset comes: Linux reports a reset that finds unread data
   // in the receive queue as a plain EOF, which would hide what the replay did.
-  const clock = new FakeClock()
+  const clock = new FakeTimers()
   const armed = clock.nextTimer().then(() => clock.nextTimer())
   const done = replayCall(planReplay(capture, 'reset'), { host: '127.0.0.1', port: sink.port, scheduler: new Scheduler(clock) })
   const connection = await sink.nextConnection()
