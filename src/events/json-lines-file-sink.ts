@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import type { Logger } from 'pino'
 import { AppError } from '../shared/errors.js'
-import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
+import { systemClock, type Clock } from '../shared/clock.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { JsonLinesSink } from './json-lines-sink.js'
 
@@ -12,6 +12,8 @@ export interface JsonLinesFileSinkOptions {
   /** The file (EVENTS_FILE): created if missing, always appended to, never truncated. */
   path: string
   logger: Logger
+  /** Close deadlines (settings: any length) and the time they are measured on. Default systemClock. */
+  clock?: Clock
 }
 
 /**
@@ -30,11 +32,13 @@ export class JsonLinesFileSink implements EventSink {
   private readonly opened: Promise<void>
   private closePromise: Promise<void> | undefined
   private reopening: Promise<void> | undefined
+  private readonly clock: Clock
 
   constructor(private readonly options: JsonLinesFileSinkOptions) {
+    this.clock = options.clock ?? systemClock
     ;({ stream: this.stream, opened: this.opened } = this.open())
     // Lines published before the file is open wait in the stream; a failed open is logged by the lines sink.
-    this.lines = new JsonLinesSink({ stream: this.stream, logger: options.logger })
+    this.lines = new JsonLinesSink({ stream: this.stream, logger: options.logger, clock: this.clock })
     // A failed open is reported by start(); without this the rejection would be unhandled when nobody calls it.
     this.opened.catch(() => {})
   }
@@ -64,11 +68,11 @@ export class JsonLinesFileSink implements EventSink {
   /** Flushes every line written so far (bounded by timeoutMs) and closes the file. Idempotent. */
   close(timeoutMs: number): Promise<void> {
     this.closePromise ??= (async () => {
-      const startedAt = Date.now()
+      const startedAt = this.clock.now()
       // A reopen in flight settles first: its new file is then the one closed here. It may still be
       // flushing the rotated file (bounded by ROTATED_FILE_CLOSE_MS), which must not stretch this bound.
-      if (this.reopening !== undefined) await settledWithin(this.reopening, timeoutMs)
-      await this.closeFile(this.lines, this.stream, Math.max(0, timeoutMs - (Date.now() - startedAt)))
+      if (this.reopening !== undefined) await settledWithin(this.clock, this.reopening, timeoutMs)
+      await this.closeFile(this.lines, this.stream, Math.max(0, timeoutMs - (this.clock.now() - startedAt)))
     })()
     return this.closePromise
   }
@@ -94,7 +98,7 @@ export class JsonLinesFileSink implements EventSink {
       next.stream.destroy()
       return
     }
-    const lines = new JsonLinesSink({ stream: next.stream, logger: this.options.logger })
+    const lines = new JsonLinesSink({ stream: next.stream, logger: this.options.logger, clock: this.clock })
     if (this.closePromise !== undefined) {
       // close() began meanwhile; it flushes the current file, the new one is not needed.
       await this.closeFile(lines, next.stream, ROTATED_FILE_CLOSE_MS)
@@ -108,19 +112,19 @@ export class JsonLinesFileSink implements EventSink {
   }
 
   private async closeFile(lines: JsonLinesSink, stream: fs.WriteStream, timeoutMs: number): Promise<void> {
-    const startedAt = Date.now()
+    const startedAt = this.clock.now()
     await lines.close(timeoutMs)
     if (stream.destroyed) return
-    const remaining = Math.max(0, timeoutMs - (Date.now() - startedAt))
+    const remaining = Math.max(0, timeoutMs - (this.clock.now() - startedAt))
     await new Promise<void>((resolve) => {
       // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
-      const timer = setLongTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.options.logger.error({ file: this.options.path, timeoutMs }, 'EVENTS_FILE did not close in time')
         stream.destroy()
         resolve()
       }, remaining)
       stream.end(() => {
-        clearLongTimeout(timer)
+        this.clock.clearTimeout(timer)
         resolve()
       })
     })
@@ -128,11 +132,11 @@ export class JsonLinesFileSink implements EventSink {
 }
 
 /** Waits for `promise` to settle, but no longer than `ms`. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+function settledWithin(clock: Clock, promise: Promise<unknown>, ms: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const timer = setLongTimeout(resolve, ms)
+    const timer = clock.setTimeout(resolve, ms)
     const done = (): void => {
-      clearLongTimeout(timer)
+      clock.clearTimeout(timer)
       resolve()
     }
     promise.then(done, done)

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream'
 import type { Logger } from 'pino'
-import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
+import { systemClock, type Clock } from '../shared/clock.js'
 import type { EventEnvelope, EventSink } from './envelope.js'
 import { envelopeLogFields, serializeEvent } from './serialize-event.js'
 import { AppError } from '../shared/errors.js'
@@ -10,6 +10,8 @@ export interface JsonLinesSinkOptions {
   stream?: Writable
   /** Told once if the stream fails; without it, failures are silent (events are dropped). */
   logger?: Logger
+  /** The close deadline's timer (any length: systemClock takes it). Default systemClock. */
+  clock?: Clock
 }
 
 /** `open` writes; `failed` drops because the stream errored; `closed` drops because close() was called. */
@@ -25,6 +27,7 @@ export class JsonLinesSink implements EventSink {
   private state: JsonLinesSinkState = 'open'
   private readonly stream: Writable
   private readonly logger: Logger | undefined
+  private readonly clock: Clock
   /** Lines handed to the stream whose write callback has not run yet. */
   private unflushed = 0
   private onFlushed: (() => void) | undefined
@@ -35,6 +38,7 @@ export class JsonLinesSink implements EventSink {
   constructor(options: JsonLinesSinkOptions = {}) {
     this.stream = options.stream ?? process.stdout
     this.logger = options.logger
+    this.clock = options.clock ?? systemClock
     // Without a listener an 'error' on the stream would be an uncaught exception. The listener stays
     // after close(): a failed write reports through its callback first and the 'error' event after,
     // so there is no moment at which removing it is safe, and it only ever logs once.
@@ -74,14 +78,14 @@ export class JsonLinesSink implements EventSink {
         return
       }
       // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
-      const timer = setLongTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.onFlushed = undefined
         this.logger?.error({ unflushedLines: this.unflushed, timeoutMs }, 'event output did not drain before close')
         resolve()
       }, timeoutMs)
       this.onFlushed = () => {
         this.onFlushed = undefined
-        clearLongTimeout(timer)
+        this.clock.clearTimeout(timer)
         resolve()
       }
     })

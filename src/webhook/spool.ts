@@ -24,6 +24,7 @@ import fs from 'node:fs'
 import { mkdir, readFile, readdir, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import type { Logger } from 'pino'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { eventRecord, HEADER, NEWLINE, parseSegment, SEGMENT_NAME, segmentFileName, SPOOL_FORMAT_VERSION, type SpooledEventRecord, ackRecord } from './spool-format.js'
 import { acquireSpoolLock, type SpoolLockOptions } from './spool-lock.js'
@@ -59,8 +60,10 @@ export interface SpoolOptions {
   segmentBytes?: number
   /** Default fileSpoolIo; tests inject failing writes. */
   io?: SpoolIo
-  /** The directory lock's clock, identity and refresh timer; tests inject them. Its log goes to `logger`. */
-  lock?: Omit<SpoolLockOptions, 'log'>
+  /** The directory lock's identity and refresh timer; tests inject them. Its log goes to `logger`, its time is `clock`'s. */
+  lock?: Omit<SpoolLockOptions, 'log' | 'now'>
+  /** The ack flush timer and the lock's wall clock (lock ages, refresh times). Default systemClock. */
+  clock?: Clock
 }
 
 /** Where an event was written; handed back to ack(). Opaque to callers. */
@@ -126,13 +129,14 @@ type SpoolState = 'new' | 'opening' | 'open' | 'closed'
 
 export class Spool {
   private state: SpoolState = 'new'
-  private ackFlushTimer: NodeJS.Timeout | undefined
+  private ackFlushTimer: ClockTimer | undefined
   private readonly dir: string
   private readonly maxBytes: number
   private readonly segmentBytes: number
   private readonly logger: Logger
   private readonly io: SpoolIo
-  private readonly lockOptions: Omit<SpoolLockOptions, 'log'>
+  private readonly lockOptions: Omit<SpoolLockOptions, 'log' | 'now'>
+  private readonly clock: Clock
   private readonly segments = new Set<Segment>()
   private active: Segment | undefined
   private nextNumber = 1
@@ -156,6 +160,7 @@ export class Spool {
     this.logger = options.logger
     this.io = options.io ?? fileSpoolIo
     this.lockOptions = options.lock ?? {}
+    this.clock = options.clock ?? systemClock
   }
 
   get directory(): string {
@@ -176,6 +181,7 @@ export class Spool {
     }
     this.releaseLock = await acquireSpoolLock(this.dir, {
       ...this.lockOptions,
+      now: () => this.clock.now(),
       log: (level, message) => this.logger[level]({ dir: this.dir }, message),
     })
 
@@ -307,7 +313,7 @@ export class Spool {
     const line = ackRecord(id)
     this.account(ref, line.length)
     ref.deferredAcks.push(line)
-    this.ackFlushTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS)
+    this.ackFlushTimer ??= this.clock.setTimeout(() => this.flushAcks(), ACK_FLUSH_MS)
   }
 
   stats(): SpoolStats {
@@ -320,7 +326,7 @@ export class Spool {
   async close(): Promise<void> {
     if (this.state === 'closed') return
     const wasOpen = this.state === 'open'
-    if (this.ackFlushTimer !== undefined) clearTimeout(this.ackFlushTimer)
+    this.clock.clearTimeout(this.ackFlushTimer)
     this.flushAcks()
     for (const segment of this.segments) this.closeFile(segment)
     this.state = 'closed'

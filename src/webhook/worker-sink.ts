@@ -12,7 +12,7 @@
 import { Worker } from 'node:worker_threads'
 import pino, { type DestinationStream, type Logger } from 'pino'
 import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
-import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import type { EventEnvelope, EventSink } from '../events/envelope.js'
 import { envelopeLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
 import type { WebhookMetrics, WebhookSinkStats } from './delivery-queue.js'
@@ -28,6 +28,11 @@ export interface WebhookWorkerSinkOptions {
   restartDelayMs?: number | undefined
   /** The worker's entry module. Default delivery-worker.js next to this file. */
   workerUrl?: URL | undefined
+  /**
+   * Publication times (epoch ms), the restart pause and the close deadline (a setting: any length).
+   * Default systemClock. The worker's own DeliveryQueue keeps systemClock: a Clock cannot cross threads.
+   */
+  clock?: Clock | undefined
 }
 
 /**
@@ -59,12 +64,13 @@ export class WebhookWorkerSink implements EventSink {
   /** The latest spawn (the first, or a replacement), until its worker has started or failed. */
   private spawning: Promise<void> | undefined
   private closePromise: Promise<void> | undefined
-  private restartTimer: NodeJS.Timeout | undefined
+  private restartTimer: ClockTimer | undefined
   private readonly logDestination: DestinationStream
   private readonly logger: Logger
   private readonly metrics: WebhookMetrics | undefined
   private readonly restartDelayMs: number
   private readonly workerUrl: URL
+  private readonly clock: Clock
 
   constructor(private readonly options: WebhookWorkerSinkOptions) {
     this.logger = options.logger
@@ -73,6 +79,7 @@ export class WebhookWorkerSink implements EventSink {
     }
     this.metrics = options.metrics
     this.restartDelayMs = options.restartDelayMs ?? 1000
+    this.clock = options.clock ?? systemClock
     this.workerUrl = options.workerUrl ?? new URL('./delivery-worker.js', import.meta.url)
   }
 
@@ -97,7 +104,7 @@ export class WebhookWorkerSink implements EventSink {
       this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
       return
     }
-    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: Date.now() }
+    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: this.clock.now() }
     this.unsecured.set(event.id, entry)
     // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
     this.worker?.postMessage(entry)
@@ -203,7 +210,7 @@ export class WebhookWorkerSink implements EventSink {
       { err, unsecured: this.unsecured.size, restartInMs: this.restartDelayMs },
       'webhook delivery worker stopped; a new one takes over the spool and the events not yet spooled',
     )
-    this.restartTimer = setTimeout(() => {
+    this.restartTimer = this.clock.setTimeout(() => {
       this.restartTimer = undefined
       if (this.state === 'closing' || this.state === 'closed') return
       // One that cannot even start (spool unreadable?) is retried the same way; events wait here.
@@ -226,7 +233,7 @@ export class WebhookWorkerSink implements EventSink {
 
   private async shutDown(timeoutMs: number): Promise<void> {
     this.state = 'closing'
-    if (this.restartTimer !== undefined) clearTimeout(this.restartTimer)
+    this.clock.clearTimeout(this.restartTimer)
     // A worker on its way up (the first, or a replacement) is let finish starting, then closed.
     await this.spawning?.catch(() => {})
     const worker = this.worker
@@ -234,12 +241,12 @@ export class WebhookWorkerSink implements EventSink {
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
       worker.postMessage({ type: 'close', timeoutMs } satisfies ToWorker)
       // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
-      const deadline = setLongTimeout(() => {
+      const deadline = this.clock.setTimeout(() => {
         this.logger.error({ timeoutMs }, 'webhook delivery worker did not finish closing; stopping it')
         void worker.terminate()
       }, timeoutMs + CLOSE_GRACE_MS)
       await gone
-      clearLongTimeout(deadline)
+      this.clock.clearTimeout(deadline)
     }
     this.state = 'closed'
     if (this.unsecured.size > 0) {
