@@ -16,7 +16,7 @@ import { FrameParser, UUID_PAYLOAD_LENGTH } from '../audiosocket/index.js'
 import type { Endpoint } from '../capture/format.js'
 import { CaptureRecorder, endpoint, type CaptureFileOps, type RecorderLogger } from '../capture/recorder.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
-import { clearLongTimeout, setLongTimeout } from '../shared/long-timer.js'
+import { monotonicClock, type Clock } from '../shared/clock.js'
 
 /** What the capture tool logs through (pino's Logger fits). */
 export interface CaptureServerLogger extends RecorderLogger {
@@ -38,6 +38,8 @@ export interface CaptureServerOptions {
   onCapture?: (call: CapturedConnection) => void
   /** Bound on connecting to the upstream server, like Asterisk's own 2 s. Default 2000 ms. */
   upstreamConnectTimeoutMs?: number
+  /** Connection durations and the upstream connect timeout (an option: any length). Default monotonicClock. */
+  clock?: Clock
   fileOps?: Partial<CaptureFileOps>
 }
 
@@ -85,10 +87,12 @@ function resetOrDestroy(socket: net.Socket): void {
 export class CaptureServer {
   readonly #server: net.Server
   readonly #options: CaptureServerOptions
+  readonly #clock: Clock
   readonly #connections = new Set<{ abort(): void; done: Promise<void> }>()
 
   constructor(options: CaptureServerOptions) {
     this.#options = options
+    this.#clock = options.clock ?? monotonicClock
     // allowHalfOpen: in tee mode each direction's FIN is forwarded on its own; in listen mode
     // the connection is ended explicitly when Asterisk ends it.
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onConnection(socket))
@@ -123,7 +127,7 @@ export class CaptureServer {
 
   #onConnection(client: net.Socket): void {
     const { upstream, logger } = this.#options
-    const started = performance.now()
+    const started = this.#clock.now()
     const recorder = new CaptureRecorder({
       dir: this.#options.dir,
       logger,
@@ -155,7 +159,7 @@ export class CaptureServer {
           asterisk: endpoint(client.remoteAddress, client.remotePort),
           bytesIn: recorder.bytes.in,
           bytesOut: recorder.bytes.out,
-          durationMs: performance.now() - started,
+          durationMs: this.#clock.now() - started,
           ...(upstreamError !== undefined ? { upstreamError } : {}),
         }
         logger.info({ captureFile: path, callId: recorder.uuid, bytesIn: call.bytesIn, bytesOut: call.bytesOut }, 'connection captured')
@@ -191,12 +195,12 @@ export class CaptureServer {
     track(server)
     let connected = false
     // A command-line option: taken at any length.
-    const connectTimer = setLongTimeout(() => {
+    const connectTimer = this.#clock.setTimeout(() => {
       server.destroy(new AppError('ERR_CAPTURE_UPSTREAM', `no connection within ${this.#options.upstreamConnectTimeoutMs ?? 2000} ms`))
     }, this.#options.upstreamConnectTimeoutMs ?? 2000)
     server.once('connect', () => {
       connected = true
-      clearLongTimeout(connectTimer)
+      this.#clock.clearTimeout(connectTimer)
     })
 
     // Bytes Asterisk sends before the upstream connection is up are queued by write(), in order.
@@ -226,7 +230,7 @@ export class CaptureServer {
       }
     })
     server.on('error', (err) => {
-      clearLongTimeout(connectTimer)
+      this.#clock.clearTimeout(connectTimer)
       if (!connected) {
         upstreamError = `cannot connect to ${upstream.host}:${upstream.port}: ${err.message}`
         logger.error({ err, upstream: `${upstream.host}:${upstream.port}` }, 'capture proxy cannot reach the upstream server; closing the Asterisk connection')
@@ -245,7 +249,7 @@ export class CaptureServer {
       if (!server.destroyed && server.writableEnded && server.readableEnded) server.destroy()
     })
     server.on('close', () => {
-      clearLongTimeout(connectTimer)
+      this.#clock.clearTimeout(connectTimer)
       if (!client.destroyed && client.writableEnded && client.readableEnded) client.destroy()
     })
   }
