@@ -27,6 +27,11 @@ export const ErrorCodes = {
   ERR_SONIOX_BACKPRESSURE: 'the WebSocket send buffer towards Soniox passed its bound (a stalled link)',
   ERR_SONIOX_UNRESPONSIVE: 'Soniox did not answer a WebSocket ping in time (a half-open connection)',
   ERR_SONIOX_GAVE_UP: 'every reconnection attempt to Soniox failed within the allowed attempts and time',
+  // Asterisk REST Interface (ARI_URL): REST requests and the events WebSocket
+  ERR_ARI_REQUEST: "ARI answered a request with an error status (kept with Asterisk's message)",
+  ERR_ARI_UNREACHABLE: "ARI (Asterisk's HTTP server at ARI_URL) refused the connection or did not answer in time",
+  ERR_ARI_BAD_RESPONSE: 'ARI answered with a body that is not the JSON expected, or larger than the client reads',
+  ERR_ARI_EVENTS: 'the ARI events WebSocket could not be opened, or was lost; it is reopened with backoff',
   // Capture files, packet-capture import, replay (the capture tools; never a live call)
   ERR_CAPTURE_NOT_A_CAPTURE: 'the file is not an AudioSocket capture file (wrong magic bytes)',
   ERR_CAPTURE_VERSION: 'the capture file has a format version this tool does not read',
