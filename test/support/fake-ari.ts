@@ -81,6 +81,8 @@ export interface FakeAri {
   refuseUpgradesWith: number | undefined
   /** Events sockets open now. */
   readonly sockets: ReadonlySet<WebSocket>
+  /** Pings received on the events sockets. */
+  readonly stats: { pings: number }
   addChannel(init: FakeAriChannelInit): Record<string, unknown>
   /** Sends `event` (JSON-encoded unless a string or Buffer) to every open events socket. */
   push(event: unknown): void
@@ -157,7 +159,14 @@ function authorized(headers: IncomingHttpHeaders): boolean {
 
 let channelSerial = 0
 
-export async function startFakeAri(options: { asteriskVersion?: string } = {}): Promise<FakeAri> {
+export interface FakeAriOptions {
+  /** system.version in GET /asterisk/info. Default 22.10.1. */
+  asteriskVersion?: string
+  /** Answer pings on the events sockets (as Asterisk does). Default true; false plays a half-open link. */
+  autoPong?: boolean
+}
+
+export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAri> {
   const requests: FakeAriRequest[] = []
   const upgrades: FakeAriUpgrade[] = []
   const violations: string[] = []
@@ -168,6 +177,7 @@ export async function startFakeAri(options: { asteriskVersion?: string } = {}): 
   const tcpSockets = new Set<Socket>()
   const notify = new Set<() => void>()
   let accepted = 0
+  const stats = { pings: 0 }
 
   const channelJson = (init: FakeAriChannelInit): Record<string, unknown> => ({
     id: init.id,
@@ -270,6 +280,7 @@ export async function startFakeAri(options: { asteriskVersion?: string } = {}): 
     respond: undefined,
     refuseUpgradesWith: undefined,
     sockets,
+    stats,
     addChannel(init) {
       const channel = channelJson(init)
       channels.set(init.id, channel)
@@ -378,7 +389,7 @@ export async function startFakeAri(options: { asteriskVersion?: string } = {}): 
     socket.on('close', () => tcpSockets.delete(socket))
   })
 
-  const wss = new WebSocketServer({ noServer: true })
+  const wss = new WebSocketServer({ noServer: true, autoPong: options.autoPong ?? true })
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const parsed = parse(req)
     const refuse = (status: number, message: string): void => {
@@ -404,6 +415,10 @@ export async function startFakeAri(options: { asteriskVersion?: string } = {}): 
       upgrades.push({ query: parsed.query, headers: req.headers, status: 101 })
       accepted++
       sockets.add(ws)
+      ws.on('ping', () => {
+        stats.pings++
+        changed()
+      })
       ws.on('close', () => {
         sockets.delete(ws)
         changed()
