@@ -10,3 +10,4 @@
  */
 export { loadConfig, retiredSettings, type LoadOptions } from './load.js'
 export { describeSettings, type Config, type SettingDescription } from './schema.js'
+export type { AriConfig } from './ari-settings.js'

@@ -9,6 +9,7 @@
  */
 import convict from 'convict'
 import { AppError } from '../shared/errors.js'
+import { resolveAriConfig } from './ari-settings.js'
 import { readJsonFile } from './json-file.js'
 import { crossSettingProblems } from './rules.js'
 import { describeSettings, schema, type Config, type Settings } from './schema.js'
@@ -86,7 +87,7 @@ export function loadConfig(options: LoadOptions): Config {
   if (problems.length > 0) throw invalid(problems)
 
   const { contextFile, ...soniox } = settings.soniox
-  return deepFreeze({ ...settings, soniox: { ...soniox, context: contextFile?.context ?? null } })
+  return deepFreeze({ ...settings, soniox: { ...soniox, context: contextFile?.context ?? null }, ari: resolveAriConfig(settings.ari, settings.audiosocket) })
 }
 
 function invalid(problems: string[]): AppError {

@@ -3,6 +3,7 @@
  * setting is valid by itself: a rule about an invalid value would only add noise to the problem
  * that value already has.
  */
+import { ariSettingProblems } from './ari-settings.js'
 import type { Settings } from './schema.js'
 
 export function crossSettingProblems(settings: Settings): string[] {
@@ -19,5 +20,6 @@ export function crossSettingProblems(settings: Settings): string[] {
   if (settings.admission.requireRegistration && (settings.http.token === null || settings.http.port === 0)) {
     problems.push('REQUIRE_REGISTRATION (admission.requireRegistration): needs the HTTP endpoint (HTTP_PORT not 0) and HTTP_TOKEN, or no call could ever be registered')
   }
+  problems.push(...ariSettingProblems(settings))
   return problems
 }

@@ -1,9 +1,10 @@
 /**
  * The whole schema, one area per file, and the types derived from it: `Settings` (what the
  * variables and the file hold) and `Config` (what the service gets: the same, with the Soniox
- * context file's path replaced by the context it holds).
+ * context file's path replaced by the context it holds, and ARI_EXTERNAL_HOST resolved).
  */
 import type { SonioxContext } from '../shared/soniox-context.js'
+import { ariSettings, type AriConfig } from './ari-settings.js'
 import { audiosocketSettings } from './audiosocket-settings.js'
 import { eventsSettings, spoolSettings, transcriptSettings, webhookSettings } from './delivery-settings.js'
 import { admissionSettings, captureSettings, httpSettings, logLevelSetting, shutdownSettings } from './operations-settings.js'
@@ -23,6 +24,7 @@ export const schema = {
   http: httpSettings,
   admission: admissionSettings,
   shutdown: shutdownSettings,
+  ari: ariSettings,
 }
 
 export type Settings = SettingValues<typeof schema>
@@ -33,7 +35,7 @@ type SonioxConfig = Omit<Settings['soniox'], 'contextFile'> & {
 }
 
 /** The loaded, frozen configuration every part of the service is given (or a slice of). */
-export type Config = Omit<Settings, 'soniox'> & { soniox: SonioxConfig }
+export type Config = Omit<Settings, 'soniox' | 'ari'> & { soniox: SonioxConfig; ari: AriConfig }
 
 export interface SettingDescription {
   key: string

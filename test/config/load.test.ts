@@ -454,7 +454,7 @@ t.test('describeSettings lists every environment variable exactly once', async (
   }
   t.same(
     settings.filter((s) => s.sensitive).map((s) => s.env).sort(),
-    ['HTTP_TOKEN', 'SONIOX_API_KEY', 'WEBHOOK_HEADERS', 'WEBHOOK_SECRET'],
+    ['ARI_PASSWORD', 'HTTP_TOKEN', 'SONIOX_API_KEY', 'WEBHOOK_HEADERS', 'WEBHOOK_SECRET'],
     'the secrets are marked sensitive',
   )
   t.equal(settings.find((s) => s.env === 'AUDIOSOCKET_PORT')?.default, 9092)
