@@ -1,11 +1,12 @@
 /**
  * Every metric the server exports (GET /metrics), and the small interfaces the counting places
  * receive: CallSession (CallMetrics), the Soniox sessions (SonioxMetrics), the webhook sink
- * (WebhookMetrics) and the listener (connections). Labels come from fixed, small sets: no call ids.
+ * (WebhookMetrics), the ARI client and its taps (AriTapMetrics) and the listener (connections). Labels come from fixed, small sets: no call ids.
  *
  * Per-frame counting resolves nothing at run time: each frame type's series is looked up once here,
  * and a frame costs two additions on a fixed-shape object.
  */
+import type { AriTapMetrics } from '../ari/ari-metrics.js'
 import type { CallEndReason, CallMetrics } from '../call/call-session.js'
 import type { AppError } from '../shared/errors.js'
 import type { SonioxMetrics } from '../soniox/soniox-session.js'
@@ -24,6 +25,7 @@ export interface ServiceMetrics {
   readonly soniox: SonioxMetrics
   readonly webhook: WebhookMetrics
   readonly http: HttpMetrics
+  readonly ari: AriTapMetrics
   connectionAccepted(): void
   connectionRefused(reason: RefusalReason): void
 }
@@ -125,6 +127,12 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     LATENCY_BUCKETS,
   )
 
+  const ariRequests = r.counter('audiosocket_ari_requests_total', 'ARI REST requests, by outcome: ok (answered as the method expects, a 404 it maps to "gone" included), error.', ['outcome'])
+  const ariRequestsOk = ariRequests.child('ok')
+  const ariRequestsError = ariRequests.child('error')
+  const ariConnected = r.gauge('audiosocket_ari_connected', '1 while the ARI events WebSocket is open, 0 otherwise (or ARI_URL unset).')
+  const ariTaps = r.gauge('audiosocket_ari_taps_active', 'Taps (snoop + externalMedia stream on a bridged call) live now.')
+
   const call: CallMetrics = {
     callStarted() {
       started.inc()
@@ -185,11 +193,27 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
   }
 
+  const ari: AriTapMetrics = {
+    requestFinished(outcome) {
+      ;(outcome === 'ok' ? ariRequestsOk : ariRequestsError).inc()
+    },
+    eventStreamConnected(connected) {
+      ariConnected.set(connected ? 1 : 0)
+    },
+    tapStarted() {
+      ariTaps.inc()
+    },
+    tapEnded() {
+      ariTaps.dec()
+    },
+  }
+
   return {
     registry: r,
     call,
     soniox,
     webhook,
+    ari,
     http: { requestRefused: (reason) => httpRefusedBy[reason].inc() },
     connectionAccepted: () => connections.inc(),
     connectionRefused: (reason) => refusedBy[reason].inc(),
