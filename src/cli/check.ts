@@ -8,6 +8,7 @@
  *             frame, `finished` (proves the key, its region, the balance and the options)
  *   webhook   one signed test event POSTed to WEBHOOK_URL answered 2xx
  *   spool     SPOOL_DIR is writable (or can be created)
+ *   ari       with ARI_URL: GET /ari/asterisk/info answers (proves the address, the login and res_ari)
  *
  * Exit 0 when nothing failed, 1 when something did, 78 when the settings themselves are invalid.
  */
@@ -16,6 +17,8 @@ import { lookup } from 'node:dns/promises'
 import { access, constants, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
+import { ariStatusOf } from '../ari/ari-error.js'
+import { AriRest } from '../ari/ari-rest.js'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
 import { spoolDirectory, webhookTransportOptions } from '../delivery.js'
 import { isAppError, type AppError } from '../shared/errors.js'
@@ -27,8 +30,9 @@ import { WebhookTransport } from '../webhook/http-transport.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const CHECK_USAGE = `Usage: audiosocket-soniox check [--config FILE]
-  Checks the settings, Soniox (DNS, a tiny real session) and the webhook (a signed test event of
-  type "webhook.test"), and prints a verdict per item. Exit 0 when nothing failed.`
+  Checks the settings, Soniox (DNS, a tiny real session), the webhook (a signed test event of
+  type "webhook.test") and, with ARI_URL, Asterisk's ARI, and prints a verdict per item. Exit 0
+  when nothing failed.`
 
 export type CheckIo = CliIo
 
@@ -126,6 +130,13 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     report(spool.ok ? 'ok' : 'FAIL', 'spool', spool.text)
   }
 
+  if (config.ari.url === null) {
+    report('skip', 'ari', 'ARI_URL is not set: no tapping of bridged calls')
+  } else {
+    const ari = await checkAri(config)
+    report(ari.ok ? 'ok' : 'FAIL', 'ari', ari.text)
+  }
+
   io.stdout.write(failures === 0 ? 'verdict: ready to take calls\n' : `verdict: ${failures} problem(s); fix them before taking calls\n`)
   return failures === 0 ? 0 : 1
 }
@@ -141,6 +152,34 @@ function sonioxHint(error: AppError): string {
     default:
       return error.code === 'ERR_SONIOX_CONNECT' ? ' (no route to Soniox from this host: firewall, proxy, DNS?)' : ''
   }
+}
+
+/** GET /ari/asterisk/info with the configured login: the Asterisk version, or what to fix. */
+async function checkAri(config: Config): Promise<{ ok: boolean; text: string }> {
+  const { url, username, password, requestTimeoutMs } = config.ari
+  if (url === null) return { ok: false, text: 'ARI_URL is not set' }
+  const rest = new AriRest({ url, username, password }, { requestTimeoutMs })
+  try {
+    const info = await rest.asteriskInfo()
+    const system = info.system
+    const version = typeof system === 'object' && system !== null && typeof (system as { version?: unknown }).version === 'string' ? (system as { version: string }).version : 'version not reported'
+    return { ok: true, text: `${rest.shownUrl} reachable, login accepted (Asterisk ${version})` }
+  } catch (err) {
+    return { ok: false, text: `${(err as Error).message}${ariHint(err)}` }
+  } finally {
+    rest.close()
+  }
+}
+
+function ariHint(err: unknown): string {
+  const status = ariStatusOf(err)
+  if (status === 401) return '' // the message says what to fix already
+  if (status === 404) return ' (no ARI there: load res_ari and res_ari_asterisk, and check the http.conf prefix against ARI_URL)'
+  if (status === 403) return ' (the ARI user may not do this: check its ari.conf section)'
+  if (isAppError(err) && err.code === 'ERR_ARI_UNREACHABLE') {
+    return ' (is Asterisk running, http.conf enabled = yes with bindaddr/bindport matching ARI_URL, and res_ari loaded? A firewall between?)'
+  }
+  return ''
 }
 
 /**

@@ -6,7 +6,9 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { FAKE_ARI_PASSWORD, FAKE_ARI_USERNAME, startFakeAri } from '../support/fake-ari.js'
 import { startFakeSoniox } from '../support/fake-soniox.js'
+import { freePort } from '../support/free-port.js'
 import { WEBHOOK_SECRET } from '../support/harness.js'
 import { spawnCli } from '../support/spawn-server.js'
 import { startWebhookReceiver } from '../support/webhook-receiver.js'
@@ -85,4 +87,43 @@ t.test('a retired variable (WEBHOOK_MAX_ATTEMPTS) is a warn line that says what 
   const out = p.stdoutLines
   t.match(out[0], /^ok {4}config {3}valid:/)
   t.match(out[1], /^warn {2}config {3}WEBHOOK_MAX_ATTEMPTS is no longer used: .*WEBHOOK_MAX_AGE.*dead-letter file; remove WEBHOOK_MAX_ATTEMPTS$/)
+})
+
+t.test('ARI_URL set: GET /ari/asterisk/info proves the address and the login; a refused login or no ARI is a FAIL that says what to fix', async (t) => {
+  const soniox = await startFakeSoniox()
+  const ari = await startFakeAri({ asteriskVersion: '22.10.1' })
+  t.teardown(async () => {
+    await ari.close()
+    await soniox.close()
+  })
+  const env = { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, ARI_URL: ari.url, ARI_USERNAME: FAKE_ARI_USERNAME, ARI_PASSWORD: FAKE_ARI_PASSWORD }
+
+  const ok = spawnCli(['check'], env)
+  t.equal(await ok.exited, 0)
+  t.match(ok.stdoutLines.join('\n'), /^ok {4}ari {6}http:\/\/127\.0\.0\.1:\d+\/ari reachable, login accepted \(Asterisk 22\.10\.1\)$/m)
+  t.same(
+    ari.requests.map((r) => `${r.method} ${r.rawUrl}`),
+    ['GET /ari/asterisk/info'],
+  )
+  t.same(ari.violations, [])
+
+  const refused = spawnCli(['check'], { ...env, ARI_PASSWORD: 'wrong-ari-password' })
+  t.equal(await refused.exited, 1)
+  const refusedText = refused.stdoutLines.join('\n')
+  t.match(refusedText, /^FAIL {2}ari {6}ARI GET \/ari\/asterisk\/info answered 401: Authentication required \(ARI refused the username\/password: check ARI_USERNAME\/ARI_PASSWORD and ari\.conf\)$/m)
+  t.match(refusedText, /^verdict: 1 problem\(s\)/m)
+  t.notMatch(refusedText + refused.stderrLines.join('\n'), 'wrong-ari-password', 'the password is never printed')
+
+  const port = await freePort()
+  const unreachable = spawnCli(['check'], { ...env, ARI_URL: `http://127.0.0.1:${port}` })
+  t.equal(await unreachable.exited, 1)
+  t.match(unreachable.stdoutLines.join('\n'), new RegExp(`^FAIL {2}ari {6}ARI GET /ari/asterisk/info: http://127\\.0\\.0\\.1:${port}/ari is unreachable: .*ECONNREFUSED.*\\(is Asterisk running, http\\.conf enabled = yes`, 'm'))
+
+  const off = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
+  t.equal(await off.exited, 0)
+  t.match(off.stdoutLines.join('\n'), /^skip {2}ari {6}ARI_URL is not set: no tapping of bridged calls$/m)
+
+  const noLogin = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, ARI_URL: ari.url })
+  t.equal(await noLogin.exited, 78, 'ARI_URL without the login is a settings problem')
+  t.match(noLogin.stdoutLines.join('\n'), /ARI_URL \(ari\.url\): needs ARI_USERNAME and ARI_PASSWORD/)
 })
