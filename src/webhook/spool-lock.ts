@@ -43,6 +43,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { link, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 
 export const SPOOL_LOCK_FILE = 'spool.lock'
@@ -93,10 +94,11 @@ export type LockLogLevel = 'info' | 'warn' | 'error'
 export interface SpoolLockOptions {
   /** Default: read from /proc (systemLockEnvironment()). */
   environment?: LockEnvironment
-  /** Wall clock (ms): lock ages and refresh times. Default Date.now. */
-  now?: () => number
-  /** Runs `refresh` every `intervalMs` until the returned function is called. Default: an unref'd setInterval. */
-  schedule?: (refresh: () => Promise<void>, intervalMs: number) => () => void
+  /**
+   * A wall clock (lock ages and the times written on the lock) and the refresh timer, which is
+   * unref()ed: the lock never keeps a process alive. Default systemClock.
+   */
+  clock?: Clock
   refreshIntervalMs?: number
   staleAfterMs?: number
   /** Takeovers, a deleted lock re-created, a lock lost to another process. Default: nothing. */
@@ -310,7 +312,8 @@ async function removeLockIf(lockPath: string, isDisposable: (moved: FoundLock) =
 export async function acquireSpoolLock(dir: string, options: SpoolLockOptions = {}): Promise<() => Promise<void>> {
   const lockPath = path.join(dir, SPOOL_LOCK_FILE)
   const env = options.environment ?? (await systemLockEnvironment())
-  const now = options.now ?? Date.now
+  const clock = options.clock ?? systemClock
+  const now = (): number => clock.now()
   const staleAfterMs = options.staleAfterMs ?? LOCK_STALE_AFTER_MS
   const log = options.log ?? (() => {})
   const token = randomUUID()
@@ -319,7 +322,7 @@ export async function acquireSpoolLock(dir: string, options: SpoolLockOptions = 
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     if (await createLock(lockPath, content, now())) {
-      return holdLock(lockPath, content, token, { now, log, schedule: options.schedule, refreshIntervalMs: options.refreshIntervalMs })
+      return holdLock(lockPath, content, token, { clock, log, refreshIntervalMs: options.refreshIntervalMs ?? LOCK_REFRESH_INTERVAL_MS })
     }
     const found = await readLock(lockPath).catch((cause: unknown) => {
       throw new AppError('ERR_SPOOL_OPEN', `cannot read ${lockPath} (SPOOL_DIR)`, { cause })
@@ -362,10 +365,9 @@ async function createLock(lockPath: string, content: string, nowMs: number): Pro
 }
 
 interface HoldOptions {
-  now: () => number
+  clock: Clock
   log: (level: LockLogLevel, message: string) => void
-  schedule: SpoolLockOptions['schedule']
-  refreshIntervalMs: number | undefined
+  refreshIntervalMs: number
 }
 
 function holdLock(lockPath: string, content: string, token: string, options: HoldOptions): () => Promise<void> {
@@ -384,12 +386,12 @@ function holdLock(lockPath: string, content: string, token: string, options: Hol
         options.log('error', `the spool lock ${lockPath} now belongs to ${other}, which judged it stale (was this process stalled?); two processes may now be using the spool`)
         return
       }
-      const nowSeconds = options.now() / 1000
+      const nowSeconds = options.clock.now() / 1000
       await handle.utimes(nowSeconds, nowSeconds)
     } catch (err) {
       if (isErrnoException(err) && err.code === 'ENOENT' && state === 'held') {
         // Deleted by hand (or moved aside for a moment by a starter judging it): we still use the spool.
-        if (await createLock(lockPath, content, options.now()).catch(() => false)) {
+        if (await createLock(lockPath, content, options.clock.now()).catch(() => false)) {
           options.log('warn', `the spool lock ${lockPath} had been deleted; re-created it`)
         }
       }
@@ -399,20 +401,26 @@ function holdLock(lockPath: string, content: string, token: string, options: Hol
     }
   }
 
-  const schedule = options.schedule ?? everyInterval
-  const stop = schedule(() => {
-    if (state !== 'held' || inFlight !== undefined) return Promise.resolve()
+  // One timer for the lock's life, re-armed as it fires (so every refreshIntervalMs, as an
+  // interval would); a tick whose predecessor's refresh is still in flight is skipped. The tick
+  // returns the refresh in flight: a Clock ignores it, a test's clock may await it.
+  const { clock } = options
+  const tick = (): Promise<void> | undefined => {
+    timer.refresh()
+    if (state !== 'held' || inFlight !== undefined) return inFlight
     inFlight = refresh().finally(() => {
       inFlight = undefined
     })
     return inFlight
-  }, options.refreshIntervalMs ?? LOCK_REFRESH_INTERVAL_MS)
+  }
+  const timer: ClockTimer = clock.setTimeout(tick, options.refreshIntervalMs)
+  timer.unref()
 
   return async () => {
     if (state === 'released') return
     const wasHeld = state === 'held'
     state = 'released'
-    stop()
+    clock.clearTimeout(timer)
     await inFlight
     if (!wasHeld) return
     await removeLockIf(lockPath, async (moved) => {
@@ -420,11 +428,4 @@ function holdLock(lockPath: string, content: string, token: string, options: Hol
       return parsed.kind === 'record' && parsed.record.token === token
     }).catch(() => {})
   }
-}
-
-function everyInterval(refresh: () => Promise<void>, intervalMs: number): () => void {
-  const timer = setInterval(() => void refresh(), intervalMs)
-  // The lock never keeps a process alive.
-  timer.unref()
-  return () => clearInterval(timer)
 }

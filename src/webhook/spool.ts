@@ -60,9 +60,9 @@ export interface SpoolOptions {
   segmentBytes?: number
   /** Default fileSpoolIo; tests inject failing writes. */
   io?: SpoolIo
-  /** The directory lock's identity and refresh timer; tests inject them. Its log goes to `logger`, its time is `clock`'s. */
-  lock?: Omit<SpoolLockOptions, 'log' | 'now'>
-  /** The ack flush timer and the lock's wall clock (lock ages, refresh times). Default systemClock. */
+  /** The directory lock's identity; tests inject it. Its log goes to `logger`, its time and refresh timer are `clock`'s. */
+  lock?: Omit<SpoolLockOptions, 'log' | 'clock'>
+  /** The ack flush timer, and the lock's wall clock (lock ages, refresh times) and refresh timer. Default systemClock. */
   clock?: Clock
 }
 
@@ -135,7 +135,7 @@ export class Spool {
   private readonly segmentBytes: number
   private readonly logger: Logger
   private readonly io: SpoolIo
-  private readonly lockOptions: Omit<SpoolLockOptions, 'log' | 'now'>
+  private readonly lockOptions: Omit<SpoolLockOptions, 'log' | 'clock'>
   private readonly clock: Clock
   private readonly segments = new Set<Segment>()
   private active: Segment | undefined
@@ -181,7 +181,7 @@ export class Spool {
     }
     this.releaseLock = await acquireSpoolLock(this.dir, {
       ...this.lockOptions,
-      now: () => this.clock.now(),
+      clock: this.clock,
       log: (level, message) => this.logger[level]({ dir: this.dir }, message),
     })
 

@@ -15,25 +15,36 @@ import type { LockEnvironment, LockHolder, SpoolLockOptions } from '../../src/we
 import { LOCK_REFRESH_INTERVAL_MS, LOCK_STALE_AFTER_MS } from '../../src/webhook/spool-lock.js'
 import { acquireSpoolLock, SPOOL_LOCK_FILE } from '../../src/webhook/spool-lock.js'
 import { Spool } from '../../src/webhook/spool.js'
+import type { Clock } from '../../src/shared/clock.js'
+import { FakeTimers } from '../support/fake-timers.js'
 
 const T0 = Date.parse('2026-11-20T22:00:00.000Z')
 const STALE_AFTER_MS = 60_000
 const HAS_PROC = fs.existsSync('/proc/self/stat') && fs.existsSync('/proc/sys/kernel/random/boot_id')
 
-function clock(startMs = T0) {
-  let nowMs = startMs
-  return { now: () => nowMs, set: (ms: number) => void (nowMs = ms) }
+/**
+ * One process's clock (each host or container keeps its own): time and the refresh timer move only
+ * when the test says so. `refreshed()` waits for the refreshes its timer started (the lock's timer
+ * callback returns the refresh in flight).
+ */
+function lockClock(startMs = T0) {
+  const timers = new FakeTimers(startMs)
+  const inFlight: Array<Promise<unknown>> = []
+  const clock: Clock = {
+    now: timers.now,
+    setTimeout: (callback, ms) =>
+      timers.setTimeout(() => {
+        const result: unknown = (callback as () => unknown)()
+        if (result instanceof Promise) inFlight.push(result)
+      }, ms),
+    clearTimeout: timers.clearTimeout,
+  }
+  return { clock, timers, refreshed: () => Promise.all(inFlight.splice(0)) }
 }
 
-/** A refresh timer the test fires by hand. */
-function manualRefresh() {
-  const scheduled: Array<{ refresh: () => Promise<void>; intervalMs: number; stopped: boolean }> = []
-  const schedule: SpoolLockOptions['schedule'] = (refresh, intervalMs) => {
-    const entry = { refresh, intervalMs, stopped: false }
-    scheduled.push(entry)
-    return () => void (entry.stopped = true)
-  }
-  return { schedule, scheduled, fire: () => Promise.all(scheduled.filter((s) => !s.stopped).map((s) => s.refresh())) }
+/** A process that only reads the time (it refreshes nothing before the test ends). */
+function at(ms: number): Clock {
+  return new FakeTimers(ms)
 }
 
 /** A machine or container as the lock sees it: `self`, and which of its pids are alive with what start time. */
@@ -125,27 +136,25 @@ t.test('the same judgement with an injected environment (pid reuse, own leftover
 
 t.test('two containers sharing a volume, both pid 1: refused while the lock is fresh, taken over once it is old', async (t) => {
   const dir = t.testdir()
-  const time = clock()
   const a = environment({ pid: 1, startTime: 300, bootId: 'boot-a', pidNamespace: 'pid:[11]', host: 'container-a' })
   const b = environment({ pid: 1, startTime: 300, bootId: 'boot-b', pidNamespace: 'pid:[22]', host: 'container-b' })
-  const refreshA = manualRefresh()
+  const clockA = lockClock()
   const aLogs: string[] = []
-  const releaseA = await acquireSpoolLock(dir, { environment: a, now: time.now, schedule: refreshA.schedule, staleAfterMs: STALE_AFTER_MS, log: (_l, m) => aLogs.push(m) })
+  const releaseA = await acquireSpoolLock(dir, { environment: a, clock: clockA.clock, staleAfterMs: STALE_AFTER_MS, log: (_l, m) => aLogs.push(m) })
 
-  time.set(T0 + 30_000)
-  await t.rejects(acquireSpoolLock(dir, { environment: b, now: time.now, staleAfterMs: STALE_AFTER_MS }), {
+  await t.rejects(acquireSpoolLock(dir, { environment: b, clock: at(T0 + 30_000), staleAfterMs: STALE_AFTER_MS }), {
     code: 'ERR_SPOOL_LOCKED',
     message: /in use by process 1 on host container-a, whose lock was refreshed 30 s ago\. Two servers must not share a SPOOL_DIR\. If that server is gone, its lock is taken over once it has not been refreshed for 60 s \(in 30 s\)/,
   })
   t.equal(readLockRecord(dir).host, 'container-a', 'A still holds it')
 
-  // A stopped refreshing (its host died) 61 s ago.
-  time.set(T0 + 61_000)
-  const releaseB = await acquireSpoolLock(dir, { environment: b, now: time.now, staleAfterMs: STALE_AFTER_MS, schedule: manualRefresh().schedule })
+  // A stopped refreshing (its host died) 61 s ago: its clock, and so its refresh timer, stand still.
+  const releaseB = await acquireSpoolLock(dir, { environment: b, clock: at(T0 + 61_000), staleAfterMs: STALE_AFTER_MS })
   t.equal(readLockRecord(dir).host, 'container-b', 'B took it over')
 
   // A comes back (it was only stalled): its refresh finds the lock is B's, and its release leaves it.
-  await refreshA.fire()
+  clockA.timers.stallUntil(T0 + 61_000)
+  await clockA.refreshed()
   t.match(aLogs, [/now belongs to process 1 on host container-b/])
   await releaseA()
   t.equal(readLockRecord(dir).host, 'container-b', "A's release does not delete B's lock")
@@ -156,37 +165,30 @@ t.test('two containers sharing a volume, both pid 1: refused while the lock is f
 
 t.test('two containers on one host with the same host name (host networking): judged by age, not by pid', async (t) => {
   const dir = t.testdir()
-  const time = clock()
   const shared = { pid: 1, startTime: 300, bootId: 'boot-1', host: 'pbx' }
   const a = environment({ ...shared, pidNamespace: 'pid:[11]' })
   const b = environment({ ...shared, startTime: 900, pidNamespace: 'pid:[22]' })
-  await held(t, dir, { environment: a, now: time.now, schedule: manualRefresh().schedule })
-  time.set(T0 + 59_000)
-  await t.rejects(acquireSpoolLock(dir, { environment: b, now: time.now, staleAfterMs: STALE_AFTER_MS }), {
+  await held(t, dir, { environment: a, clock: at(T0) })
+  await t.rejects(acquireSpoolLock(dir, { environment: b, clock: at(T0 + 59_000), staleAfterMs: STALE_AFTER_MS }), {
     code: 'ERR_SPOOL_LOCKED',
     message: /on this host in another pid namespace/,
   })
-  time.set(T0 + 60_001)
-  await held(t, dir, { environment: b, now: time.now, staleAfterMs: STALE_AFTER_MS, schedule: manualRefresh().schedule })
+  await held(t, dir, { environment: b, clock: at(T0 + 60_001), staleAfterMs: STALE_AFTER_MS })
   t.match(readLockRecord(dir), { pidNamespace: 'pid:[22]', startTime: 900 })
 })
 
 t.test('same host, another boot: stale if last refreshed before this boot, else (a namesake machine) judged by age', async (t) => {
-  const time = clock()
   const before = environment({ pid: 4242, startTime: 10, bootId: 'boot-1', host: 'pbx' })
   const after = (bootTimeMs: number) => environment({ pid: 77, startTime: 20, bootId: 'boot-2', host: 'pbx' }, {}, bootTimeMs)
 
   const rebooted = t.testdir()
-  await acquireSpoolLock(rebooted, { environment: before, now: time.now, schedule: manualRefresh().schedule })
-  time.set(T0 + 20_000)
-  await held(t, rebooted, { environment: after(T0 + 10_000), now: time.now, schedule: manualRefresh().schedule })
+  await acquireSpoolLock(rebooted, { environment: before, clock: at(T0) })
+  await held(t, rebooted, { environment: after(T0 + 10_000), clock: at(T0 + 20_000) })
   t.equal(readLockRecord(rebooted).bootId, 'boot-2', 'the machine rebooted after the lock was last refreshed: taken over at once')
 
-  time.set(T0)
   const namesake = t.testdir()
-  await acquireSpoolLock(namesake, { environment: before, now: time.now, schedule: manualRefresh().schedule })
-  time.set(T0 + 20_000)
-  await t.rejects(acquireSpoolLock(namesake, { environment: after(T0 - 3_600_000), now: time.now }), { code: 'ERR_SPOOL_LOCKED' })
+  await acquireSpoolLock(namesake, { environment: before, clock: at(T0) })
+  await t.rejects(acquireSpoolLock(namesake, { environment: after(T0 - 3_600_000), clock: at(T0 + 20_000) }), { code: 'ERR_SPOOL_LOCKED' })
 })
 
 t.test('a legacy lock (a bare pid, from an earlier version)', { skip: !HAS_PROC && 'needs /proc' }, async (t) => {
@@ -210,24 +212,23 @@ t.test('a legacy lock (a bare pid, from an earlier version)', { skip: !HAS_PROC 
 })
 
 t.test('an unreadable lock (its writer died between create and write) is taken over once old', async (t) => {
-  const time = clock()
   const env = environment({ pid: 100, startTime: 5, host: 'pbx' })
   const dir = t.testdir({ [SPOOL_LOCK_FILE]: '' })
   setLockTime(dir, T0 - 10_000)
-  await t.rejects(acquireSpoolLock(dir, { environment: env, now: time.now }), { code: 'ERR_SPOOL_LOCKED', message: /cannot be read, modified 10 s ago/ })
+  await t.rejects(acquireSpoolLock(dir, { environment: env, clock: at(T0) }), { code: 'ERR_SPOOL_LOCKED', message: /cannot be read, modified 10 s ago/ })
   setLockTime(dir, T0 - 61_000)
-  await held(t, dir, { environment: env, now: time.now, schedule: manualRefresh().schedule })
+  await held(t, dir, { environment: env, clock: at(T0) })
   t.equal(readLockRecord(dir).pid, 100)
 })
 
 t.test('release deletes the lock only while it is ours', async (t) => {
   const env = environment({ pid: 100, startTime: 5, host: 'pbx' })
   const dir = t.testdir()
-  const release = await acquireSpoolLock(dir, { environment: env, schedule: manualRefresh().schedule })
+  const release = await acquireSpoolLock(dir, { environment: env, clock: at(T0) })
   await release()
   t.same(fs.readdirSync(dir), [], 'our own lock is deleted')
 
-  await acquireSpoolLock(dir, { environment: env, schedule: manualRefresh().schedule }).then(async (releaseOurs) => {
+  await acquireSpoolLock(dir, { environment: env, clock: at(T0) }).then(async (releaseOurs) => {
     // Another process judged ours stale and took over (we were stalled past the bound, say).
     const theirs = JSON.stringify({ pid: 9, host: 'elsewhere', createdAt: 'now', token: 'theirs' })
     fs.writeFileSync(lockPath(dir), theirs)
@@ -239,35 +240,36 @@ t.test('release deletes the lock only while it is ours', async (t) => {
 
 t.test('the refresh keeps the lock fresh, and re-creates it if it was deleted', async (t) => {
   const dir = t.testdir()
-  const time = clock()
   const a = environment({ pid: 1, startTime: 300, host: 'container-a' })
   const b = environment({ pid: 1, startTime: 300, host: 'container-b' })
-  const refresh = manualRefresh()
+  const clockA = lockClock()
   const logs: string[] = []
-  const releaseA = await acquireSpoolLock(dir, { environment: a, now: time.now, schedule: refresh.schedule, log: (_l, m) => logs.push(m) })
+  const releaseA = await acquireSpoolLock(dir, { environment: a, clock: clockA.clock, log: (_l, m) => logs.push(m) })
   t.same(
-    refresh.scheduled.map((s) => s.intervalMs),
+    clockA.timers.calls.map((c) => c.ms),
     [LOCK_REFRESH_INTERVAL_MS],
     'a refresh every LOCK_REFRESH_INTERVAL_MS is scheduled',
   )
 
-  time.set(T0 + 50_000)
-  await refresh.fire()
+  // Stalled until T0 + 50 s: the overdue refresh runs once, then is due an interval later.
+  clockA.timers.stallUntil(T0 + 50_000)
+  await clockA.refreshed()
   t.equal(fs.statSync(lockPath(dir)).mtimeMs, T0 + 50_000, 'the refresh sets the time')
-  time.set(T0 + 50_000 + LOCK_STALE_AFTER_MS - 1000)
+  t.equal(clockA.timers.nextDue, T0 + 50_000 + LOCK_REFRESH_INTERVAL_MS, 'and the next one is due an interval later')
   await t.rejects(
-    acquireSpoolLock(dir, { environment: b, now: time.now }),
+    acquireSpoolLock(dir, { environment: b, clock: at(T0 + 50_000 + LOCK_STALE_AFTER_MS - 1000) }),
     { code: 'ERR_SPOOL_LOCKED', message: new RegExp(`refreshed ${LOCK_STALE_AFTER_MS / 1000 - 1} s ago`) },
     'still fresh just under LOCK_STALE_AFTER_MS after its last refresh, long after it was taken',
   )
 
   fs.unlinkSync(lockPath(dir))
-  await refresh.fire()
+  clockA.timers.runNext()
+  await clockA.refreshed()
   t.equal(readLockRecord(dir).host, 'container-a', 'a deleted lock is re-created by its holder')
   t.match(logs, [/had been deleted; re-created it/])
 
   await releaseA()
-  t.ok(refresh.scheduled.every((s) => s.stopped), 'release stops the refresh')
+  t.equal(clockA.timers.pending, 0, 'release stops the refresh')
   t.notOk(fs.existsSync(lockPath(dir)))
 })
 
@@ -300,7 +302,7 @@ t.test('Spool: the takeover of a stale lock is logged', async (t) => {
   const records: Array<{ level: number; msg: string }> = []
   const logger = pino({ level: 'debug' }, { write: (line: string) => void records.push(JSON.parse(line)) })
   const dir = t.testdir({ [SPOOL_LOCK_FILE]: '4194305\n' })
-  const spool = new Spool({ dir, maxBytes: 1 << 20, logger, lock: { environment: environment({ pid: 100, host: 'pbx' }), schedule: manualRefresh().schedule } })
+  const spool = new Spool({ dir, maxBytes: 1 << 20, logger, clock: at(T0), lock: { environment: environment({ pid: 100, host: 'pbx' }) } })
   t.same(await spool.open(), [])
   t.match(records, [{ level: 40, msg: /took over the stale spool lock of .*: process 4194305 is gone/ }])
   await spool.close()
