@@ -13,6 +13,10 @@
  *   active --retriable error--> waiting --timer--> active (resumed from the final position)
  *   active --session reaches maxSessionMs--> rotating --old session finished--> active
  *   any --permanent error or reconnect bounds exhausted--> failed     finish() --> ... --> done
+ *
+ * Over 400 lines because resume, rotation, backoff and the finish deadline all move the same call
+ * byte positions (sent, finalized, dropped); the audio it holds is in audio-ring.ts, one session in
+ * soniox-session.ts.
  */
 import { AppError } from '../shared/errors.js'
 import { createBackoff, type Backoff } from '../shared/backoff.js'

@@ -13,6 +13,10 @@
  * first ~500 ms before Asterisk sends audio; the start message waits for the first audio frame,
  * which fixes the sample rate. Audio that arrives before the start message is sent is queued as
  * copies (the caller's buffers may be views of socket chunks).
+ *
+ * Over 400 lines because every step of the socket's life (queue, batching, heartbeat, finish,
+ * failure) reads and moves the one state field; the start message, message parsing and errors are
+ * in start-message.ts, messages.ts and soniox-error.ts.
  */
 import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'

@@ -9,6 +9,9 @@
  * Acting like Asterisk: a hangup frame (00 00 00) or a FIN from the server stops the call and
  * closes our side. Unlike Asterisk, which close()s both ways, the replay half-closes and keeps
  * reading until the server closes, so it can report everything the server sent back.
+ *
+ * Over 400 lines because one call's replay and the run of many (runReplays) share its options and
+ * results; the pacing is in scheduler.ts, the plan in replay-plan.ts.
  */
 import { randomUUID } from 'node:crypto'
 import net from 'node:net'
