@@ -5,6 +5,7 @@
  * the query, which would put it in Asterisk's and any proxy's access logs) and never into a log line.
  */
 import { Buffer } from 'node:buffer'
+import { AppError } from '../shared/errors.js'
 import { redactUrl } from '../shared/redact-url.js'
 
 export interface AriConnection {
@@ -31,12 +32,15 @@ export interface AriEndpoint {
 }
 
 /**
- * The endpoint of `connection`. Throws a TypeError for a URL that does not parse or is not http(s):
- * config/ validates ARI_URL before anything is built, so this is a programming error.
+ * The endpoint of `connection`. Throws AppError(ERR_CONFIG_INVALID) for a URL that does not parse or
+ * is not http(s): config/ validates ARI_URL before anything is built, so only a caller that bypassed
+ * it gets here.
  */
 export function ariEndpoint(connection: AriConnection): AriEndpoint {
-  const url = new URL(connection.url)
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`ARI URL must be http:// or https://, got ${redactUrl(connection.url)}`)
+  const url = URL.canParse(connection.url) ? new URL(connection.url) : undefined
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '') {
+    throw new AppError('ERR_CONFIG_INVALID', `the ARI URL must be an absolute http:// or https:// URL, got ${redactUrl(connection.url)}`)
+  }
   const root = url.pathname.replace(/\/+$/, '').replace(/\/ari$/, '')
   const basePath = `${root}/ari`
   const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)

@@ -115,6 +115,17 @@ t.test('a URL given with /ari (and a trailing slash, or an http.conf prefix) is 
   t.equal(ari.requests.at(-1)?.rawUrl, '/asterisk/ari/channels', 'the prefix is kept')
 })
 
+t.test('a URL that is not http(s) is refused at construction with ERR_CONFIG_INVALID, its credentials masked', async (t) => {
+  for (const url of ['ws://127.0.0.1:8088', 'not a url', 'http://user:s3cret-pw@']) {
+    t.throws(() => new AriRest({ url, username: 'u', password: 'p' }), { code: 'ERR_CONFIG_INVALID' }, url)
+  }
+  try {
+    new AriRest({ url: 'ftp://user:s3cret-pw@host/', username: 'u', password: 'p' })
+  } catch (err) {
+    t.notMatch((err as Error).message, 's3cret-pw')
+  }
+})
+
 t.test('404 is undefined or false where the method says so', async (t) => {
   const { ari, rest, outcomes } = await setup(t)
   ari.addChannel({ id: 'c1' })
