@@ -25,12 +25,16 @@ import type { EventSink } from './events/envelope.js'
 import { createDelivery, type WebhookStatus } from './delivery.js'
 import { createCaptureTaps } from './capture/recorder.js'
 import { VERSION } from './version.js'
+import { AriEventStream, AriRest } from './ari/index.js'
+import { ConversationTaps } from './server/conversation-taps.js'
 
 export interface App {
   readonly server: AudioSocketServer
   readonly sink: EventSink
   readonly metrics: ServiceMetrics
   readonly registrations: RegistrationStore
+  /** Taps of bridged calls through ARI; undefined without ARI_URL. */
+  readonly conversations: ConversationTaps | undefined
   /** Resolves with the bound ports once listening (`httpPort` undefined when HTTP_PORT is 0). */
   start(): Promise<{ host: string; port: number; httpPort: number | undefined }>
   /**
@@ -90,6 +94,12 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
       metrics.connectionRefused('duplicate_uuid')
       return { admitted: false, reason: 'a live call already has this UUID (two AudioSocket() connections with one UUID: give each its own, e.g. ${UUID()})' }
     }
+    // A tap's stream (a conversation's leg): its UUID was made for it, so it counts as registered.
+    const leg = conversations?.takeLeg(callId)
+    if (leg !== undefined) {
+      liveCallIds.add(callId)
+      return { admitted: true, options: leg }
+    }
     const registered = registrations.take(callId)
     if (registered === undefined && config.admission.requireRegistration) {
       metrics.connectionRefused('unregistered')
@@ -143,6 +153,9 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
       }),
   })
 
+  let boundPort = config.audiosocket.port
+  const conversations = createConversationTaps(config, logger, sink, metrics, () => boundPort)
+
   const http =
     config.http.port === 0
       ? undefined
@@ -153,9 +166,11 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
           notReady,
           renderMetrics: () => metrics.registry.render(),
           activeCalls: () => server.activeCalls,
+          readyDetail: conversations === undefined ? undefined : () => ({ ari: { events: conversations.eventsState, conversations: conversations.active } }),
           registrations,
           token: config.http.token,
           metrics: metrics.http,
+          conversations,
         })
 
   // While Soniox refuses the account no call proves it fixed (none is routed here while not
@@ -180,6 +195,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     sink,
     metrics,
     registrations,
+    conversations,
     async start() {
       // Before the first call: the sink recovers what a previous run left in the spool and opens its files.
       await sink.start?.()
@@ -193,7 +209,9 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
         logger.info({ host: config.http.host, port: httpPort }, 'HTTP endpoint listening (/healthz, /readyz, /metrics)')
       }
       const address = await server.listen()
+      boundPort = address.port
       state = 'running'
+      conversations?.start()
       reprobeTimer = setInterval(() => void reprobe().catch((err: unknown) => logger.error({ err }, 'Soniox probe failed unexpectedly')), options.accountReprobeMs ?? ACCOUNT_REPROBE_MS)
       reprobeTimer.unref()
       logger.info(
@@ -214,18 +232,40 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     },
     drain(timeoutMs) {
       state = 'draining'
+      conversations?.refuseNew()
       server.stopAccepting()
       return server.waitIdle(timeoutMs)
     },
     async stop(flushTimeoutMs) {
       state = 'draining'
       if (reprobeTimer !== undefined) clearInterval(reprobeTimer)
+      conversations?.refuseNew()
+      conversations?.markEnding('shutdown')
       await server.close()
+      // The legs' calls are over (each sent Asterisk its hangup); what is left of the taps goes.
+      await conversations?.close()
       await captureTaps?.drain()
       await sink.close(flushTimeoutMs)
       await http?.close()
     },
   }
+}
+
+/** ARI taps (POST /conversations, AUDIOSOCKET_SONIOX_TAP) when ARI_URL is set. */
+function createConversationTaps(config: Config, logger: Logger, sink: EventSink, metrics: ServiceMetrics, boundPort: () => number): ConversationTaps | undefined {
+  const ari = config.ari
+  if (ari.url === null) return undefined
+  const connection = { url: ari.url, username: ari.username, password: ari.password }
+  const log = logger.child({ component: 'ari' })
+  return new ConversationTaps({
+    rest: new AriRest(connection, { requestTimeoutMs: ari.requestTimeoutMs, metrics: metrics.ari }),
+    createEvents: (handlers) => new AriEventStream({ ...connection, app: ari.app, logger: log, metrics: metrics.ari, ...handlers }),
+    sink,
+    logger: log,
+    metrics: metrics.ari,
+    // Port 0 (AUDIOSOCKET_PORT=0, tests): the port the listener was bound to.
+    settings: { app: ari.app, externalHost: ari.externalHost.endsWith(':0') ? () => `${ari.externalHost.slice(0, -2)}:${boundPort()}` : ari.externalHost },
+  })
 }
 
 /**

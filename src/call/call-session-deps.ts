@@ -11,6 +11,7 @@ import type { CallEndReason } from './call-report.js'
 import type { CallSession } from './call-session.js'
 import type { SilenceMode } from './silence-keeper.js'
 import type { CallRecognitionOptions, TranscriberFactory } from './transcriber.js'
+import type { ConversationLeg } from './conversation-leg.js'
 
 /** What a pre-registration (POST /calls/{uuid}) gives one call. */
 export interface CallOptions {
@@ -22,6 +23,14 @@ export interface CallOptions {
    * sent before the first audio frame then has the call's own kind, not 8 kHz 0x10.
    */
   sampleRate?: number
+  /** This call is one leg (one party's stream) of a conversation: a tapped bridged call. */
+  conversation?: ConversationLeg
+  /**
+   * Overrides AUDIOSOCKET_SILENCE_MODE for this call: a tap stream (ARI externalMedia) gets
+   * `continuous`, because an externalMedia channel that never hears from its server can stall
+   * Asterisk's hangups (asterisk#2089).
+   */
+  silenceMode?: SilenceMode
 }
 
 /** Whether a call whose UUID just arrived is served, and with which options. */

@@ -32,10 +32,12 @@ import { CallReport, type CallEndReason, type ReportedError } from './call-repor
 import type { CallAdmission, CallMetrics, CallSessionDeps, CallSettings, CallSocket } from './call-session-deps.js'
 import { SilenceKeeper, silenceFrame } from './silence-keeper.js'
 import type { Transcriber, TranscriberHandlers } from './transcriber.js'
+import type { ConversationLeg, LegEnded } from './conversation-leg.js'
 
 export type { CallEndReason } from './call-report.js'
 export type { CallAdmission, CallMetrics, CallOptions, CallSessionDeps, CallSettings, CallSocket, WireTap } from './call-session-deps.js'
 export type { CallRecognitionOptions, Transcriber, TranscriberFactory, TranscriberHandlers } from './transcriber.js'
+export type { ConversationLeg, LegControl, LegEnded, LegObserver } from './conversation-leg.js'
 
 /** Do not queue silence behind a peer that is not reading: it would only arrive late. */
 const MAX_UNSENT_SILENCE_BYTES = 64 * 1024
@@ -82,6 +84,10 @@ export class CallSession {
   private readonly guard: Guard
   /** From the call's pre-registration; echoed in call.started and call.ended. */
   private metadata: Readonly<Record<string, unknown>> | null = null
+  /** Set when this call is one party's stream of a conversation (a tapped bridged call). */
+  private conversation: ConversationLeg | undefined
+  /** What the conversation hears of this leg's end, set just before close(). */
+  private legEnded: LegEnded | undefined
 
   constructor(private readonly deps: CallSessionDeps) {
     this.socket = deps.socket
@@ -196,9 +202,7 @@ export class CallSession {
         this.beginCall(frame.uuid)
         return
       case 'dtmf':
-        this.report.frames.dtmf++
-        this.publish('call.dtmf', { digit: frame.digit, at_ms: this.report.audioMs })
-        this.log.debug({ digit: frame.digit }, 'dtmf')
+        this.publishDtmf(frame.digit)
         return
       case 'hangup':
         // Asterisk never sends this; a peer that does is ending the call.
@@ -228,12 +232,13 @@ export class CallSession {
       return
     }
     this.metadata = admission.options?.metadata ?? null
+    this.conversation = admission.options?.conversation
     this.stateValue = 'streaming'
     this.callIdValue = uuid
     this.log = this.deps.logger.child({ callId: uuid })
     this.clock.clearTimeout(this.firstFrameTimer)
     this.firstFrameTimer = undefined
-    this.events = new CallEventFactory(uuid, () => this.clock.now())
+    this.events = new CallEventFactory(uuid, () => this.clock.now(), this.conversation)
     this.metrics.callStarted()
     this.publish('call.started', {
       remote_address: this.socket.remoteAddress ?? null,
@@ -243,10 +248,11 @@ export class CallSession {
     })
     this.log.info({ remote: `${this.socket.remoteAddress}:${this.socket.remotePort}`, registered: admission.options !== undefined }, 'call started')
     const declaredKind = admission.options?.sampleRate === undefined ? undefined : audioKindForSampleRate(admission.options.sampleRate)
-    if (this.settings.silenceMode !== 'off') {
+    const silenceMode = admission.options?.silenceMode ?? this.settings.silenceMode
+    if (silenceMode !== 'off') {
       this.silence = new SilenceKeeper(
         {
-          mode: this.settings.silenceMode,
+          mode: silenceMode,
           afterMs: this.settings.silenceAfterMs,
           write: (frame) => this.writeSilence(frame),
           clock: this.clock,
@@ -260,6 +266,19 @@ export class CallSession {
     }
     if (this.settings.partialEvents) handlers.onPartial = this.guard((partial: TranscriptPartial) => this.maybePublishPartial(partial))
     this.transcriber = this.deps.createTranscriber(uuid, handlers, this.log, admission.options?.recognition, this.guard)
+    this.conversation?.observer.legStarted(uuid, { dtmf: this.guard((digit: string) => this.onOutOfBandDtmf(digit)) })
+  }
+
+  /** A digit reported outside the stream (ARI, for a conversation's leg): the same call.dtmf as a 0x03 frame. */
+  private onOutOfBandDtmf(digit: string): void {
+    if (this.stateValue !== 'streaming') return
+    this.publishDtmf(digit)
+  }
+
+  private publishDtmf(digit: string): void {
+    this.report.frames.dtmf++
+    this.publish('call.dtmf', { digit, at_ms: this.report.audioMs })
+    this.log.debug({ digit }, 'dtmf')
   }
 
   private onAudio(kind: number, kindRate: number, payload: Buffer): void {
@@ -274,6 +293,7 @@ export class CallSession {
       this.silence?.setFrame(silenceFrame(kind))
       if (kind === Kind.Slin8 && this.settings.slinEncoding === 'slin' && this.format.sampleRate === 8000) this.g711Detector = new MislabelledG711Detector()
       this.transcriber?.start(this.format)
+      if (this.callIdValue !== undefined) this.conversation?.observer.audioStarted(this.callIdValue, this.clock.now())
     } else if (rate !== this.format.sampleRate) {
       void this.end(
         'error',
@@ -325,6 +345,7 @@ export class CallSession {
     this.lastPartialText = ''
     this.report.addUtterance(u)
     this.publish('transcript.final', { ...u })
+    if (this.callIdValue !== undefined) this.conversation?.observer.utterance(this.callIdValue, u)
     this.log.debug({ index: u.index, text: u.text }, 'utterance')
   }
 
@@ -450,6 +471,7 @@ export class CallSession {
     this.publish('call.ended', this.report.endedData(outcome))
     this.metrics.callEnded(endReason)
     this.log.info(this.report.logFields(outcome), 'call ended')
+    this.legEnded = { reason: endReason, audioMs: this.report.audioMs, errorCode: endError?.error.code }
     this.close()
   }
 
@@ -458,6 +480,10 @@ export class CallSession {
     this.clearTimers()
     for (const resolve of this.onceClosed.splice(0)) resolve()
     this.deps.onClosed?.(this)
+    // Also when ending threw before call.ended: the conversation must not wait for this leg forever.
+    if (this.conversation !== undefined && this.callIdValue !== undefined) {
+      this.conversation.observer.legEnded(this.callIdValue, this.legEnded ?? { reason: 'error', audioMs: this.report.audioMs, errorCode: 'ERR_CALL_INTERNAL' })
+    }
   }
 
   private clearTimers(): void {

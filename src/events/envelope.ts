@@ -9,12 +9,21 @@ export type EventType =
   | 'transcript.final'
   | 'call.dtmf'
   | 'call.ended'
+  | 'conversation.started'
+  | 'conversation.ended'
 
 export interface EventEnvelope<D extends object = Record<string, unknown>> {
   readonly id: string
   readonly type: EventType
   readonly call_id: string
   readonly seq: number
+  /**
+   * Set on every event of a conversation's leg (a tapped bridged call) and on the conversation's
+   * own events, whose `call_id` is the conversation id (their own stream, seq from 0).
+   */
+  readonly conversation_id?: string
+  /** A leg's role in its conversation ("caller", "agent", ...); only on a leg's events. */
+  readonly role?: string
   /** ISO-8601 wall-clock time at which the server created the event. */
   readonly time: string
   readonly data: D

@@ -8,6 +8,9 @@
  *   POST /calls/{uuid}    pre-register a call (bearer HTTP_TOKEN; body: see registrations.ts);
  *                         429 with Retry-After while REGISTRATION_MAX_COUNT / _BYTES are reached
  *   DELETE /calls/{uuid}  withdraw a registration
+ *   POST /conversations   tap a live bridged call through ARI (bearer HTTP_TOKEN; body: see
+ *                         conversation-request.ts): 201 { conversation_id, legs }
+ *   DELETE /conversations/{id}  stop a tap (its legs end, conversation.ended follows)
  *
  * It stays up while the server drains, so the load balancer sees the 503 and the metrics stay
  * readable until the process exits.
@@ -25,6 +28,8 @@ import { jsonTextTooDeep } from '../shared/json-depth.js'
 import { LogThrottle } from '../shared/log-throttle.js'
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js'
 import { canonicalUuid, parseRegistration, type RegistrationStore } from './registrations.js'
+import { conversationBodyFromForm, parseConversationRequest } from './conversation-request.js'
+import type { BeginResult, ConversationRequest } from './conversation-taps.js'
 
 /** Registration bodies are small JSON objects; anything larger is refused unread. */
 export const MAX_BODY_BYTES = 64 * 1024
@@ -48,6 +53,8 @@ export type HttpRefusalReason =
   | 'too_large'
   | 'registrations_full'
   | 'draining'
+  | 'conversations_disabled'
+  | 'conversation_refused'
 
 export const HTTP_REFUSAL_REASONS: readonly HttpRefusalReason[] = [
   'unauthorized',
@@ -58,6 +65,8 @@ export const HTTP_REFUSAL_REASONS: readonly HttpRefusalReason[] = [
   'too_large',
   'registrations_full',
   'draining',
+  'conversations_disabled',
+  'conversation_refused',
 ]
 
 export interface HttpMetrics {
@@ -78,10 +87,17 @@ export interface HttpEndpointOptions {
   notReady: () => NotReady | undefined
   renderMetrics: () => string
   activeCalls: () => number
+  /** More fields for the 200 answer of /readyz (e.g. the ARI events socket's state). */
+  readyDetail?: () => Record<string, unknown>
   registrations: RegistrationStore
   /** Bearer token for /calls; null disables registration (403). */
   token: string | null
   metrics?: HttpMetrics
+  /** Taps through ARI (POST/DELETE /conversations); undefined without ARI_URL (404 naming the setting). */
+  conversations?: {
+    begin(request: ConversationRequest): Promise<BeginResult>
+    end(conversationId: string): Promise<boolean>
+  }
   /** Clock of the log throttle (tests). */
   now?: () => number
 }
@@ -143,7 +159,7 @@ export class HttpEndpoint {
         if (!read) return this.methodNotAllowed(res, 'GET, HEAD')
         const notReady = this.options.notReady()
         if (notReady !== undefined) return json(res, 503, { status: 'not_ready', reason: notReady.reason, ...notReady.detail })
-        return json(res, 200, { status: 'ready', active_calls: this.options.activeCalls() })
+        return json(res, 200, { status: 'ready', active_calls: this.options.activeCalls(), ...this.options.readyDetail?.() })
       }
       case '/metrics':
         if (!read) return this.methodNotAllowed(res, 'GET, HEAD')
@@ -151,6 +167,7 @@ export class HttpEndpoint {
         res.end(method === 'HEAD' ? undefined : this.options.renderMetrics())
         return
     }
+    if (path === '/conversations' || path.startsWith('/conversations/')) return this.routeConversations(req, res, path, method)
     const m = /^\/calls\/([^/]+)$/.exec(path)
     if (m === null) return this.refuse(res, 'not_found', 404, { error: 'not found' })
     const handler: Handler | undefined = method === 'POST' ? this.register : method === 'DELETE' ? this.unregister : undefined
@@ -180,26 +197,87 @@ export class HttpEndpoint {
     return true
   }
 
-  private async register(req: http.IncomingMessage, res: http.ServerResponse, uuid: string): Promise<void> {
+  private async routeConversations(req: http.IncomingMessage, res: http.ServerResponse, path: string, method: string): Promise<void> {
+    const m = /^\/conversations\/([^/]+)$/.exec(path)
+    const allow = m === null ? 'POST' : 'DELETE'
+    if (method !== allow) return this.methodNotAllowed(res, allow)
+    if (!this.authorize(req, res)) return
+    const conversations = this.options.conversations
+    if (conversations === undefined) {
+      return this.refuse(res, 'conversations_disabled', 404, { error: 'conversations need ARI: set ARI_URL, ARI_USERNAME and ARI_PASSWORD' })
+    }
+    if (m !== null) {
+      const id = canonicalUuid(percentDecode(m[1] ?? '') ?? '')
+      if (id === undefined) return this.badRequest(res, 'the path must be /conversations/<conversation_id>')
+      if (await conversations.end(id)) {
+        res.writeHead(204).end()
+        return
+      }
+      return json(res, 404, { error: 'no live conversation with this id' })
+    }
+    // The dialplan's CURL() posts form fields (it strips the quotes JSON needs); clients post JSON.
+    const form = /^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')
+    const body = form ? await this.readForm(req, res) : await this.readJson(req, res)
+    if (body === undefined) return
+    const parsed = parseConversationRequest(body)
+    if ('problems' in parsed) return this.badRequest(res, parsed.problems.join('; '))
+    const result = await conversations.begin(parsed.request)
+    if (result.ok) {
+      json(res, 201, { conversation_id: result.conversationId, legs: result.legs.map((leg) => ({ call_id: leg.callId, role: leg.role })) })
+      return
+    }
+    this.options.logger.debug({ status: result.status, error: result.error.slice(0, 200) }, 'conversation refused')
+    this.refuse(res, 'conversation_refused', result.status, { error: result.error, ...(result.conversationId === undefined ? {} : { conversation_id: result.conversationId }) })
+  }
+
+  /** The request's body as text, or undefined once a refusal has been answered (or the client left). */
+  private async readText(req: http.IncomingMessage, res: http.ServerResponse): Promise<string | undefined> {
     const text = await readBody(req)
     if (text === ABORTED) {
       this.options.logger.debug({ path: loggedPath(req) }, 'HTTP request abandoned by the client before its body ended')
       res.destroy()
-      return
+      return undefined
     }
     if (text === TOO_LARGE) {
       res.setHeader('connection', 'close')
-      return this.refuse(res, 'too_large', 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` })
+      this.refuse(res, 'too_large', 413, { error: `the body is larger than ${MAX_BODY_BYTES} bytes` })
+      return undefined
     }
-    let body: unknown = {}
-    if (text.trim() !== '') {
-      if (jsonTextTooDeep(text, MAX_BODY_DEPTH)) return this.badRequest(res, `the body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep`)
-      try {
-        body = JSON.parse(text)
-      } catch {
-        return this.badRequest(res, 'the body must be JSON')
-      }
+    return text
+  }
+
+  /** A form-encoded body as the object its JSON twin would be (conversation-request.ts), or undefined once refused. */
+  private async readForm(req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
+    const text = await this.readText(req, res)
+    if (text === undefined) return undefined
+    const body = conversationBodyFromForm(text)
+    if ('problems' in body) {
+      this.badRequest(res, body.problems.join('; '))
+      return undefined
     }
+    return body.body
+  }
+
+  /** The request's JSON body ({} when empty), or undefined once a refusal has been answered. */
+  private async readJson(req: http.IncomingMessage, res: http.ServerResponse): Promise<unknown> {
+    const text = await this.readText(req, res)
+    if (text === undefined) return undefined
+    if (text.trim() === '') return {}
+    if (jsonTextTooDeep(text, MAX_BODY_DEPTH)) {
+      this.badRequest(res, `the body nests arrays and objects more than ${MAX_BODY_DEPTH} levels deep`)
+      return undefined
+    }
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      this.badRequest(res, 'the body must be JSON')
+      return undefined
+    }
+  }
+
+  private async register(req: http.IncomingMessage, res: http.ServerResponse, uuid: string): Promise<void> {
+    const body = await this.readJson(req, res)
+    if (body === undefined) return
     const parsed = parseRegistration(body)
     if ('problems' in parsed) return this.badRequest(res, parsed.problems.join('; '))
     const notReady = this.options.notReady()

@@ -32,6 +32,8 @@ export const ErrorCodes = {
   ERR_ARI_UNREACHABLE: "ARI (Asterisk's HTTP server at ARI_URL) refused the connection or did not answer in time",
   ERR_ARI_BAD_RESPONSE: 'ARI answered with a body that is not the JSON expected, or larger than the client reads',
   ERR_ARI_EVENTS: 'the ARI events WebSocket could not be opened, or was lost; it is reopened with backoff',
+  ERR_ARI_TAP_FAILED: 'a tap (snoop, externalMedia channel, bridge) could not be set up on the channel; what was made was removed',
+  ERR_ARI_TAP_NO_STREAM: "a tap's externalMedia channel was created but its stream never reached the AudioSocket listener (check ARI_EXTERNAL_HOST)",
   // Capture files, packet-capture import, replay (the capture tools; never a live call)
   ERR_CAPTURE_NOT_A_CAPTURE: 'the file is not an AudioSocket capture file (wrong magic bytes)',
   ERR_CAPTURE_VERSION: 'the capture file has a format version this tool does not read',
