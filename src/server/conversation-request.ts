@@ -17,6 +17,9 @@ import { DEFAULT_ROLES, isRole, type ConversationRequest } from './conversation-
 /** A channel id or name is at most this long (Asterisk's names are far shorter). */
 const MAX_CHANNEL_CHARS = 256
 
+/** The fields of the JSON body: the tap's own, then the registration's it takes (sample_rate is not one). */
+const BODY_FIELDS = ['channel', 'roles', 'language_hints', 'language_hints_strict', 'context', 'metadata']
+
 export function parseConversationRequest(body: unknown): { request: ConversationRequest } | { problems: string[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { problems: ['the body must be a JSON object'] }
   const { channel, roles, sample_rate: sampleRate, ...rest } = body as Record<string, unknown>
@@ -29,15 +32,24 @@ export function parseConversationRequest(body: unknown): { request: Conversation
     const r = roles as Record<string, unknown>
     if (typeof roles !== 'object' || roles === null || Array.isArray(roles) || Object.keys(r).some((k) => k !== 'in' && k !== 'out')) {
       problems.push('roles must be an object { "in": "<role>", "out": "<role>" }')
-    } else if (!isRole(r.in ?? DEFAULT_ROLES.in) || !isRole(r.out ?? DEFAULT_ROLES.out)) {
-      problems.push('roles.in and roles.out must be names of 1 to 32 letters, digits, "_", "." or "-", starting with a letter')
     } else {
-      parsedRoles = { in: (r.in as string | undefined) ?? DEFAULT_ROLES.in, out: (r.out as string | undefined) ?? DEFAULT_ROLES.out }
-      if (parsedRoles.in === parsedRoles.out) problems.push('roles.in and roles.out must differ')
+      // A role left out takes its default; one given (null included) must be a name.
+      const inRole = r.in === undefined ? DEFAULT_ROLES.in : r.in
+      const outRole = r.out === undefined ? DEFAULT_ROLES.out : r.out
+      if (!isRole(inRole) || !isRole(outRole)) {
+        problems.push('roles.in and roles.out must be names of 1 to 32 letters, digits, "_", "." or "-", starting with a letter')
+      } else {
+        parsedRoles = { in: inRole, out: outRole }
+        if (parsedRoles.in === parsedRoles.out) problems.push('roles.in and roles.out must differ')
+      }
     }
   }
   if (sampleRate !== undefined) problems.push('sample_rate is not taken here: a tap asks Asterisk for the channel\'s own rate')
-  const options = parseRegistration(rest)
+  // Named here, with this body's fields: parseRegistration would list its own (sample_rate, not channel).
+  for (const key of Object.keys(rest)) {
+    if (!BODY_FIELDS.includes(key)) problems.push(`unknown field "${key}" (known: ${BODY_FIELDS.join(', ')})`)
+  }
+  const options = parseRegistration(Object.fromEntries(Object.entries(rest).filter(([key]) => BODY_FIELDS.includes(key))))
   if ('problems' in options) problems.push(...options.problems)
   if (problems.length > 0 || 'problems' in options) return { problems }
   return { request: { channel: channel as string, roles: parsedRoles, options: options.options } }
@@ -48,11 +60,14 @@ const FORM_FIELDS = ['channel', 'roles', 'language_hints', 'language_hints_stric
 /** Form fields (x-www-form-urlencoded) as the JSON body they stand for; parseConversationRequest checks the values. */
 export function conversationBodyFromForm(text: string): { body: Record<string, unknown> } | { problems: string[] } {
   const body: Record<string, unknown> = {}
-  const metadata: Record<string, string> = {}
+  // A Map, not an object: a key such as "__proto__" stays the metadata's own, as in the JSON twin.
+  const metadata = new Map<string, string>()
   const problems: string[] = []
   for (const [key, value] of new URLSearchParams(text)) {
     if (key.startsWith('metadata.') && key.length > 'metadata.'.length) {
-      metadata[key.slice('metadata.'.length)] = value
+      const name = key.slice('metadata.'.length)
+      if (metadata.has(name)) problems.push(`the form field "${key}" is given twice`)
+      else metadata.set(name, value)
     } else if (!FORM_FIELDS.includes(key)) {
       problems.push(`unknown form field "${key}" (known: ${FORM_FIELDS.join(', ')}, metadata.<key>)`)
     } else if (key in body) {
@@ -68,6 +83,7 @@ export function conversationBodyFromForm(text: string): { body: Record<string, u
       body[key] = value
     }
   }
-  if (Object.keys(metadata).length > 0) body.metadata = metadata
+  // Object.fromEntries defines each key as an own property (no __proto__ setter).
+  if (metadata.size > 0) body.metadata = Object.fromEntries(metadata)
   return problems.length > 0 ? { problems } : { body }
 }
