@@ -79,7 +79,7 @@ export class ChannelTap {
     private readonly rest: AriRest,
     private readonly stasis: StasisWaiter,
     readonly plan: TapPlan,
-    private readonly options: { stasisTimeoutMs: number },
+    private readonly options: { stasisTimeoutMs: number; onTeardownError?: (objectId: string, error: unknown) => void },
   ) {
     for (const leg of plan.legs) this.legState.set(leg.spy, 'idle')
   }
@@ -153,10 +153,14 @@ export class ChannelTap {
     if (running !== undefined) return running
     this.legState.set(spy, 'stopped')
     const ids = this.ids(spy)
+    const failed = (id: string) => (error: unknown): false => {
+      this.options.onTeardownError?.(id, error)
+      return false
+    }
     const done = (async () => {
-      await this.rest.hangup(ids.media).catch(() => false)
-      await this.rest.destroyBridge(ids.bridge).catch(() => false)
-      await this.rest.hangup(ids.snoop).catch(() => false)
+      await this.rest.hangup(ids.media).catch(failed(ids.media))
+      await this.rest.destroyBridge(ids.bridge).catch(failed(ids.bridge))
+      await this.rest.hangup(ids.snoop).catch(failed(ids.snoop))
     })()
     this.stopping.set(spy, done)
     if ([...this.legState.values()].every((s) => s === 'stopped')) this.stateValue = 'stopped'

@@ -1,8 +1,8 @@
 /**
  * One conversation: the legs of a tapped bridged call (one stream per party, each an ordinary
  * CallSession with its own call_id and seq) joined into one. It publishes its own two events on a
- * stream of its own (call_id = the conversation id, seq from 0): conversation.started when the tap
- * is up, conversation.ended once every leg has ended, with the merged transcript.
+ * stream of its own (call_id = the conversation id, seq from 0): conversation.started as the tap
+ * is built, conversation.ended once every leg has ended, with the merged transcript.
  *
  *   open --every leg ended (or never came)--> ended
  *
@@ -91,7 +91,7 @@ export class Conversation implements LegObserver {
     return leg === undefined ? undefined : { conversationId: this.id, role: leg.role, observer: this }
   }
 
-  /** Publishes conversation.started: the tap is up and its streams are on their way. */
+  /** Publishes conversation.started: the tap is being built (its legs name the streams to come). */
   announce(): void {
     const { channel } = this.settings
     this.settings.sink.publish(

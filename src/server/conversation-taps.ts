@@ -113,6 +113,8 @@ export class ConversationTaps {
   private readonly events: TapEventSource
   private readonly log: Logger
   private readonly settings: Required<ConversationTapsSettings>
+  /** Teardowns in flight: close() waits for them before it closes the REST client. */
+  private readonly teardowns = new Set<Promise<void>>()
 
   constructor(private readonly deps: ConversationTapsDeps) {
     this.clock = deps.clock ?? systemClock
@@ -193,6 +195,7 @@ export class ConversationTaps {
     if (this.stateValue === 'closed') return
     this.stateValue = 'closed'
     await Promise.all([...this.byId.values()].map((tapped) => this.stopTap(tapped, 'shutdown')))
+    await Promise.all([...this.teardowns])
     await this.events.close()
     this.deps.rest.close()
   }
@@ -224,6 +227,7 @@ export class ConversationTaps {
     })
     const tap = new ChannelTap(this.deps.rest, this.stasis, { tapId: conversationId, channelId: channel.id, app: this.settings.app, externalHost: typeof this.settings.externalHost === 'string' ? this.settings.externalHost : this.settings.externalHost(), format, legs: legPlans }, {
       stasisTimeoutMs: this.settings.stasisTimeoutMs,
+      onTeardownError: (objectId, err) => this.log.warn({ err, objectId, conversationId }, 'a tap object could not be removed; the next reconciliation removes it'),
     })
     const tapped: Tapped = { conversation, tap, channelId: channel.id, roles: request.roles, peers: new Set(), pending: new Map(), legSpy: new Map(), streamTimer: undefined }
     for (const leg of legPlans) {
@@ -271,7 +275,7 @@ export class ConversationTaps {
     for (const [callId, leg] of [...tapped.pending]) {
       tapped.pending.delete(callId)
       this.pendingLegs.delete(callId)
-      void tapped.tap.stopLeg(leg.spy)
+      this.track(tapped.tap.stopLeg(leg.spy))
       tapped.conversation.legMissing(callId, errorCode)
     }
   }
@@ -321,7 +325,7 @@ export class ConversationTaps {
     const spy = tapped?.legSpy.get(callId)
     if (tapped === undefined || spy === undefined) return
     // The stream is over: whatever of its leg is still in Asterisk goes (no-op when the tap is already down).
-    void tapped.tap.stopLeg(spy)
+    this.track(tapped.tap.stopLeg(spy))
   }
 
   private onConversationEnded(conversationId: string): void {
@@ -331,7 +335,13 @@ export class ConversationTaps {
     if (this.byChannel.get(tapped.channelId) === tapped) this.byChannel.delete(tapped.channelId)
     this.clearStreamTimer(tapped)
     this.deps.metrics?.tapEnded()
-    void tapped.tap.stop()
+    this.track(tapped.tap.stop())
+  }
+
+  /** Keeps a teardown until it settles (it never rejects: ChannelTap swallows what it cannot remove). */
+  private track(teardown: Promise<void>): void {
+    this.teardowns.add(teardown)
+    void teardown.finally(() => this.teardowns.delete(teardown))
   }
 
   // ---- ARI events ---------------------------------------------------------------------------------
@@ -393,7 +403,7 @@ export class ConversationTaps {
     if (channelId === undefined) return
     const own = this.byChannel.get(channelId)
     if (own !== undefined && event.type === 'ChannelDestroyed') {
-      void this.stopTap(own, 'hangup')
+      this.track(this.stopTap(own, 'hangup'))
       return
     }
     for (const tapped of this.byId.values()) {
@@ -402,8 +412,8 @@ export class ConversationTaps {
       // A snoop ends with the channel it spies on: the call is over for this tap.
       // (A snoop this tap removed itself, with its leg, says nothing about the call.)
       if (owner.object === 'snoop') {
-        if (!tapped.tap.isLegStopped(owner.spy)) void this.stopTap(tapped, 'hangup')
-      } else if (owner.object === 'media') void tapped.tap.stopLeg(owner.spy)
+        if (!tapped.tap.isLegStopped(owner.spy)) this.track(this.stopTap(tapped, 'hangup'))
+      } else if (owner.object === 'media') this.track(tapped.tap.stopLeg(owner.spy))
       return
     }
   }

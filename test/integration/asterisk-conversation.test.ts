@@ -7,6 +7,9 @@
  */
 import t, { type Test } from 'tap'
 import { asteriskMissing } from '../support/asterisk.js'
+import { waitUntil } from '../support/wait.js'
+import { AriRest } from '../../src/ari/index.js'
+import { ARI_PASSWORD, ARI_USER, HTTP_TOKEN } from '../support/asterisk-conversation.js'
 import { conversationEvents, startConversationRig, withoutSilentFrames, RATE, type ConversationRig } from '../support/asterisk-conversation.js'
 import { expectedTranscript } from '../support/fake-soniox.js'
 
@@ -40,6 +43,62 @@ function checkLeg(t: Test, rig: ConversationRig, leg: any[], role: string, audio
   return { callId, ended, expected }
 }
 
+
+/** Every event of a conversation once it and both legs have ended. */
+async function finishedConversation(rig: ConversationRig, conversationId: string) {
+  await conversationEvents(rig.h, conversationId)
+  await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.ended').length === 2, 30_000)
+  const { own, legs } = await conversationEvents(rig.h, conversationId)
+  const byRole = new Map([...legs.values()].map((events) => [events[0].role as string, events]))
+  return { own, legs, byRole }
+}
+
+/** The conversation.started of call `callNum` (its metadata or the conversation's tap log names it). */
+async function startedConversation(rig: ConversationRig, predicate: (e: any) => boolean = () => true): Promise<string> {
+  const events = await rig.h.receiver.waitFor((evs) => evs.some((e) => e.type === 'conversation.started' && predicate(e)), 30_000)
+  return events.find((e) => e.type === 'conversation.started' && predicate(e)).conversation_id
+}
+
+/** Resolves when the server logged the tap of this conversation as up (snoops, streams and bridges in place). */
+async function tapUp(rig: ConversationRig, conversationId: string): Promise<void> {
+  await waitUntil(() => rig.h.logs.some((r) => r.msg === 'tap up' && r.conversationId === conversationId), `tap ${conversationId} up`, 30_000)
+}
+
+function ari(rig: ConversationRig): AriRest {
+  return new AriRest({ url: `http://127.0.0.1:${rig.ariPort}`, username: ARI_USER, password: ARI_PASSWORD })
+}
+
+/** Ids of this app's tap channels and bridges still in Asterisk. */
+async function tapObjects(rig: ConversationRig): Promise<string[]> {
+  const rest = ari(rig)
+  try {
+    const [channels, bridges] = await Promise.all([rest.listChannels(), rest.listBridges()])
+    return [...channels.map((c) => c.id), ...bridges.map((b) => b.id)].filter((id) => id.startsWith('audiosocket-soniox-'))
+  } finally {
+    rest.close()
+  }
+}
+
+/**
+ * This app's tap objects once Asterisk has removed them all (a hangup of a Stasis channel is
+ * answered before the channel is gone), or what is left after 10 s.
+ */
+async function tapObjectsGone(rig: ConversationRig): Promise<string[]> {
+  let left = await tapObjects(rig)
+  for (let attempt = 0; attempt < 200 && left.length > 0; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    left = await tapObjects(rig)
+  }
+  return left
+}
+
+function checkMerged(t: Test, ended: any, caller: { expected: string }, agent: { expected: string }) {
+  const merged = ended.transcript as Array<{ role: string; start_ms: number; end_ms: number; text: string }>
+  t.equal(merged.filter((u) => u.role === 'caller').map((u) => u.text).join(''), caller.expected, "the merged transcript holds all of the caller's words")
+  t.equal(merged.filter((u) => u.role === 'agent').map((u) => u.text).join(''), agent.expected, "and all of the agent's")
+  t.ok(merged.every((u, i) => i === 0 || u.start_ms >= merged[i - 1]!.start_ms), 'in time order')
+  return merged
+}
 t.test('POST /conversations from the dialplan (CURL): two legs, exact transcripts, roles, DTMF, merged in time order', { skip: missing ?? false }, async (t) => {
   const rig = await startConversationRig(t, { env: { AUDIOSOCKET_SILENCE_MODE: 'off' } })
   rig.call({ byCurl: true, callerHold: 2 })
@@ -70,4 +129,105 @@ t.test('POST /conversations from the dialplan (CURL): two legs, exact transcript
   const lastCaller = merged.map((u) => u.role).lastIndexOf('caller')
   const firstAgent = merged.map((u) => u.role).indexOf('agent')
   t.ok(lastCaller < firstAgent, "the caller spoke first, then the agent (who waits 2.5 s, after the caller's 2 s)")
+})
+
+t.test('AUDIOSOCKET_SONIOX_TAP on both channels: one conversation, the older channel tapped; the agent hangs up first', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  const callNum = rig.call({ tapVariable: 'caller,agent', waitReady: true, agentHold: 0.2, callerHold: 30 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  const { own, byRole } = await finishedConversation(rig, conversationId)
+  t.equal(rig.h.receiver.events.filter((e) => e.type === 'conversation.started').length, 1, 'one conversation though both channels carry the variable')
+  t.match(own[0].data.channel, { name: /^Local\/caller@conv-[0-9a-f]+;2$/ }, "the caller's channel (the older one) is the tapped one")
+  const caller = checkLeg(t, rig, byRole.get('caller')!, 'caller', rig.callerAudio, '5')
+  const agent = checkLeg(t, rig, byRole.get('agent')!, 'agent', rig.agentAudio, '7')
+  t.equal(own[1].data.reason, 'hangup', 'the agent hung up: the call, and the conversation, ended')
+  checkMerged(t, own[1].data, caller, agent)
+  t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left in Asterisk')
+})
+
+t.test('DELETE /conversations/{id} mid-call: the legs end, the call goes on', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 60, agentHold: 60 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  // Both parties have spoken and pressed their digit.
+  await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.dtmf').length === 2, 30_000)
+  const res = await fetch(`http://127.0.0.1:${rig.httpPort}/conversations/${conversationId}`, { method: 'DELETE', headers: { authorization: `Bearer ${HTTP_TOKEN}` } })
+  t.equal(res.status, 204, 'DELETE answers 204')
+  const { own, byRole } = await finishedConversation(rig, conversationId)
+  t.equal(own[1].data.reason, 'stopped', 'conversation.ended says stopped')
+  checkLeg(t, rig, byRole.get('caller')!, 'caller', rig.callerAudio, '5')
+  checkLeg(t, rig, byRole.get('agent')!, 'agent', rig.agentAudio, '7')
+  t.same(await tapObjectsGone(rig), [], 'the tap channels and bridges are gone')
+  const rest = ari(rig)
+  t.teardown(() => rest.close())
+  const tapped = await rest.getChannel(own[0].data.channel.id)
+  t.ok(tapped, 'the call itself is still up')
+  const again = await fetch(`http://127.0.0.1:${rig.httpPort}/conversations/${conversationId}`, { method: 'DELETE', headers: { authorization: `Bearer ${HTTP_TOKEN}` } })
+  t.equal(again.status, 404, 'a second DELETE: 404')
+  await rig.ast.rx('channel request hangup all')
+})
+
+t.test('the server ends one stream first: that leg ends, the other goes on to the end of the call', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 0.5 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  const started = await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.started').length === 2, 30_000)
+  const agentLeg = started.find((e) => e.conversation_id === conversationId && e.type === 'call.started' && e.role === 'agent').call_id
+  // The agent's stream is ended by the server (as a protocol violation or a shutdown of that call would) before anyone speaks.
+  const calls = [...((rig.h.app.server as any).calls as Set<any>)]
+  await calls.find((c) => c.callId === agentLeg).shutdown()
+  await rig.ready(callNum)
+  const { own, byRole } = await finishedConversation(rig, conversationId)
+  const agentEnded = byRole.get('agent')!.find((e: any) => e.type === 'call.ended')
+  t.equal(agentEnded.data.reason, 'shutdown', "the agent leg ended by the server's hand")
+  t.equal(agentEnded.data.audio_ms < 1000, true, 'before the agent spoke')
+  checkLeg(t, rig, byRole.get('caller')!, 'caller', rig.callerAudio, '5')
+  t.equal(own[1].data.reason, 'hangup', 'the conversation ended with the call')
+  t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left')
+})
+
+t.test('Soniox fails on one leg: the other leg is untouched', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  // The first session to start (one of the two legs) is refused for good; the other is served.
+  rig.h.soniox.rejectNextSessions(1, { code: 400, type: 'invalid_request', message: 'Invalid request.' })
+  const callNum = rig.call({ tapVariable: '1', waitReady: true })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  const { own, byRole } = await finishedConversation(rig, conversationId)
+  const ends = ['caller', 'agent'].map((role) => byRole.get(role)!.find((e: any) => e.type === 'call.ended'))
+  const failed = ends.filter((e) => e.data.error !== null)
+  t.equal(failed.length, 1, 'one leg reports the transcription failure')
+  const healthy = ends.find((e) => e.data.error === null)
+  const role = healthy.role as 'caller' | 'agent'
+  checkLeg(t, rig, byRole.get(role)!, role, role === 'caller' ? rig.callerAudio : rig.agentAudio, role === 'caller' ? '5' : '7')
+  t.equal(own[1].data.reason, 'hangup', 'conversation.ended: the call hung up')
+  t.match(own[1].data.legs.find((l: any) => l.call_id === failed[0].call_id), { error: { code: /^ERR_SONIOX/ } }, 'and names the failed leg')
+})
+
+t.test('shutdown (drain, then stop): the legs end with reason shutdown, every tap object is removed, the call goes on', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 60, agentHold: 60 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.dtmf').length === 2, 30_000)
+  t.equal(await rig.h.app.drain(50), false, 'drain: the tapped legs are live calls, still going')
+  const events = rig.h.receiver.events
+  await rig.stop()
+  const own = events.filter((e) => e.call_id === conversationId)
+  t.same(own.map((e) => e.type), ['conversation.started', 'conversation.ended'], 'conversation.ended was delivered before the server stopped')
+  t.equal(own[1].data.reason, 'shutdown', 'reason shutdown')
+  const legEnds = events.filter((e) => e.conversation_id === conversationId && e.type === 'call.ended')
+  t.same(legEnds.map((e) => e.data.reason).sort(), ['shutdown', 'shutdown'], 'both legs ended with reason shutdown')
+  t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left in Asterisk')
+  const rest = ari(rig)
+  t.teardown(() => rest.close())
+  t.ok(await rest.getChannel(own[0].data.channel.id), 'the call itself is still up')
+  await rig.ast.rx('channel request hangup all')
 })

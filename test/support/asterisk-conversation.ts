@@ -33,9 +33,11 @@ export const CONVERSATION_MODULES = [...ARI_MODULES, 'res_curl', 'func_curl', 'f
  *   WAIT_READY   1: both parties wait for READY_<CALLNUM> before speaking
  *   CALLER_SOUND, AGENT_SOUND  the files the parties play
  *   CALLER_DTMF, AGENT_DTMF    a digit each party presses after speaking
- *   AGENT_DELAY  seconds the agent waits before speaking
- *   CALLER_HOLD, AGENT_HOLD    seconds each party stays on the line after its digit (the first to
- *                              hang up ends the call)
+ *   AGENT_DELAY  silence the agent plays before speaking
+ *   CALLER_HOLD, AGENT_HOLD    silence each party plays after its digit, then hangs up (the first
+ *                              to hang up ends the call)
+ * Pauses are played silence, not Wait(): on a real line audio flows all the time (RTP), and a
+ * snoop being hung up finishes only when the spied channel next passes a frame.
  */
 export function conversationDialplan(httpPort: number): string {
   return [
@@ -52,15 +54,15 @@ export function conversationDialplan(httpPort: number): string {
     ' same => n,Gosub(ready,s,1)',
     ' same => n,Playback(${CALLER_SOUND})',
     ' same => n,SendDTMF(${CALLER_DTMF})',
-    ' same => n,Wait(${CALLER_HOLD})',
+    ' same => n,Playback(${CALLER_HOLD})',
     ' same => n,Hangup()',
     '',
     'exten => agent,1,Answer()',
     ' same => n,Gosub(ready,s,1)',
-    ' same => n,Wait(${AGENT_DELAY})',
+    ' same => n,Playback(${AGENT_DELAY})',
     ' same => n,Playback(${AGENT_SOUND})',
     ' same => n,SendDTMF(${AGENT_DTMF})',
-    ' same => n,Wait(${AGENT_HOLD})',
+    ' same => n,Playback(${AGENT_HOLD})',
     ' same => n,Hangup()',
     '',
     '[ready]',
@@ -164,6 +166,16 @@ export async function startConversationRig(t: Test, options: { env?: Record<stri
   const callerSound = ast.writeSound('caller', callerAudio, 'sln16')
   const agentSound = ast.writeSound('agent', agentAudio, 'sln16')
   await h.app.conversations?.connected()
+  const silences = new Map<number, string>()
+  /** A sound of `seconds` of silence (zeros), written once. */
+  const silence = (seconds: number): string => {
+    let sound = silences.get(seconds)
+    if (sound === undefined) {
+      sound = ast.writeSound(`silence-${String(seconds).replace('.', '_')}`, Buffer.alloc(Math.round(seconds * RATE) * 2), 'sln16')
+      silences.set(seconds, sound)
+    }
+    return sound
+  }
   let next = 0
   return {
     h,
@@ -184,9 +196,9 @@ export async function startConversationRig(t: Test, options: { env?: Record<stri
         `__AGENT_SOUND=${agentSound}`,
         `__CALLER_DTMF=${o.callerDtmf ?? '5'}`,
         `__AGENT_DTMF=${o.agentDtmf ?? '7'}`,
-        `__CALLER_HOLD=${o.callerHold ?? 3}`,
-        `__AGENT_HOLD=${o.agentHold ?? 30}`,
-        `__AGENT_DELAY=${o.agentDelay ?? 2.5}`,
+        `__CALLER_HOLD=${silence(o.callerHold ?? 3)}`,
+        `__AGENT_HOLD=${silence(o.agentHold ?? 30)}`,
+        `__AGENT_DELAY=${silence(o.agentDelay ?? 2.5)}`,
       ]
       if (o.tapVariable !== undefined) vars.push(`__AUDIOSOCKET_SONIOX_TAP=${o.tapVariable}`)
       ast.originate({ Channel: 'Local/caller@conv/n', Codecs: '!all,slin16', Context: 'conv', Extension: 'callerparty', Priority: 1, Setvar: vars }, `conv-${callNum}-${randomUUID()}.call`)
