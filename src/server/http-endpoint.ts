@@ -199,6 +199,7 @@ export class HttpEndpoint {
 
   private async routeConversations(req: http.IncomingMessage, res: http.ServerResponse, path: string, method: string): Promise<void> {
     const m = /^\/conversations\/([^/]+)$/.exec(path)
+    if (m === null && path !== '/conversations') return this.refuse(res, 'not_found', 404, { error: 'not found' })
     const allow = m === null ? 'POST' : 'DELETE'
     if (method !== allow) return this.methodNotAllowed(res, allow)
     if (!this.authorize(req, res)) return

@@ -6,6 +6,7 @@
  * Skipped, with the reason, when there is no Asterisk at ASTERISK_PREFIX (default /opt/asterisk).
  */
 import t, { type Test } from 'tap'
+import { randomUUID } from 'node:crypto'
 import { asteriskMissing } from '../support/asterisk.js'
 import { waitUntil } from '../support/wait.js'
 import { AriRest } from '../../src/ari/index.js'
@@ -21,7 +22,7 @@ function sessionOf(rig: ConversationRig, callId: string) {
 }
 
 /** Checks one leg end to end: its audio is exactly its party's file, its transcript the stand-in's words for it. */
-function checkLeg(t: Test, rig: ConversationRig, leg: any[], role: string, audio: Buffer, digit: string) {
+function checkLeg(t: Test, rig: ConversationRig, leg: any[], role: string, audio: Buffer, digit: string | undefined) {
   const callId = leg[0].call_id
   t.ok(leg.every((e) => e.role === role), `every event of the ${role} leg names role ${role}`)
   t.same(leg.map((e) => e.seq), leg.map((_, i) => i), `the ${role} leg's seq is gapless`)
@@ -38,7 +39,7 @@ function checkLeg(t: Test, rig: ConversationRig, leg: any[], role: string, audio
   t.equal(ended.data.transcript, expected, `the ${role} leg's transcript is exactly the stand-in's words`)
   const finals = leg.filter((e) => e.type === 'transcript.final').map((e) => e.data.text).join('')
   t.equal(finals, expected, `the ${role} leg's transcript.final events add up to it`)
-  t.same(leg.filter((e) => e.type === 'call.dtmf').map((e) => e.data.digit), [digit], `the ${role} party's digit is on the ${role} leg`)
+  if (digit !== undefined) t.same(leg.filter((e) => e.type === 'call.dtmf').map((e) => e.data.digit), [digit], `the ${role} party's digit is on the ${role} leg`)
   t.ok(ended.data.silence_frames_sent > 0, 'the server sent the tap stream silence all along')
   return { callId, ended, expected }
 }
@@ -230,4 +231,76 @@ t.test('shutdown (drain, then stop): the legs end with reason shutdown, every ta
   t.teardown(() => rest.close())
   t.ok(await rest.getChannel(own[0].data.channel.id), 'the call itself is still up')
   await rig.ast.rx('channel request hangup all')
+})
+
+t.test('ARI drops mid-conversation: the tap goes on, the events socket comes back, orphans are removed (at start and at reconnect)', { skip: missing ?? false }, async (t) => {
+  const orphanAtStart = `audiosocket-soniox-${randomUUID()}-in-bridge`
+  const rig = await startConversationRig(t, {
+    ariProxy: true,
+    beforeServer: async (url) => {
+      const rest = new AriRest({ url, username: ARI_USER, password: ARI_PASSWORD })
+      await rest.createBridge({ bridgeId: orphanAtStart, type: 'mixing' })
+      rest.close()
+    },
+  })
+  t.same(await tapObjectsGone(rig), [], `a bridge a previous run left (${orphanAtStart}) is removed at start`)
+  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 2 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  await rig.h.receiver.waitFor((evs) => evs.some((e) => e.conversation_id === conversationId && e.role === 'caller' && e.type === 'transcript.final'), 30_000)
+  const conversations = rig.h.app.conversations!
+  rig.cutAri()
+  await waitUntil(() => conversations.eventsState !== 'connected', 'the events socket noticed the cut', 10_000)
+  // While the server is away from ARI, a tap bridge nobody owns appears (as a crashed run would leave it).
+  const orphan = `audiosocket-soniox-${randomUUID()}-out-bridge`
+  const rest = ari(rig)
+  t.teardown(() => rest.close())
+  await rest.createBridge({ bridgeId: orphan, type: 'mixing' })
+  await conversations.connected()
+  t.pass('the events socket reconnected')
+  const { own, byRole } = await finishedConversation(rig, conversationId)
+  checkLeg(t, rig, byRole.get('caller')!, 'caller', rig.callerAudio, undefined)
+  checkLeg(t, rig, byRole.get('agent')!, 'agent', rig.agentAudio, undefined)
+  t.equal(own[1].data.reason, 'hangup', 'the conversation ended with the call')
+  t.same(await tapObjectsGone(rig), [], `the orphan ${orphan} and the tap's own objects are gone`)
+})
+
+t.test('10 concurrent tapped calls, 5 times: exact legs, and every hangup completes (no Asterisk stall)', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  for (let round = 1; round <= 5; round++) {
+    const calls = Array.from({ length: 10 }, () => rig.call({ byCurl: true }))
+    const events = await rig.h.receiver.waitFor(
+      (evs) => evs.filter((e) => e.type === 'conversation.ended' && calls.includes(String(e.data.metadata?.callnum))).length === calls.length,
+      120_000,
+    )
+    const ids = events.filter((e) => e.type === 'conversation.ended' && calls.includes(String(e.data.metadata?.callnum))).map((e) => e.conversation_id)
+    let exact = 0
+    for (const id of ids) {
+      const { own, byRole } = await finishedConversation(rig, id)
+      const legsExact = (['caller', 'agent'] as const).every((role) => {
+        const leg = byRole.get(role)
+        const session = leg && sessionOf(rig, leg[0].call_id)[0]
+        const ended = leg?.find((e: any) => e.type === 'call.ended')
+        return session !== undefined && withoutSilentFrames(session.audio).equals(role === 'caller' ? rig.callerAudio : rig.agentAudio) && ended?.data.transcript === expectedTranscript(session.audio, RATE).transcript
+      })
+      if (legsExact && own[1].data.reason === 'hangup') exact++
+      else {
+        t.comment(`conversation ${id}: ${JSON.stringify(own[1].data.legs)} reason ${own[1].data.reason}`)
+        for (const [role, leg] of byRole) {
+          const session = sessionOf(rig, leg[0].call_id)[0]
+          t.comment(`${role}: sessions ${sessionOf(rig, leg[0].call_id).length}, audio ${session?.audio.length}, voiced ${session && withoutSilentFrames(session.audio).length}`)
+        }
+      }
+    }
+    t.equal(exact, 10, `round ${round}: 10 conversations, both legs exact, ended by hangup`)
+    // A stalled channel container (asterisk#2089) would leave channels behind and block hangups.
+    let channels = await rig.ast.rx('core show channels count')
+    for (let i = 0; i < 200 && !/^0 active channels/m.test(channels); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      channels = await rig.ast.rx('core show channels count')
+    }
+    t.match(channels, /^0 active channels/m, `round ${round}: every channel hung up`)
+  }
+  t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left')
 })

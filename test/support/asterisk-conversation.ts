@@ -11,6 +11,7 @@
  * plays its file, presses a digit, then waits or hangs up as the call's variables say.
  */
 import { randomUUID } from 'node:crypto'
+import net from 'node:net'
 import type { Test } from 'tap'
 import { startAsterisk, type Asterisk } from './asterisk.js'
 import { freePort } from './free-port.js'
@@ -119,6 +120,8 @@ export interface ConversationRig {
   call(options?: CallOptions): string
   /** Lets call `n`'s parties speak (they wait for it when WAIT_READY). */
   ready(callNum: string): Promise<void>
+  /** Destroys every connection between the server and ARI (needs ariProxy); new ones are let through. */
+  cutAri(): void
   stop(): Promise<void>
 }
 
@@ -135,7 +138,17 @@ export interface CallOptions {
   agentDtmf?: string
 }
 
-export async function startConversationRig(t: Test, options: { env?: Record<string, string>; callerMs?: number; agentMs?: number } = {}): Promise<ConversationRig> {
+export interface RigOptions {
+  env?: Record<string, string>
+  callerMs?: number
+  agentMs?: number
+  /** Put a TCP proxy between the server and ARI, so the test can cut the server's ARI connections (rig.cutAri()). */
+  ariProxy?: boolean
+  /** Runs once Asterisk is up, before the server starts (e.g. to leave objects a previous run would have left). */
+  beforeServer?: (ariUrl: string) => Promise<void>
+}
+
+export async function startConversationRig(t: Test, options: RigOptions = {}): Promise<ConversationRig> {
   const ariPort = await freePort()
   const httpPort = await freePort()
   const ast = await startAsterisk(t, {
@@ -143,9 +156,12 @@ export async function startConversationRig(t: Test, options: { env?: Record<stri
     modules: CONVERSATION_MODULES,
     configs: ariConfigs({ port: ariPort, username: ARI_USER, password: ARI_PASSWORD }),
   })
+  await options.beforeServer?.(`http://127.0.0.1:${ariPort}`)
+  const proxy = options.ariProxy ? await startProxy(ariPort) : undefined
+  if (proxy !== undefined) t.teardown(() => proxy.close())
   const h = await startHarness({
     env: {
-      ARI_URL: `http://127.0.0.1:${ariPort}`,
+      ARI_URL: `http://127.0.0.1:${proxy?.port ?? ariPort}`,
       ARI_USERNAME: ARI_USER,
       ARI_PASSWORD: ARI_PASSWORD,
       HTTP_PORT: String(httpPort),
@@ -207,6 +223,10 @@ export async function startConversationRig(t: Test, options: { env?: Record<stri
     async ready(callNum: string) {
       await ast.rx(`dialplan set global READY_${callNum} 1`)
     },
+    cutAri() {
+      if (proxy === undefined) throw new Error('cutAri needs the rig started with ariProxy: true')
+      proxy.cut()
+    },
     stop,
   }
 }
@@ -221,4 +241,32 @@ export async function conversationEvents(h: Harness, conversationId: string, tim
     legs.set(e.call_id, [...(legs.get(e.call_id) ?? []), e])
   }
   return { own, legs }
+}
+
+/** A plain TCP relay to 127.0.0.1:targetPort whose live connections can be cut at once. */
+async function startProxy(targetPort: number): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1')
+    for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(a)
+      a.pipe(b)
+      a.on('error', () => b.destroy())
+      a.on('close', () => {
+        sockets.delete(a)
+        b.destroy()
+      })
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      for (const socket of sockets) socket.destroy()
+    },
+    close() {
+      for (const socket of sockets) socket.destroy()
+      return new Promise((resolve) => server.close(() => resolve()))
+    },
+  }
 }
