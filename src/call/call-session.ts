@@ -354,9 +354,10 @@ export class CallSession {
     this.transcriptionFailure = { error: err, fields: failure.reportFields }
     // The caller is still on the line: keep reading (and counting) their audio, keep the call up,
     // and report the lost transcription in call.ended. Hanging up a caller because speech-to-text
-    // failed would be worse than an incomplete transcript. A refused key or an empty balance hits
-    // every call alike and is logged at error once per cause elsewhere (SonioxHealth), so warn here.
-    const level = failure.accountProblem ? 'warn' : 'error'
+    // failed would be worse than an incomplete transcript. A refused key, an empty balance or a
+    // request Soniox refuses (400: the model, an option) hits every call alike and is logged at
+    // error once per cause elsewhere (SonioxHealth), so warn here.
+    const level = failure.accountProblem || failure.requestRefused === true ? 'warn' : 'error'
     this.log[level]({ err }, this.stateValue === 'streaming' ? 'transcription failed; the call continues untranscribed' : 'transcription failed at the end of the call')
   }
 

@@ -190,7 +190,7 @@ export const endpointLatencyLevel = optionalNumber('endpoint-latency-level', { m
 export const sonioxModel: Format<string> = {
   name: 'soniox-model',
   check(value) {
-    if (typeof value !== 'string' || !/^stt-rt-[\w.-]+$/.test(value)) throw new Error('must be a real-time model name such as stt-rt-v5')
+    if (typeof value !== 'string' || !/^stt-rt-[\w.-]+$/.test(value)) throw new Error('must be a real-time model name such as stt-rt-v6')
     return value
   },
 }

@@ -8,12 +8,8 @@ import type { Settings } from './schema.js'
 
 export function crossSettingProblems(settings: Settings): string[] {
   const problems: string[] = []
-  const s = settings.soniox
-  if ((s.endpointSensitivity !== null || s.endpointLatencyAdjustmentLevel !== null) && s.model !== 'stt-rt-v5') {
-    problems.push(
-      `SONIOX_ENDPOINT_SENSITIVITY / SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL: only stt-rt-v5 accepts them (SONIOX_MODEL is ${s.model}); unset them or use stt-rt-v5`,
-    )
-  }
+  // No rule here says which Soniox model takes which option: models come and go faster than this
+  // code, so the options go as set and Soniox's answer (a 400, logged once per cause) is the verdict.
   if (settings.audiosocket.slinEncoding !== 'slin' && settings.audiosocket.slinSampleRate !== 8000) {
     problems.push('AUDIOSOCKET_SLIN_ENCODING (audiosocket.slinEncoding): G.711 (mulaw, alaw) is 8 kHz; unset AUDIOSOCKET_SLIN_SAMPLE_RATE or set it to 8000')
   }

@@ -22,11 +22,15 @@ import { setting } from './setting.js'
 export const sonioxSettings = {
   apiKey: setting(requiredSecret, { doc: 'Soniox API key (sent in the Authorization header).', default: '', env: 'SONIOX_API_KEY', sensitive: true }),
   websocketUrl: setting(websocketUrl, {
-    doc: 'Soniox real-time WebSocket URL (EU: wss://stt-rt.eu.soniox.com/transcribe-websocket, JP: wss://stt-rt.jp.soniox.com/transcribe-websocket).',
+    doc: 'Soniox real-time WebSocket URL of the API key\'s region (EU: wss://stt-rt.eu.soniox.com/transcribe-websocket, JP: wss://stt-rt.jp.soniox.com/transcribe-websocket, India: wss://stt-rt.in.soniox.com/transcribe-websocket).',
     default: 'wss://stt-rt.soniox.com/transcribe-websocket',
     env: 'SONIOX_WEBSOCKET_URL',
   }),
-  model: setting(sonioxModel, { doc: 'Soniox real-time model.', default: 'stt-rt-v5', env: 'SONIOX_MODEL' }),
+  model: setting(sonioxModel, {
+    doc: 'Soniox real-time model (`audiosocket-soniox check` asks Soniox whether it exists, is an alias or is deprecated).',
+    default: 'stt-rt-v6',
+    env: 'SONIOX_MODEL',
+  }),
   languageHints: setting(languageList, { doc: 'Comma-separated language hints, e.g. "en,es".', default: [], env: 'SONIOX_LANGUAGE_HINTS' }),
   languageHintsStrict: setting(strictBoolean, { doc: 'Strongly bias recognition to the hinted languages.', default: false, env: 'SONIOX_LANGUAGE_HINTS_STRICT' }),
   /** Its value is the file's validated content; the loaded Config holds that as `context`. */
@@ -42,12 +46,12 @@ export const sonioxSettings = {
     env: 'SONIOX_MAX_ENDPOINT_DELAY_MS',
   }),
   endpointSensitivity: setting(endpointSensitivity, {
-    doc: 'stt-rt-v5 only: -1.0 to 1.0, higher ends utterances sooner.',
+    doc: '-1.0 to 1.0, higher ends utterances sooner. Sent as set; a model that does not take it is refused by Soniox (400).',
     default: null,
     env: 'SONIOX_ENDPOINT_SENSITIVITY',
   }),
   endpointLatencyAdjustmentLevel: setting(endpointLatencyLevel, {
-    doc: 'stt-rt-v5 only: 0-3, higher lowers endpoint latency.',
+    doc: '0-3, higher lowers endpoint latency. Sent as set; a model that does not take it is refused by Soniox (400).',
     default: null,
     env: 'SONIOX_ENDPOINT_LATENCY_ADJUSTMENT_LEVEL',
   }),

@@ -1,6 +1,7 @@
 /**
- * Soniox failures as values: the typed error that carries what Soniox said, and the two questions
- * the rest of the code asks of a failure (is a new session worth trying; is it the account's).
+ * Soniox failures as values: the typed error that carries what Soniox said, and the questions the
+ * rest of the code asks of a failure (is a new session worth trying; is it the account's; did
+ * Soniox refuse what was asked of it).
  */
 import { AppError, type ErrorCode } from '../shared/errors.js'
 
@@ -76,4 +77,17 @@ const ACCOUNT_CODES = new Set([401, 402, 403])
 export function isAccountProblem(error: AppError): error is SonioxError & { sonioxCode: number } {
   const code = sonioxCodeOf(error)
   return code !== undefined && ACCOUNT_CODES.has(code)
+}
+
+/**
+ * Soniox answered the session's request with a 4xx of its own (an error message, not a refused
+ * upgrade) that no new session can change: 400 for a model it does not know, an option the model
+ * does not take, a value out of range. Nothing here decides which model takes which option: the
+ * options are sent as the admin set them and Soniox's answer is the verdict. Not retried; every
+ * call sent the same options meets it alike, so SonioxHealth logs each cause once.
+ */
+export function isRequestRefused(error: AppError): error is SonioxError & { sonioxCode: number } {
+  if (error.code !== 'ERR_SONIOX_SERVER_ERROR') return false
+  const code = sonioxCodeOf(error)
+  return code !== undefined && code >= 400 && code < 500 && !RETRIABLE_SONIOX_CODES.has(code) && !ACCOUNT_CODES.has(code)
 }

@@ -1,11 +1,16 @@
 /**
- * Process-wide view of problems that affect every call alike: a refused key (401) or an
- * exhausted balance (402). One log line at error when such a cause appears or changes, not one
- * per call, and the current problem is readable (a readiness check reports it).
+ * Process-wide view of Soniox problems that affect every call alike, so that each is logged once
+ * rather than once per call:
+ * - a refused key (401/403) or an exhausted balance (402): one line at error when the cause
+ *   appears or changes, and the current problem is readable (a readiness check reports it);
+ * - a request Soniox refuses (400: a model it does not know, an option the model does not take):
+ *   one line at error per distinct cause. Every call sent the same options meets it, but it says
+ *   nothing of the account: readiness is not affected (a call registered with other options may
+ *   well work), and each call still reports it in call.ended.
  */
 import type { Logger } from '../shared/logger.js'
 import type { AppError } from '../shared/errors.js'
-import { isAccountProblem } from './soniox-error.js'
+import { isAccountProblem, isRequestRefused, type SonioxError } from './soniox-error.js'
 
 export interface SonioxProblem {
   sonioxCode: number
@@ -13,8 +18,13 @@ export interface SonioxProblem {
   since: number
 }
 
+/** Distinct refusal causes remembered; past it the oldest is forgotten (and would be logged again). */
+const MAX_REFUSAL_CAUSES = 64
+
 export class SonioxHealth {
   private current: SonioxProblem | undefined
+  /** Refusal causes already logged (code, type and Soniox's message), oldest first. */
+  private readonly refusals = new Set<string>()
 
   constructor(
     private readonly logger: Logger,
@@ -25,8 +35,12 @@ export class SonioxHealth {
     return this.current
   }
 
-  /** A session failed for good. Account-level causes are logged once until they change. */
+  /** A session failed for good. Account-level causes and refused requests are logged once per cause. */
   reportFailure(error: AppError): void {
+    if (isRequestRefused(error)) {
+      this.reportRefusal(error)
+      return
+    }
     if (!isAccountProblem(error)) return
     const sonioxCode = error.sonioxCode
     if (this.current?.sonioxCode === sonioxCode) return
@@ -44,5 +58,21 @@ export class SonioxHealth {
     if (this.current === undefined) return
     this.logger.info({ sonioxCode: this.current.sonioxCode }, 'Soniox accepts sessions again')
     this.current = undefined
+  }
+
+  private reportRefusal(error: SonioxError & { sonioxCode: number }): void {
+    // The message is Soniox's text for the cause ("Invalid model specified."); the request id is not part of it.
+    const cause = `${error.sonioxCode} ${error.sonioxType ?? ''} ${error.message}`
+    if (this.refusals.has(cause)) return
+    if (this.refusals.size >= MAX_REFUSAL_CAUSES) {
+      const oldest = this.refusals.values().next().value
+      if (oldest !== undefined) this.refusals.delete(oldest)
+    }
+    this.refusals.add(cause)
+    this.logger.error(
+      { err: error, sonioxCode: error.sonioxCode, sonioxType: error.sonioxType },
+      'Soniox refuses the session\'s request (the model, or an option it does not take): calls sent these options are not transcribed; ' +
+        'check SONIOX_MODEL and the SONIOX_* recognition settings (or the options the call was registered with), and run `audiosocket-soniox check`',
+    )
   }
 }

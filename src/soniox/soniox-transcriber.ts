@@ -5,14 +5,14 @@
  * - word assembly: Soniox's tokens become utterances (TranscriptAssembler);
  * - sample alignment: 16-bit PCM reaches Soniox in whole samples whatever the frame lengths (odd
  *   payloads happen: CNG, codecs); G.711 is one byte a sample and passes as it comes;
- * - what a failure means: whether it is the account's (every call fails alike, SonioxHealth logs
- *   it once) and the Soniox details call.ended reports.
+ * - what a failure means: whether it is the account's or a request Soniox refuses (every call
+ *   fails alike, SonioxHealth logs it once) and the Soniox details call.ended reports.
  * Staying transcribed across session failures is the inner stream's (ResilientTranscriber).
  */
 import type { AppError } from '../shared/errors.js'
 import type { SonioxResult } from './messages.js'
 import type { TranscriberStats } from './resilient-transcriber.js'
-import { SonioxError, isAccountProblem } from './soniox-error.js'
+import { SonioxError, isAccountProblem, isRequestRefused } from './soniox-error.js'
 import type { SonioxSessionHandlers } from './soniox-session.js'
 import type { AudioFormat } from './start-message.js'
 import { TranscriptAssembler, type PartialText, type Utterance } from './transcript-assembler.js'
@@ -23,6 +23,11 @@ export type TranscriptPartial = PartialText & { index: number }
 export interface TranscriptionFailure {
   /** A refused key or an exhausted balance: every call fails alike, and it is logged once elsewhere. */
   accountProblem: boolean
+  /**
+   * Soniox refused the request (400: the model, or an option it does not take): every call sent
+   * the same options fails alike, and SonioxHealth logs each cause once.
+   */
+  requestRefused?: boolean
   /** Soniox's details as call.ended's `error` names them (soniox_code, soniox_type, request_id). */
   reportFields: Readonly<Record<string, string | number>>
 }
@@ -119,6 +124,7 @@ export class SonioxTranscriber {
     this.flush()
     this.listener.onError(error, {
       accountProblem: isAccountProblem(error),
+      requestRefused: isRequestRefused(error),
       reportFields: error instanceof SonioxError ? error.reportFields() : {},
     })
   }

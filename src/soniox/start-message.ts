@@ -1,7 +1,9 @@
 /**
  * The first (text) message of a Soniox real-time session. Only documented fields are sent, and
- * unset optional ones are omitted rather than sent as null: a v5-only field sent to an older
- * model is refused, and obsolete fields (enable_non_final_tokens) are refused by a strict server.
+ * unset optional ones are omitted rather than sent as null: a model refuses a field it does not
+ * take (e.g. the endpoint knobs on models before v5), and obsolete fields (enable_non_final_tokens)
+ * are refused by a strict server. What is set is sent as it is: which model takes which option is
+ * Soniox's to say (a 400), not a list kept here.
  * The API key is NOT here: it travels in the Authorization header (the start-message field is
  * deprecated and refused from 2027-01-15).
  */

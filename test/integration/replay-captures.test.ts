@@ -54,7 +54,7 @@ t.test('every capture replayed at recorded cadence yields its exact transcript, 
       t.same(session.violations, [], 'no protocol violation at Soniox')
       t.same(session.deprecations, [], 'no deprecated usage (the key travels in the header)')
       t.equal(session.headers.authorization, 'Bearer test-key')
-      t.match(session.startMessage, { model: 'stt-rt-v5', audio_format: 'pcm_s16le', sample_rate: sampleRate, num_channels: 1, enable_endpoint_detection: true })
+      t.match(session.startMessage, { model: 'stt-rt-v6', audio_format: 'pcm_s16le', sample_rate: sampleRate, num_channels: 1, enable_endpoint_detection: true })
       t.equal(session.endOfAudio, 'binary', 'audio was ended with the empty frame')
       t.equal(session.state, 'closed')
 

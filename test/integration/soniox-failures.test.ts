@@ -11,7 +11,7 @@
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import { uuidToBytes } from '../../src/audiosocket/index.js'
-import { expectedTranscript, type FakeSonioxSession } from '../support/fake-soniox.js'
+import { FAKE_SONIOX_MODELS, expectedTranscript, type FakeSonioxSession } from '../support/fake-soniox.js'
 import { loadCapture, type Capture } from '../support/frames.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { captureAudio, replayCapture, withPause } from '../support/replay.js'
@@ -143,6 +143,32 @@ t.test('401 is permanent: no retry, one error line per cause across calls, call.
   t.equal(h.soniox.sessions.length, 2, 'one session per call, no retries')
   t.equal(h.logs.filter((r) => r.level === 50).length, 1, 'exactly one error line for the cause, not one per call')
   t.match(h.logs.find((r) => r.level === 50), { component: 'soniox', sonioxCode: 401 })
+})
+
+t.test('an option the model does not take: Soniox\'s 400 is permanent, logged once per cause, carried by call.ended', async (t) => {
+  // No list here of which model takes which option: the setting is sent as set and Soniox answers.
+  const models = [...FAKE_SONIOX_MODELS, { id: 'stt-rt-old', aliased_model_id: null, name: 'Old', transcription_mode: 'real_time' as const, refusedOptions: ['endpoint_sensitivity'] }]
+  // Not waiting for ready: Soniox refuses the configured options, so a start probe would be refused too.
+  const options = { soniox: { models }, env: { SONIOX_MODEL: 'stt-rt-old', SONIOX_ENDPOINT_SENSITIVITY: '0.3' }, waitReady: false }
+  const h = await startHarness(options)
+  t.teardown(() => h.stop())
+  const [a, b] = await Promise.all([runCall(h, CAPTURE, 8), runCall(h, CAPTURE, 8)])
+  for (const outcome of [a, b]) {
+    t.equal(outcome.result.closedByServer, false, 'the caller is not hung up')
+    t.match(outcome.ended.data, {
+      reason: 'error',
+      error: { code: 'ERR_SONIOX_SERVER_ERROR', message: /400 invalid_request: Start request is malformed\./, soniox_code: 400, soniox_type: 'invalid_request', request_id: String },
+    })
+    t.equal(outcome.ended.data.soniox.reconnects, 0, 'not retried')
+    t.equal(h.logs.filter((r) => r.callId === outcome.id && r.level === 40 && /^transcription failed/.test(String(r.msg))).length, 1, 'one warn line per call')
+  }
+  const calls = h.soniox.sessions.filter((s) => s.startMessage?.client_reference_id === a.id || s.startMessage?.client_reference_id === b.id)
+  t.equal(calls.length, 2, 'one session per call, no retries')
+  t.ok(calls.every((s) => s.startMessage?.endpoint_sensitivity === 0.3), 'the option went as set')
+  const causeLines = h.logs.filter((r) => r.level === 50 && /refuses the session's request/.test(String(r.msg)))
+  t.equal(causeLines.length, 1, 'exactly one error line for the cause, not one per call')
+  t.match(causeLines[0], { component: 'soniox', sonioxCode: 400, sonioxType: 'invalid_request', err: { message: /Start request is malformed/ } })
+  t.same(h.logs.filter((r) => r.level === 50 && (r.callId === a.id || r.callId === b.id)), [], 'no call logs it at error')
 })
 
 t.test('a 25 s hold with no frames: keepalives keep Soniox, silence keeps Asterisk', async (t) => {

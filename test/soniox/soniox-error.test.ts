@@ -1,10 +1,10 @@
 /**
  * src/soniox/soniox-error.ts: the typed Soniox error (details fixed at creation, reported under
- * call.ended's names) and the two classifications: retriable, and the account's.
+ * call.ended's names) and the classifications: retriable, the account's, and a refused request.
  */
 import t from 'tap'
 import { AppError, type ErrorCode } from '../../src/shared/errors.js'
-import { SonioxError, isAccountProblem, isRetriableSonioxError, sonioxCodeOf } from '../../src/soniox/soniox-error.js'
+import { SonioxError, isAccountProblem, isRequestRefused, isRetriableSonioxError, sonioxCodeOf } from '../../src/soniox/soniox-error.js'
 
 function sonioxError(code: number, message = `Soniox error ${code}`): SonioxError {
   return new SonioxError('ERR_SONIOX_SERVER_ERROR', message, { sonioxCode: code })
@@ -73,4 +73,25 @@ t.test('isAccountProblem', async (t) => {
   }
   const connect = new SonioxError('ERR_SONIOX_CONNECT', 'HTTP 401', { sonioxCode: 401 })
   t.equal(isAccountProblem(connect), true, 'a refused upgrade with 401 counts as well')
+})
+
+t.test('isRequestRefused: Soniox\'s own 4xx answer that no new session changes (a model, an option), not the account\'s', async (t) => {
+  const table: Array<[AppError, boolean]> = [
+    [sonioxError(400), true],
+    [sonioxError(404), true],
+    [sonioxError(413), true],
+    [sonioxError(401), false],
+    [sonioxError(402), false],
+    [sonioxError(403), false],
+    [sonioxError(408), false],
+    [sonioxError(429), false],
+    [sonioxError(500), false],
+    [sonioxError(503), false],
+    [new SonioxError('ERR_SONIOX_CONNECT', 'HTTP 400', { sonioxCode: 400 }), false],
+    [new AppError('ERR_SONIOX_CLOSED'), false],
+  ]
+  for (const [error, expected] of table) {
+    t.equal(isRequestRefused(error), expected, `${error.code} ${sonioxCodeOf(error) ?? '-'}`)
+    if (expected) t.equal(isRetriableSonioxError(error), false, 'and so never retried')
+  }
 })

@@ -1,6 +1,7 @@
 /**
  * src/soniox/soniox-health.ts: account-level Soniox problems (401/402/403) are logged once per
- * cause, process-wide, and cleared by the first session that works again.
+ * cause, process-wide, and cleared by the first session that works again; a request Soniox
+ * refuses (400: a model, an option) is logged once per cause and leaves readiness alone.
  */
 import t from 'tap'
 import { createLogger } from '../../src/shared/logger.js'
@@ -8,8 +9,8 @@ import { AppError } from '../../src/shared/errors.js'
 import { SonioxHealth } from '../../src/soniox/soniox-health.js'
 import { SonioxError } from '../../src/soniox/soniox-error.js'
 
-function sonioxError(code: number, message = `Soniox error ${code}`): SonioxError {
-  return new SonioxError('ERR_SONIOX_SERVER_ERROR', message, { sonioxCode: code })
+function sonioxError(code: number, message = `Soniox error ${code}`, sonioxType?: string): SonioxError {
+  return new SonioxError('ERR_SONIOX_SERVER_ERROR', message, { sonioxCode: code, sonioxType, requestId: `req-${Math.random()}` })
 }
 
 function rig(startMs = 5000) {
@@ -74,9 +75,9 @@ t.test('reportHealthy logs info once and clears the problem', async (t) => {
   t.equal(r.errors().length, 2, 'the same cause after recovery is a new episode: logged again')
 })
 
-t.test('non-account errors are ignored', async (t) => {
+t.test('transient errors are ignored', async (t) => {
   const r = rig()
-  for (const code of [400, 408, 429, 500, 503]) r.health.reportFailure(sonioxError(code))
+  for (const code of [408, 429, 500, 503]) r.health.reportFailure(sonioxError(code))
   r.health.reportFailure(new AppError('ERR_SONIOX_CLOSED', 'closed'))
   r.health.reportFailure(new AppError('ERR_SONIOX_BAD_MESSAGE', 'bad'))
   t.equal(r.lines.length, 0, 'nothing logged')
@@ -86,4 +87,33 @@ t.test('non-account errors are ignored', async (t) => {
   r.health.reportFailure(sonioxError(503))
   t.equal(r.health.problem?.sonioxCode, 401, 'a 503 neither clears nor replaces an account problem')
   t.equal(r.lines.length, 1)
+})
+
+t.test('a refused request (400) is logged once per cause, whatever its request id, and is not an account problem', async (t) => {
+  const r = rig()
+  const model = 'Soniox error 400 invalid_request: Invalid model specified.'
+  const option = 'Soniox error 400 invalid_request: Start request is malformed.'
+  for (let i = 0; i < 4; i++) r.health.reportFailure(sonioxError(400, model, 'invalid_request'))
+  t.equal(r.errors().length, 1, 'one error line for four calls')
+  t.match(r.errors()[0], { sonioxCode: 400, sonioxType: 'invalid_request', msg: /refuses the session's request.*SONIOX_MODEL.*audiosocket-soniox check/, err: { message: model } })
+  r.health.reportFailure(sonioxError(400, option, 'invalid_request'))
+  r.health.reportFailure(sonioxError(400, option, 'invalid_request'))
+  t.equal(r.errors().length, 2, 'another cause: one more line')
+  t.match(r.errors()[1], { err: { message: option } })
+  t.equal(r.health.problem, undefined, 'readiness is not affected: it says nothing of the account')
+
+  r.health.reportFailure(sonioxError(401))
+  r.health.reportHealthy()
+  r.health.reportFailure(sonioxError(400, model, 'invalid_request'))
+  t.equal(r.errors().filter((l) => l.sonioxCode === 400).length, 2, 'a session working again does not make a known refusal new')
+})
+
+t.test('refusal causes are bounded: the oldest is forgotten past 64', async (t) => {
+  const r = rig()
+  for (let i = 0; i < 65; i++) r.health.reportFailure(sonioxError(400, `Soniox error 400: cause ${i}`))
+  t.equal(r.errors().length, 65)
+  r.health.reportFailure(sonioxError(400, 'Soniox error 400: cause 64'))
+  t.equal(r.errors().length, 65, 'the newest is still known')
+  r.health.reportFailure(sonioxError(400, 'Soniox error 400: cause 0'))
+  t.equal(r.errors().length, 66, 'the oldest was forgotten, so it is logged again')
 })

@@ -236,7 +236,7 @@ t.test('connects before the format is known and sends nothing until start()', as
   t.equal(h.session.state, 'streaming')
   await roundTrip(h.socket())
   t.equal(s.state, 'streaming')
-  t.match(s.startMessage, { model: 'stt-rt-v5', sample_rate: RATE, client_reference_id: 'call-1' })
+  t.match(s.startMessage, { model: 'stt-rt-v6', sample_rate: RATE, client_reference_id: 'call-1' })
   t.equal(s.audio.length, FRAME_BYTES, 'the queued frame followed the start message')
   h.session.start({ sampleRate: 16000 })
   await h.session.finish()

@@ -124,10 +124,18 @@ t.test('a failure: the open words first, then the error, classified, once', asyn
   r.stream.handlers.onError(refused)
   r.stream.handlers.onError(new AppError('ERR_SONIOX_GAVE_UP'))
   t.same(r.order, ['utterance:call_end', 'error:ERR_SONIOX_SERVER_ERROR'])
-  t.same(r.errors[0]?.[1], { accountProblem: true, reportFields: { soniox_code: 402, request_id: 'r-1' } })
+  t.same(r.errors[0]?.[1], { accountProblem: true, requestRefused: false, reportFields: { soniox_code: 402, request_id: 'r-1' } })
 
   const other = rig()
   other.stream.handlers.onError(new AppError('ERR_SONIOX_GAVE_UP', 'gave up'))
-  t.same(other.errors[0]?.[1], { accountProblem: false, reportFields: {} }, 'no Soniox details, not the account')
+  t.same(other.errors[0]?.[1], { accountProblem: false, requestRefused: false, reportFields: {} }, 'no Soniox details, not the account')
   t.same(other.utterances, [], 'nothing was open')
+
+  const badRequest = rig()
+  badRequest.stream.handlers.onError(new SonioxError('ERR_SONIOX_SERVER_ERROR', 'Soniox error 400 invalid_request: Invalid model specified.', { sonioxCode: 400, sonioxType: 'invalid_request', requestId: 'r-2' }))
+  t.same(
+    badRequest.errors[0]?.[1],
+    { accountProblem: false, requestRefused: true, reportFields: { soniox_code: 400, soniox_type: 'invalid_request', request_id: 'r-2' } },
+    'a 400: a refused request, with what Soniox said for call.ended',
+  )
 })

@@ -11,7 +11,7 @@ import { MINIMAL_RECOGNITION } from '../support/recognition.js'
 const MINIMAL: RecognitionOptions = MINIMAL_RECOGNITION
 
 const ALL: RecognitionOptions = {
-  model: 'stt-rt-v5',
+  model: 'stt-rt-v6',
   languageHints: ['en', 'es'],
   languageHintsStrict: true,
   context: { general: [{ key: 'domain', value: 'telephony' }], text: 'Support line', terms: ['AudioSocket'] },
@@ -28,7 +28,7 @@ const CALL_ID = '40325ec2-5efd-4bd3-805f-53576e581d13'
 
 t.test('minimal options give exactly the required fields', async (t) => {
   t.strictSame(buildStartMessage(MINIMAL, { sampleRate: 8000 }, CALL_ID), {
-    model: 'stt-rt-v5',
+    model: 'stt-rt-v6',
     audio_format: 'pcm_s16le',
     sample_rate: 8000,
     num_channels: 1,
@@ -75,7 +75,7 @@ t.test('no api_key, whatever the options', async (t) => {
 t.test('every option maps to its documented field', async (t) => {
   const message = buildStartMessage(ALL, { sampleRate: 8000 }, CALL_ID)
   t.strictSame(message, {
-    model: 'stt-rt-v5',
+    model: 'stt-rt-v6',
     audio_format: 'pcm_s16le',
     sample_rate: 8000,
     num_channels: 1,
@@ -120,7 +120,7 @@ t.test('client_reference_id is capped at 256 characters', async (t) => {
   t.equal(buildStartMessage(MINIMAL, { sampleRate: 8000 }, exact).client_reference_id, exact)
 })
 
-t.test('the Soniox stand-in accepts a start message with every option set (stt-rt-v5)', async (t) => {
+t.test('the Soniox stand-in accepts a start message with every option set (stt-rt-v6)', async (t) => {
   const fake = await startFakeSoniox()
   t.teardown(() => fake.close())
   const message = buildStartMessage(ALL, { sampleRate: 8000 }, 'c'.repeat(400))

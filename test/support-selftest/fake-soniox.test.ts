@@ -5,6 +5,7 @@
 import t, { type Test } from 'tap';
 import { WebSocket } from 'ws';
 import {
+  FAKE_SONIOX_MODELS,
   FAKE_SONIOX_VOCABULARY,
   expectedTranscript,
   startFakeSoniox,
@@ -20,7 +21,7 @@ const RATE = 8000;
 
 /** The start message the project is meant to send (reference section 2.3). */
 const START = {
-  model: 'stt-rt-v5',
+  model: 'stt-rt-v6',
   audio_format: 'pcm_s16le',
   sample_rate: RATE,
   num_channels: 1,
@@ -393,7 +394,9 @@ const rejections: Rejection[] = [
   { name: 'missing key', key: null, start: START, code: 401, type: 'unauthenticated', message: 'Missing API key.', violation: /no API key/ },
   { name: 'wrong header key', key: 'nope', start: START, code: 401, type: 'unauthenticated', message: 'Invalid API key.', violation: /wrong API key/ },
   { name: 'wrong api_key', key: null, start: { ...START, api_key: 'nope' }, code: 401, type: 'unauthenticated', message: 'Invalid API key.', violation: /wrong API key/ },
-  { name: 'bad model', start: { ...START, model: 'stt-rt-preview' }, code: 400, type: 'invalid_request', message: 'Invalid model specified.', violation: /invalid model/ },
+  { name: 'unknown model', start: { ...START, model: 'stt-rt-v9' }, code: 400, type: 'invalid_request', message: 'Invalid model specified.', violation: /invalid model "stt-rt-v9"/ },
+  { name: 'async model', start: { ...START, model: 'stt-async-v6' }, code: 400, type: 'invalid_request', message: 'Invalid model specified.', violation: /invalid model "stt-async-v6"/ },
+  { name: 'retired model no longer listed', start: { ...START, model: 'stt-rt-v2' }, code: 400, type: 'invalid_request', message: 'Invalid model specified.', violation: /invalid model/ },
   {
     name: 'missing audio_format',
     start: { ...START, audio_format: undefined },
@@ -407,7 +410,6 @@ const rejections: Rejection[] = [
   { name: 'missing num_channels', start: { ...START, num_channels: null }, code: 400, type: 'invalid_request', message: 'Audio data channels must be specified for PCM formats', violation: /num_channels missing/ },
   { name: 'obsolete field', start: { ...START, enable_non_final_tokens: true }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /"enable_non_final_tokens"/ },
   { name: 'typo field', start: { ...START, sample_rate_hertz: 8000 }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /"sample_rate_hertz"/ },
-  { name: 'v5-only field with v4', start: { ...START, model: 'stt-rt-v4', endpoint_sensitivity: 0.3 }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /endpoint_sensitivity is only accepted by stt-rt-v5/ },
   { name: 'latency level out of range', start: { ...START, endpoint_latency_adjustment_level: 4 }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /0\.\.3/ },
   { name: 'endpoint delay out of range', start: { ...START, max_endpoint_delay_ms: 100 }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /500\.\.3000/ },
   { name: 'non-boolean flag', start: { ...START, enable_endpoint_detection: 'yes' }, code: 400, type: 'invalid_request', message: MALFORMED, violation: /boolean/ },
@@ -442,11 +444,13 @@ t.test('start-message rejections send the documented error and close', async (t)
   }
 });
 
-t.test('documented optional fields, nulls and v5 knobs are accepted', async (t) => {
+t.test('documented optional fields, nulls and endpoint knobs are accepted', async (t) => {
   const server = await fake(t);
   const starts: Msg[] = [
     { ...START, endpoint_sensitivity: 0.3, endpoint_latency_adjustment_level: 2 },
-    // PIPECAT-style: every unset optional field sent as null, including v5 knobs on v4.
+    { ...START, model: 'stt-rt-v5', endpoint_sensitivity: -0.2, endpoint_latency_adjustment_level: 1 },
+    { ...START, model: 'stt-rt-preview' },
+    // PIPECAT-style: every unset optional field sent as null, on v4 (retired, routed to v5).
     {
       ...START,
       model: 'stt-rt-v4',
@@ -479,7 +483,7 @@ t.test('documented optional fields, nulls and v5 knobs are accepted', async (t) 
   }
   const sessions = await server.waitForSessions(starts.length);
   t.ok(sessions.every((s) => s.violations.length === 0 && s.error === undefined));
-  const annotated = sessions[2]?.finalTokens.find((tok) => !isMarker(tok));
+  const annotated = sessions[4]?.finalTokens.find((tok) => !isMarker(tok));
   t.equal(annotated?.speaker, '1', 'diarization adds speaker');
   t.equal(annotated?.language, 'en', 'language identification adds language');
 });
@@ -622,4 +626,79 @@ t.test('server plumbing: wrong path refused, waitForSessions times out', async (
   t.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/transcribe-websocket$/);
   await t.rejects(connect(server.url.replace('/transcribe-websocket', '/other')), /Unexpected server response: 400/);
   await t.rejects(server.waitForSessions(1, 20), /1 closed session\(s\) not reached/);
+});
+
+t.test('a model that does not take an option refuses it (400), its aliases too; null still means unset', async (t) => {
+  const models = [
+    ...FAKE_SONIOX_MODELS,
+    { id: 'stt-rt-old', aliased_model_id: null, name: 'Old', transcription_mode: 'real_time' as const, refusedOptions: ['endpoint_sensitivity', 'endpoint_latency_adjustment_level'] },
+    { id: 'stt-rt-old-alias', aliased_model_id: 'stt-rt-old', name: 'Old alias', transcription_mode: 'real_time' as const },
+  ];
+  const server = await fake(t, { models });
+  for (const [model, shown] of [['stt-rt-old', 'stt-rt-old'], ['stt-rt-old-alias', 'stt-rt-old-alias \\(stt-rt-old\\)']] as const) {
+    const client = await connect(server.url);
+    client.sendJson({ ...START, model, endpoint_sensitivity: 0.3 });
+    await expectError(t, client, 400, 'invalid_request', MALFORMED);
+    const session = server.sessions.at(-1);
+    await server.waitForSessions(server.sessions.length);
+    t.match(session?.violations[0], new RegExp(`endpoint_sensitivity is not accepted by ${shown}`));
+  }
+  const { client } = await runSession(server, pcm([{ tone: 437, ms: 400 }]), 800, { ...START, model: 'stt-rt-old', endpoint_sensitivity: null });
+  t.equal(client.messages.at(-1)?.finished, true, 'sent as null: accepted');
+  const { client: v6 } = await runSession(server, pcm([{ tone: 437, ms: 400 }]), 800, { ...START, endpoint_sensitivity: 0.3 });
+  t.equal(v6.messages.at(-1)?.finished, true, 'another model takes it');
+});
+
+async function getModels(url: string, headers: Record<string, string> = { Authorization: `Bearer ${KEY}` }, method = 'GET'): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { method, headers });
+  return { status: res.status, body: await res.json() };
+}
+
+t.test('GET /v1/models on the WebSocket\'s server: the models list as Soniox sends it', async (t) => {
+  const server = await fake(t);
+  t.equal(server.apiUrl, server.url.replace(/^ws:/, 'http:').replace('/transcribe-websocket', ''));
+  const { status, body } = await getModels(`${server.apiUrl}/v1/models`);
+  t.equal(status, 200);
+  t.same(body.models.map((m: Msg) => m.id), ['stt-rt-v6', 'stt-rt-v5', 'stt-rt-v4', 'stt-rt-v3', 'stt-rt-preview', 'stt-async-v6']);
+  const byId = new Map<string, Msg>(body.models.map((m: Msg) => [m.id, m]));
+  t.match(byId.get('stt-rt-v6'), {
+    id: 'stt-rt-v6',
+    aliased_model_id: null,
+    name: String,
+    context_version: 2,
+    transcription_mode: 'real_time',
+    languages: [{ code: 'en', name: 'English' }],
+    supports_language_hints_strict: true,
+    supports_max_endpoint_delay: true,
+    translation_targets: [],
+    two_way_translation_pairs: [],
+  });
+  t.notOk('deprecated' in (byId.get('stt-rt-v6') ?? {}), 'a current model carries no deprecation fields');
+  t.match(byId.get('stt-rt-v5'), { aliased_model_id: null, deprecated: true, retirement_date: '2026-12-15', replacement_model_id: 'stt-rt-v6' });
+  t.match(byId.get('stt-rt-preview'), { aliased_model_id: 'stt-rt-v6' });
+  t.match(byId.get('stt-rt-v4'), { aliased_model_id: 'stt-rt-v5' });
+  t.match(byId.get('stt-async-v6'), { transcription_mode: 'async' });
+  t.ok(body.models.every((m: Msg) => !('refusedOptions' in m)), 'stand-in internals are not listed');
+  t.same(server.apiRequests, [{ method: 'GET', url: '/v1/models', authorization: `Bearer ${KEY}` }]);
+
+  const custom = await fake(t, { models: [{ id: 'stt-rt-x', aliased_model_id: null, name: 'X', transcription_mode: 'real_time', refusedOptions: ['endpoint_sensitivity'] }] });
+  const customBody = (await getModels(`${custom.apiUrl}/v1/models?limit=10`)).body;
+  t.match(customBody.models, [{ id: 'stt-rt-x', supports_endpoint_sensitivity: false, supports_endpoint_latency_adjustment: true }], 'a custom list, and a query string is ignored');
+});
+
+t.test('GET /v1/models: key, method and path errors as Soniox\'s REST errors; an injected failure', async (t) => {
+  const server = await fake(t);
+  const url = `${server.apiUrl}/v1/models`;
+  const shape = { status_code: Number, error_type: String, message: String, request_id: String };
+  const missing = await getModels(url, {});
+  t.equal(missing.status, 401);
+  t.match(missing.body, { ...shape, status_code: 401, error_type: 'unauthenticated', message: 'Missing API key.' });
+  const wrong = await getModels(url, { Authorization: 'Bearer nope' });
+  t.match(wrong, { status: 401, body: { error_type: 'unauthenticated', message: 'Invalid API key.' } });
+  t.match(await getModels(url, undefined, 'POST'), { status: 405, body: { error_type: 'method_not_allowed' } });
+  t.match(await getModels(`${server.apiUrl}/v1/transcriptions`), { status: 404, body: { error_type: 'not_found' } });
+
+  const down = await fake(t, { modelsApiError: { status: 503, body: '{"status_code":503,"error_type":"service_unavailable","message":"Try again."}' } });
+  t.match(await getModels(`${down.apiUrl}/v1/models`), { status: 503, body: { error_type: 'service_unavailable' } });
+  t.match(await getModels(`${down.apiUrl}/v1/models`, {}), { status: 401 }, 'the key is still checked first');
 });

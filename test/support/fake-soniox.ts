@@ -13,9 +13,14 @@
  * predictable from the audio alone (`expectedTranscript`), independent of how the client chunked
  * the audio, while still behaving like Soniox on the wire (sub-word tokens, non-final then final,
  * `<end>`/`<fin>` markers, progress counters, `finished`).
+ *
+ * The same HTTP server answers Soniox's models API (`GET /v1/models`, Bearer key), which real
+ * Soniox serves on the API host of the region (api.soniox.com for stt-rt.soniox.com). Its list
+ * (`FAKE_SONIOX_MODELS`) is also what the WebSocket accepts as `model`: an unknown model, or an
+ * async one, is refused with 400 `Invalid model specified.` as Soniox does.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -48,6 +53,72 @@ export interface FakeSonioxOptions {
    * than 20 s). Default 20000 ms; 0 disables the check.
    */
   idleTimeoutMs?: number;
+  /**
+   * The models Soniox knows: what `GET /v1/models` lists and what the start message's `model` may
+   * name (an alias stands for its target). Default `FAKE_SONIOX_MODELS`.
+   */
+  models?: readonly FakeSonioxModel[];
+  /** When set, `GET /v1/models` answers this instead of the list (an API that is down or refuses). */
+  modelsApiError?: { status: number; body: string };
+}
+
+/**
+ * One entry of Soniox's models list as `GET /v1/models` returns it, plus what only the stand-in
+ * uses. The documented fields (soniox-js `SonioxModel`, Soniox's OpenAPI schema) are `id`,
+ * `aliased_model_id` (null unless an alias), `name`, `transcription_mode` (`real_time` | `async`),
+ * `context_version`, `languages` and the `supports_*` / translation fields the stand-in fills in.
+ * The deprecation fields are NOT in Soniox's published schema: they are the shape this project
+ * assumes Soniox will use to announce a retirement (src/soniox/models-api.ts reads them, and
+ * tolerates their absence).
+ */
+export interface FakeSonioxModel {
+  id: string;
+  aliased_model_id: string | null;
+  name: string;
+  transcription_mode: 'real_time' | 'async';
+  /** Assumed field: the model is being retired. */
+  deprecated?: boolean;
+  /** Assumed field: the day it stops working (YYYY-MM-DD). */
+  retirement_date?: string;
+  /** Assumed field: the model to move to. */
+  replacement_model_id?: string;
+  /**
+   * Stand-in only, never listed: start-message fields this model refuses with 400 (as Soniox
+   * refuses an option a model does not take). An alias uses its target's.
+   */
+  refusedOptions?: readonly string[];
+}
+
+/**
+ * Soniox's real-time models as of the reference note (2026-12): v6 current; v5 being retired on
+ * 2026-12-15 in favour of v6 (kept until then); v4 retired on 2026-06-30 and routed to v5, v3 an
+ * old alias; `stt-rt-preview` the moving alias of the newest model. One async model, which the
+ * WebSocket refuses.
+ */
+export const FAKE_SONIOX_MODELS: readonly FakeSonioxModel[] = Object.freeze([
+  { id: 'stt-rt-v6', aliased_model_id: null, name: 'Speech-to-Text Real-time v6', transcription_mode: 'real_time' },
+  {
+    id: 'stt-rt-v5',
+    aliased_model_id: null,
+    name: 'Speech-to-Text Real-time v5',
+    transcription_mode: 'real_time',
+    deprecated: true,
+    retirement_date: '2026-12-15',
+    replacement_model_id: 'stt-rt-v6',
+  },
+  { id: 'stt-rt-v4', aliased_model_id: 'stt-rt-v5', name: 'Speech-to-Text Real-time v4', transcription_mode: 'real_time' },
+  { id: 'stt-rt-v3', aliased_model_id: 'stt-rt-v5', name: 'Speech-to-Text Real-time v3', transcription_mode: 'real_time' },
+  { id: 'stt-rt-preview', aliased_model_id: 'stt-rt-v6', name: 'Speech-to-Text Real-time Preview', transcription_mode: 'real_time' },
+  { id: 'stt-async-v6', aliased_model_id: null, name: 'Speech-to-Text Async v6', transcription_mode: 'async' },
+] satisfies FakeSonioxModel[]);
+
+/** One request the stand-in's HTTP API received. */
+export interface FakeSonioxApiRequest {
+  method: string;
+  /** Path and query as sent. */
+  url: string;
+  /** The Authorization header as sent, if any. */
+  authorization: string | undefined;
 }
 
 /** One token as Soniox sends it. `<end>` / `<fin>` carry only `text` and `is_final`. */
@@ -123,6 +194,10 @@ export interface FakeSonioxSession {
 export interface FakeSoniox {
   /** `ws://127.0.0.1:<port>/transcribe-websocket` */
   readonly url: string;
+  /** `http://127.0.0.1:<port>`: the same server's REST API (`GET /v1/models`). */
+  readonly apiUrl: string;
+  /** Every HTTP request that was not a WebSocket upgrade, in arrival order. */
+  readonly apiRequests: FakeSonioxApiRequest[];
   /** All sessions, in connection order. */
   readonly sessions: FakeSonioxSession[];
   /**
@@ -159,8 +234,10 @@ export const FAKE_SONIOX_VOCABULARY: readonly string[] = Object.freeze([
 const END_TOKEN = '<end>';
 const FIN_TOKEN = '<fin>';
 
+type ResolvedOptions = Required<Omit<FakeSonioxOptions, 'modelsApiError'>> & Pick<FakeSonioxOptions, 'modelsApiError'>;
+
 /** Defaults in one place so the server and `expectedTranscript` cannot drift apart. */
-function resolveOptions(options: FakeSonioxOptions | undefined): Required<FakeSonioxOptions> {
+function resolveOptions(options: FakeSonioxOptions | undefined): ResolvedOptions {
   return {
     apiKey: options?.apiKey ?? 'test-key',
     wordMs: options?.wordMs ?? 400,
@@ -168,6 +245,8 @@ function resolveOptions(options: FakeSonioxOptions | undefined): Required<FakeSo
     silenceThreshold: options?.silenceThreshold ?? 200,
     startTimeoutMs: options?.startTimeoutMs ?? 10_000,
     idleTimeoutMs: options?.idleTimeoutMs ?? 20_000,
+    models: options?.models ?? FAKE_SONIOX_MODELS,
+    modelsApiError: options?.modelsApiError,
   };
 }
 
@@ -482,8 +561,18 @@ const START_FIELDS = new Set([
   'translation',
 ]);
 
-const MODELS = new Set(['stt-rt-v5', 'stt-rt-v4', 'stt-rt-v3']);
-const V5_ONLY = ['endpoint_sensitivity', 'endpoint_latency_adjustment_level'] as const;
+/**
+ * The real-time model `id` names in `models`, with its aliases followed; undefined for an unknown
+ * or async model (the WebSocket refuses both as an invalid model).
+ */
+function resolveModel(models: readonly FakeSonioxModel[], id: string): FakeSonioxModel | undefined {
+  let model = models.find((m) => m.id === id);
+  for (let hops = 0; model?.aliased_model_id != null && hops < 8; hops++) {
+    const target: string = model.aliased_model_id;
+    model = models.find((m) => m.id === target);
+  }
+  return model?.transcription_mode === 'real_time' ? model : undefined;
+}
 const CONTAINER_FORMATS = new Set(['auto', 'aac', 'aiff', 'amr', 'asf', 'flac', 'mp3', 'ogg', 'wav', 'webm']);
 /** Documented raw formats (need sample_rate + num_channels). */
 const RAW_FORMATS = new Set<string>(['pcm_s8', 'pcm_u8', 'mulaw', 'alaw']);
@@ -598,9 +687,10 @@ function checkTranslationShape(translation: unknown): string | undefined {
 }
 
 /** Semantic checks, after authentication, in the order a client most likely trips over them. */
-function checkStartValues(msg: Record<string, unknown>): Problem | undefined {
+function checkStartValues(msg: Record<string, unknown>, models: readonly FakeSonioxModel[]): Problem | undefined {
   const model = msg.model;
-  if (typeof model !== 'string' || !MODELS.has(model)) {
+  const known = typeof model === 'string' ? resolveModel(models, model) : undefined;
+  if (typeof model !== 'string' || known === undefined) {
     return badRequest(MSG.invalidModel, `invalid model ${JSON.stringify(model)}`);
   }
   const format = msg.audio_format;
@@ -617,11 +707,10 @@ function checkStartValues(msg: Record<string, unknown>): Problem | undefined {
     const bad = hints.find((h) => typeof h !== 'string' || !LANGUAGE_CODE.test(h));
     if (bad !== undefined) return badRequest(MSG.invalidHint, `invalid language hint ${JSON.stringify(bad)}`);
   }
-  if (model !== 'stt-rt-v5') {
-    // Earlier models reject the v5 endpoint knobs; null is fine (means "unset").
-    const field = V5_ONLY.find((f) => isSet(msg[f]));
-    if (field) return malformed(`${field} is only accepted by stt-rt-v5, not ${model}`);
-  }
+  // A model refuses an option it does not take (e.g. the v5 endpoint knobs on models before v5);
+  // null is fine (means "unset").
+  const refused = known.refusedOptions?.find((f) => isSet(msg[f]));
+  if (refused !== undefined) return malformed(`${refused} is not accepted by ${model === known.id ? model : `${model} (${known.id})`}`);
   const ref = msg.client_reference_id;
   if (typeof ref === 'string' && ref.length > 256) {
     return badRequest(MSG.refTooLong, `client_reference_id is ${ref.length} chars (max 256)`);
@@ -684,7 +773,7 @@ class Session implements FakeSonioxSession {
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
     readonly headers: IncomingHttpHeaders,
-    private readonly opts: Required<FakeSonioxOptions>,
+    private readonly opts: ResolvedOptions,
     private readonly injected: FakeSonioxError | undefined,
     onClosed: () => void,
   ) {
@@ -826,7 +915,7 @@ class Session implements FakeSonioxSession {
       // Undocumented combination: accepted (header wins) but almost certainly a client bug.
       this.violations.push('api_key in start message differs from the Authorization header key');
     }
-    return checkStartShape(parsed) ?? checkStartValues(parsed);
+    return checkStartShape(parsed) ?? checkStartValues(parsed, this.opts.models);
   }
 
   private onStreaming(data: Buffer, isBinary: boolean): void {
@@ -938,16 +1027,73 @@ function checkControl(control: unknown, text: string): Problem | undefined {
   return undefined;
 }
 
+/**
+ * Soniox's REST answers for the models API: `GET /v1/models` with the Bearer key. Error bodies
+ * follow Soniox's REST error shape (`status_code`, `error_type`, `message`, `request_id`).
+ */
+function answerApi(req: IncomingMessage, res: ServerResponse, opts: ResolvedOptions): void {
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}): void => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+  const error = (status: number, type: string, message: string, headers?: Record<string, string>): void =>
+    json(status, { status_code: status, error_type: type, message, validation_errors: [], request_id: randomUUID() }, headers);
+  const path = (req.url ?? '/').split('?')[0];
+  if (path !== '/v1/models') return error(404, 'not_found', 'Not found.');
+  if (req.method !== 'GET') return error(405, 'method_not_allowed', 'Method not allowed.', { allow: 'GET' });
+  const key = bearerKey(req.headers);
+  if (key === undefined) return error(401, 'unauthenticated', MSG.missingKey);
+  if (key !== opts.apiKey) return error(401, 'unauthenticated', MSG.invalidKey);
+  if (opts.modelsApiError !== undefined) {
+    res.writeHead(opts.modelsApiError.status, { 'content-type': 'application/json' });
+    res.end(opts.modelsApiError.body);
+    return;
+  }
+  json(200, { models: opts.models.map(listedModel) });
+}
+
+/** A model as `GET /v1/models` lists it: the documented fields, the assumed deprecation fields, no stand-in internals. */
+function listedModel(model: FakeSonioxModel): Record<string, unknown> {
+  const { refusedOptions, ...listed } = model;
+  const refuses = (option: string): boolean => refusedOptions?.includes(option) ?? false;
+  return {
+    ...listed,
+    context_version: 2,
+    languages: [
+      { code: 'en', name: 'English' },
+      { code: 'es', name: 'Spanish' },
+      { code: 'de', name: 'German' },
+    ],
+    supports_language_hints_strict: !refuses('language_hints_strict'),
+    supports_max_endpoint_delay: !refuses('max_endpoint_delay_ms'),
+    supports_endpoint_sensitivity: !refuses('endpoint_sensitivity'),
+    supports_endpoint_latency_adjustment: !refuses('endpoint_latency_adjustment_level'),
+    endpoint_latency_adjustment_max_level: refuses('endpoint_latency_adjustment_level') ? 0 : 3,
+    translation_targets: [],
+    two_way_translation_pairs: [],
+    one_way_translation: 'all_languages',
+    two_way_translation: 'all_languages',
+  };
+}
+
 class Server implements FakeSoniox {
   readonly sessions: Session[] = [];
+  readonly apiRequests: FakeSonioxApiRequest[] = [];
   private readonly rejections: FakeSonioxError[] = [];
   private waiters: Array<() => void> = [];
 
   constructor(
+    private readonly http: HttpServer,
     private readonly wss: WebSocketServer,
     readonly url: string,
-    opts: Required<FakeSonioxOptions>,
+    readonly apiUrl: string,
+    opts: ResolvedOptions,
   ) {
+    http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      this.apiRequests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization });
+      req.resume();
+      req.on('end', () => answerApi(req, res, opts));
+    });
     wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
       const session = new Session(ws, req.socket, req.headers, opts, this.rejections.shift(), () => this.notify());
       this.sessions.push(session);
@@ -984,6 +1130,9 @@ class Server implements FakeSoniox {
   async close(): Promise<void> {
     for (const client of this.wss.clients) client.terminate();
     await new Promise<void>((resolve, reject) => this.wss.close((err) => (err ? reject(err) : resolve())));
+    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    this.http.closeAllConnections();
+    await closed;
   }
 
   private notify(): void {
@@ -994,13 +1143,15 @@ class Server implements FakeSoniox {
 /** Starts the stand-in on 127.0.0.1 with an ephemeral port; resolves once it is listening. */
 export async function startFakeSoniox(options?: FakeSonioxOptions): Promise<FakeSoniox> {
   const opts = resolveOptions(options);
+  // One HTTP server for both, so the models API is found from the WebSocket URL alone.
+  const http = createServer();
   // Soniox accepts every upgrade and only judges the key once the start message arrives, so no
   // verifyClient here; the `path` option still rejects other URLs like the real endpoint would.
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/transcribe-websocket' });
+  const wss = new WebSocketServer({ server: http, path: '/transcribe-websocket' });
   await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
+    http.once('error', reject);
+    http.listen(0, '127.0.0.1', () => resolve());
   });
-  const { port } = wss.address() as AddressInfo;
-  return new Server(wss, `ws://127.0.0.1:${port}/transcribe-websocket`, opts);
+  const { port } = http.address() as AddressInfo;
+  return new Server(http, wss, `ws://127.0.0.1:${port}/transcribe-websocket`, `http://127.0.0.1:${port}`, opts);
 }
