@@ -15,6 +15,11 @@
  *   const rest = new AriRest(ari.connection)
  *   ari.respond = (req) => (req.path === '/ari/channels' ? { status: 500, body: { message: 'boom' } } : undefined)
  *   ari.push({ type: 'ChannelDestroyed', channel: ... })   // to every connected events socket
+ *   ari.push(ari.channelEvent('ChannelDtmfReceived', 'c1', { digit: '5' }))
+ *
+ * With `stasisEvents` on, the channels this app creates (snoop, externalMedia) behave as Asterisk's
+ * do on the events socket: StasisStart once created (after the REST answer), StasisEnd then
+ * ChannelDestroyed when DELETEd. A function picks the channels (one that never enters Stasis).
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -44,7 +49,11 @@ export interface FakeAriAnswer {
   headers?: Record<string, string>
 }
 
-/** What `respond` can return: an answer, 'hang' (never answer), 'destroy' (reset the connection), or undefined (the model answers). */
+/**
+ * What `respond` can return: an answer, 'hang' (never answer), 'destroy' (reset the connection), or
+ * undefined (the model answers); or a promise of one of these: the request is held until it settles
+ * (a slow Asterisk: `new Promise((resolve) => (release = resolve))`, then `release(undefined)`).
+ */
 export type FakeAriOverride = FakeAriAnswer | 'hang' | 'destroy' | undefined
 
 export interface FakeAriUpgrade {
@@ -59,6 +68,9 @@ export interface FakeAriChannelInit {
   name?: string
   state?: string
   caller?: { name: string; number: string }
+  connected?: { name: string; number: string }
+  /** As Asterisk writes it (`2026-12-05T10:00:00.000+0000`); default now. */
+  creationtime?: string
   variables?: Record<string, string>
 }
 
@@ -76,9 +88,14 @@ export interface FakeAri {
   readonly variables: Map<string, Map<string, string>>
   readonly bridges: Map<string, { id: string; technology: string; bridge_type: string; bridge_class: string; name: string; channels: string[] }>
   /** Consulted before the model for every authenticated REST request. */
-  respond: ((req: FakeAriRequest) => FakeAriOverride) | undefined
+  respond: ((req: FakeAriRequest) => FakeAriOverride | Promise<FakeAriOverride>) | undefined
   /** When set, every upgrade is answered this status (after the auth check would have passed). */
   refuseUpgradesWith: number | undefined
+  /**
+   * Channels created by snoop / externalMedia get StasisStart (after the answer), and StasisEnd +
+   * ChannelDestroyed when DELETEd, as in Asterisk; a function decides per channel id. Default false.
+   */
+  stasisEvents: boolean | ((channelId: string) => boolean)
   /** Events sockets open now. */
   readonly sockets: ReadonlySet<WebSocket>
   /** Pings received on the events sockets. */
@@ -86,6 +103,8 @@ export interface FakeAri {
   addChannel(init: FakeAriChannelInit): Record<string, unknown>
   /** Sends `event` (JSON-encoded unless a string or Buffer) to every open events socket. */
   push(event: unknown): void
+  /** An event about a channel the model knows (or a bare `{ id }` one): `{ type, timestamp, channel, ...extra }`. */
+  channelEvent(type: string, channelId: string, extra?: Record<string, unknown>): Record<string, unknown>
   /** Closes every events socket (with a close frame, or by destroying the TCP connection). */
   dropSockets(how?: 'close' | 'destroy'): void
   /** Resolves once `n` events sockets have been accepted in all (counting those closed since). */
@@ -185,10 +204,10 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
     state: init.state ?? 'Up',
     protocol_id: '',
     caller: init.caller ?? { name: '', number: '' },
-    connected: { name: '', number: '' },
+    connected: init.connected ?? { name: '', number: '' },
     accountcode: '',
     dialplan: { context: 'test', exten: 's', priority: 1, app_name: '', app_data: '' },
-    creationtime: new Date().toISOString().replace('Z', '+0000'),
+    creationtime: init.creationtime ?? new Date().toISOString().replace('Z', '+0000'),
     language: 'en',
   })
 
@@ -198,6 +217,23 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
     res.end(body)
   }
   const error = (status: number, message: string): FakeAriAnswer => ({ status, body: { message } })
+
+  /** Channels in Stasis (stasisEvents), by id: the app they entered. */
+  const inStasis = new Map<string, string>()
+  /** Events to push once the current request is answered. */
+  let afterAnswer: unknown[] = []
+  const wantsStasis = (channelId: string): boolean => (typeof fake.stasisEvents === 'function' ? fake.stasisEvents(channelId) : fake.stasisEvents)
+  const channelEvent = (type: string, channelId: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    type,
+    timestamp: new Date().toISOString().replace('Z', '+0000'),
+    channel: channels.get(channelId) ?? { id: channelId },
+    ...extra,
+  })
+  const enterStasis = (channelId: string, app: string): void => {
+    if (!wantsStasis(channelId)) return
+    inStasis.set(channelId, app)
+    afterAnswer.push(channelEvent('StasisStart', channelId, { application: app, args: [] }))
+  }
 
   /** The model's answer to a request that passed the route check. */
   const model = (req: FakeAriRequest, ids: string[], route: Route): FakeAriAnswer => {
@@ -220,6 +256,7 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         const snoopId = q.snoopId ?? `${Date.now() / 1000}`
         const snoop = channelJson({ id: snoopId, name: `Snoop/${id}-${String(++channelSerial).padStart(8, '0')}` })
         channels.set(snoopId, snoop)
+        enterStasis(snoopId, q.app as string)
         return { status: 200, body: snoop }
       }
       case 'POST channels/externalMedia': {
@@ -227,13 +264,22 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         if (channels.has(channelId)) return error(409, 'Channel with given unique ID already exists')
         const media = channelJson({ id: channelId, name: `AudioSocket/${q.external_host}-${String(++channelSerial).padStart(8, '0')}` })
         channels.set(channelId, media)
+        enterStasis(channelId, q.app as string)
         return { status: 200, body: media }
       }
-      case 'DELETE channels/*':
-        if (!channels.delete(id)) return error(404, 'Channel not found')
+      case 'DELETE channels/*': {
+        const gone = channels.get(id)
+        if (gone === undefined) return error(404, 'Channel not found')
+        const app = inStasis.get(id)
+        if (app !== undefined) {
+          inStasis.delete(id)
+          afterAnswer.push({ ...channelEvent('StasisEnd', id), application: app }, { ...channelEvent('ChannelDestroyed', id), cause: 16, cause_txt: 'Normal Clearing' })
+        }
+        channels.delete(id)
         variables.delete(id)
         for (const b of bridges.values()) b.channels = b.channels.filter((c) => c !== id)
         return { status: 204 }
+      }
       case 'GET bridges':
         return { status: 200, body: [...bridges.values()] }
       case 'POST bridges': {
@@ -279,6 +325,7 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
     bridges,
     respond: undefined,
     refuseUpgradesWith: undefined,
+    stasisEvents: false,
     sockets,
     stats,
     addChannel(init) {
@@ -291,6 +338,7 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
       const data = typeof event === 'string' || Buffer.isBuffer(event) ? event : JSON.stringify(event)
       for (const ws of sockets) ws.send(data)
     },
+    channelEvent,
     dropSockets(how = 'close') {
       for (const ws of sockets) {
         if (how === 'close') ws.close(1001, 'going away')
@@ -353,7 +401,11 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         send(res, { status: 401, body: { message: 'Authentication required' }, headers: { 'WWW-Authenticate': 'Basic realm="Asterisk REST Interface"' } })
         return
       }
-      const override = fake.respond?.(parsed)
+      const answer = fake.respond?.(parsed)
+      if (answer instanceof Promise) void answer.then((override) => reply(override), () => req.socket.destroy())
+      else reply(answer)
+    })
+    const reply = (override: FakeAriOverride): void => {
       if (override === 'hang') return
       if (override === 'destroy') {
         req.socket.destroy()
@@ -381,8 +433,10 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         send(res, error(400, missing.length > 0 ? `${missing[0]}: Missing required field` : `unknown parameter ${unknown[0]}`))
         return
       }
+      afterAnswer = []
       send(res, model(parsed, match.ids, match.route))
-    })
+      for (const event of afterAnswer.splice(0)) fake.push(event)
+    }
   })
   server.on('connection', (socket) => {
     tcpSockets.add(socket)
