@@ -43,6 +43,7 @@ export function webhookTransportOptions(config: Config): WebhookTransportOptions
     ca: w.caFile === null ? undefined : readFileSync(w.caFile, 'utf8'),
     maxSockets: w.concurrency,
     version: VERSION,
+    format: w.format,
   }
 }
 
@@ -81,6 +82,7 @@ export function createDelivery(
             headers: transport.headers,
             ca: transport.ca,
             version: VERSION,
+            format: config.webhook.format,
           },
           spool: { dir: spoolDirectory(config), maxBytes: config.spool.maxBytes },
           deadLetterPath: deadLetterPath(config),

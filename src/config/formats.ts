@@ -181,6 +181,7 @@ export const slinRate: Format<8000 | 16000> = {
 
 export const slinEncoding = oneOf('slin-encoding', ['slin', 'mulaw', 'alaw'], 'slin, mulaw or alaw')
 export const silenceMode = oneOf('silence-mode', ['off', 'gaps', 'continuous'], 'off, gaps or continuous')
+export const webhookFormat = oneOf('webhook-format', ['standard', 'avr'], 'standard or avr')
 export const logLevel = oneOf('log-level', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'one of fatal, error, warn, info, debug, trace, silent')
 
 export const maxEndpointDelayMs = optionalNumber('max-endpoint-delay-ms', { min: 500, max: 3000, integer: true })

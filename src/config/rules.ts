@@ -4,6 +4,7 @@
  * that value already has.
  */
 import { ariSettingProblems } from './ari-settings.js'
+import { webhookFormatProblems } from './delivery-settings.js'
 import type { Settings } from './schema.js'
 
 export function crossSettingProblems(settings: Settings): string[] {
@@ -17,5 +18,6 @@ export function crossSettingProblems(settings: Settings): string[] {
     problems.push('REQUIRE_REGISTRATION (admission.requireRegistration): needs the HTTP endpoint (HTTP_PORT not 0) and HTTP_TOKEN, or no call could ever be registered')
   }
   problems.push(...ariSettingProblems(settings))
+  problems.push(...webhookFormatProblems(settings))
   return problems
 }

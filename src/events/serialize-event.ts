@@ -14,6 +14,12 @@ export interface SerializedEvent {
   readonly type: string
   /** The envelope's JSON: the bytes POSTed, spooled and signed. */
   readonly bodyText: string
+  /**
+   * Absent for the standard envelope, whose JSON carries its own id, call_id and seq (the spool
+   * reads them back from it). `avr`: AVR's envelope (events/avr-format.ts), which carries none of
+   * them, so the spool keeps them beside the body.
+   */
+  readonly format?: 'avr'
 }
 
 /** Throws ERR_WEBHOOK_GAVE_UP if the envelope cannot be turned into JSON (a BigInt, a cycle). */

@@ -123,7 +123,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   const httpRefusedBy = Object.fromEntries(HTTP_REFUSAL_REASONS.map((reason) => [reason, httpRefused.child(reason)])) as Record<HttpRefusalReason, CounterChild>
   const latency = r.histogram(
     'audiosocket_transcript_delivery_latency_seconds',
-    'Time from a transcript.final event being published to the webhook answering it 2xx (retries and outages included).',
+    'Time from a transcript.final event (with WEBHOOK_FORMAT=avr its transcription) being published to the webhook answering it 2xx (retries and outages included).',
     LATENCY_BUCKETS,
   )
 
@@ -183,7 +183,8 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   const webhook: WebhookMetrics = {
     delivered(type, latencyMs) {
       deliveries.inc()
-      if (type === 'transcript.final' && latencyMs !== undefined) latency.observe(Math.max(0, latencyMs) / 1000)
+      // transcription: a transcript.final as WEBHOOK_FORMAT=avr delivers it.
+      if ((type === 'transcript.final' || type === 'transcription') && latencyMs !== undefined) latency.observe(Math.max(0, latencyMs) / 1000)
     },
     attemptFailed() {
       failures.inc()

@@ -37,6 +37,8 @@ export interface DeliveryQueueOptions {
   ca?: string | Buffer | undefined
   /** Sent as `user-agent: audiosocket-soniox/<version>`. Default '0'. */
   version?: string | undefined
+  /** WEBHOOK_FORMAT: which headers carry the secret (see WebhookTransportOptions.format). Default standard. */
+  format?: 'standard' | 'avr' | undefined
   /**
    * Durable store: each event is written here before its first attempt and acknowledged after it is
    * settled; start() delivers what a previous run left.
@@ -105,6 +107,11 @@ interface Delivery {
   readonly seq: number
   readonly type: string
   readonly bodyText: string
+  /**
+   * 'avr': the body does not carry its id, call_id and seq, so its spool record keeps them beside it.
+   * Only read when the event is spooled (an event recovered from the spool has its record already).
+   */
+  readonly format: 'avr' | undefined
   /** When the event was first published (epoch ms; from the spool after a restart). Max age counts from here. */
   readonly firstAtMs: number
   /** Published by this process (not recovered from the spool): its delivery latency is measured. */
@@ -202,6 +209,7 @@ export class DeliveryQueue {
       ca: options.ca,
       maxSockets: concurrency,
       version: options.version,
+      format: options.format,
       // The signature's time is this clock's; the deadline measures a real socket: real timers.
       clock: { now: () => clock.now(), setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout },
     })
@@ -244,6 +252,7 @@ export class DeliveryQueue {
       seq: event.seq,
       type: event.type,
       bodyText: event.bodyText,
+      format: event.format,
       firstAtMs: publishedAtMs,
       publishedHere: true,
       spoolRef: undefined,
@@ -303,6 +312,7 @@ export class DeliveryQueue {
           seq: r.seq,
           type: r.type,
           bodyText: r.bodyText,
+          format: undefined,
           firstAtMs: r.enqueuedAtMs,
           publishedHere: false,
           spoolRef: r.ref,
@@ -348,7 +358,7 @@ export class DeliveryQueue {
    */
   private spoolItem(item: Delivery): void {
     try {
-      item.spoolRef = this.spool.append(item.id, item.firstAtMs, item.bodyText)
+      item.spoolRef = this.spool.append(item.id, item.firstAtMs, item.bodyText, item.format === 'avr' ? item : undefined)
       this.onEventSecured(item.id)
     } catch {
       // The spool has logged why (once per state change).

@@ -20,14 +20,26 @@ export const BODY_EXCERPT_BYTES = 512
 /** Printable ASCII without spaces: what an event id must be to go out as the webhook-id header. */
 const HEADER_TOKEN = /^[\x21-\x7e]+$/
 
+/** The header AVR Core sends its WEBHOOK_SECRET in, verbatim (WEBHOOK_FORMAT=avr). */
+export const AVR_SECRET_HEADER = 'X-AVR-WEBHOOK-SECRET'
+
 /** Statuses whose Retry-After we honour (RFC 9110 defines it for 503 and 429 defines it for 429). */
 const RETRY_AFTER_STATUSES = new Set([429, 503])
 
 export interface WebhookTransportOptions {
   /** Absolute http: or https: URL. */
   url: string
-  /** Standard Webhooks secret (`whsec_<base64>` or any other string used as bytes). Unsigned without it. */
+  /**
+   * Standard Webhooks secret (`whsec_<base64>` or any other string used as bytes). Unsigned without
+   * it. With format `avr`, sent as it is in AVR Core's `X-AVR-WEBHOOK-SECRET` header instead.
+   */
   secret?: string | undefined
+  /**
+   * WEBHOOK_FORMAT. `standard` (default): the secret signs each attempt (webhook-id, webhook-timestamp,
+   * webhook-signature). `avr`: the bodies are AVR's (made by events/avr-format.ts) and the secret
+   * goes verbatim in `X-AVR-WEBHOOK-SECRET`, the same on every request, as AVR Core sends it.
+   */
+  format?: 'standard' | 'avr' | undefined
   /** Deadline for one request, from sending it to the end of the response, in milliseconds. */
   timeoutMs: number
   /** Extra request headers (e.g. authorization). Names in RESERVED_WEBHOOK_HEADERS (shared/validate.ts) are refused. */
@@ -93,7 +105,9 @@ export class WebhookTransport {
     }
     this.url = url
     this.timeoutMs = options.timeoutMs
-    this.secretKey = options.secret === undefined ? undefined : decodeWebhookSecret(options.secret)
+    const avr = options.format === 'avr'
+    // AVR's secret is a shared password sent as it is, never a signing key: nothing to decode.
+    this.secretKey = options.secret === undefined || avr ? undefined : decodeWebhookSecret(options.secret)
     this.clock = options.clock ?? systemClock
 
     // Keep-alive: a call produces a burst of small POSTs; reusing connections saves a handshake each.
@@ -123,6 +137,16 @@ export class WebhookTransport {
     const auth = urlToHttpOptions(url).auth
     if (auth && fixedHeaders.authorization === undefined) {
       fixedHeaders.authorization = `Basic ${Buffer.from(auth, 'utf8').toString('base64')}`
+    }
+    if (avr && options.secret !== undefined) {
+      // The same rule WEBHOOK_SECRET is checked by at start with WEBHOOK_FORMAT=avr; never quoted.
+      if (webhookHeaderProblem(AVR_SECRET_HEADER, options.secret) !== undefined) {
+        throw new AppError('ERR_CONFIG_INVALID', `the webhook secret is sent as the ${AVR_SECRET_HEADER} header, and a header value cannot hold control characters or line breaks`)
+      }
+      if (Object.keys(fixedHeaders).includes(AVR_SECRET_HEADER.toLowerCase())) {
+        throw new AppError('ERR_CONFIG_INVALID', `webhook header: ${AVR_SECRET_HEADER} is sent from the webhook secret with the avr format`)
+      }
+      fixedHeaders[AVR_SECRET_HEADER] = options.secret
     }
     fixedHeaders['user-agent'] = `audiosocket-soniox/${options.version ?? '0'}`
     fixedHeaders['content-type'] = 'application/json'

@@ -13,12 +13,17 @@
  *
  *   audiosocket-soniox-spool 1\n                       header: magic and format version
  *   <crc> e <enqueuedAtMs> <envelope JSON>\n           an event, exactly the bytes POSTed
+ *   <crc> f <enqueuedAtMs> <fields JSON>\t<body>\n      an event whose body does not carry its id, call_id
+ *                                                      and seq (WEBHOOK_FORMAT=avr): {"id","call_id","seq",
+ *                                                      "type"}, a tab, then exactly the bytes POSTed
  *   <crc> a <event id as a JSON string>\n              that event is done (delivered or dead-lettered)
  *
  * `<crc>` is the CRC-32 (IEEE, as zlib) of the UTF-8 bytes after the space that follows it, up to
  * the newline, as 8 lowercase hex digits. JSON.stringify never emits a raw newline, so a newline
- * always ends a record. `enqueuedAtMs` is the wall-clock time the event was first published (epoch ms):
- * WEBHOOK_MAX_AGE counts from it, across restarts.
+ * always ends a record, and never a raw tab, so the first tab of an `f` record ends its fields.
+ * `enqueuedAtMs` is the wall-clock time the event was first published (epoch ms): WEBHOOK_MAX_AGE
+ * counts from it, across restarts. (`f` records came with WEBHOOK_FORMAT=avr; a server older than
+ * that counts them as damaged records and skips them.)
  *
  * Rules that keep recovery simple:
  * - An event is written once, to one segment, and its ack goes to the same segment. A segment is
@@ -45,6 +50,7 @@ export const NEWLINE = Buffer.from('\n', 'latin1')
 export const SEGMENT_NAME = /^segment-(\d{12})\.log$/
 const CRC_HEX = /^[0-9a-f]{8}$/
 const EVENT_PREFIX = /^e (\d{1,16}) /
+const FIELDS_EVENT_PREFIX = /^f (\d{1,16}) /
 
 export function segmentFileName(segmentNumber: number): string {
   return `segment-${String(segmentNumber).padStart(12, '0')}.log`
@@ -72,8 +78,19 @@ export function encodeRecord(body: string): Buffer {
   return line
 }
 
-export function eventRecord(enqueuedAtMs: number, bodyText: string): Buffer {
-  return encodeRecord(`e ${Math.max(0, Math.floor(enqueuedAtMs))} ${bodyText}`)
+/** The fields of an event whose body does not carry them (an AVR body): written beside it. */
+export interface EventFields {
+  readonly callId: string
+  readonly seq: number
+  readonly type: string
+}
+
+/** An `e` record, or with `fields` (a body that does not carry its id, call_id and seq) an `f` record. */
+export function eventRecord(enqueuedAtMs: number, bodyText: string, fields?: EventFields & { readonly id: string }): Buffer {
+  const at = Math.max(0, Math.floor(enqueuedAtMs))
+  if (fields === undefined) return encodeRecord(`e ${at} ${bodyText}`)
+  const head = JSON.stringify({ id: fields.id, call_id: fields.callId, seq: fields.seq, type: fields.type })
+  return encodeRecord(`f ${at} ${head}\t${bodyText}`)
 }
 
 export function ackRecord(eventId: string): Buffer {
@@ -157,14 +174,27 @@ function parseRecord(bytes: Buffer, start: number, end: number): SpooledEventRec
       return typeof id === 'string' ? id : undefined
     }
     const prefix = EVENT_PREFIX.exec(body)
-    if (!prefix) return undefined
-    const bodyText = body.slice(prefix[0].length)
-    const envelope: unknown = JSON.parse(bodyText)
-    if (typeof envelope !== 'object' || envelope === null) return undefined
-    const { id, call_id: callId, seq, type } = envelope as { id?: unknown; call_id?: unknown; seq?: unknown; type?: unknown }
-    if (typeof id !== 'string' || typeof callId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq)) return undefined
-    return { id, callId, seq, type: typeof type === 'string' ? type : 'unknown', enqueuedAtMs: Number(prefix[1]), bodyText }
+    if (prefix) {
+      const bodyText = body.slice(prefix[0].length)
+      return eventFrom(JSON.parse(bodyText), Number(prefix[1]), bodyText)
+    }
+    const apart = FIELDS_EVENT_PREFIX.exec(body)
+    if (!apart) return undefined
+    const tab = body.indexOf('\t', apart[0].length)
+    if (tab === -1) return undefined
+    const bodyText = body.slice(tab + 1)
+    const posted: unknown = JSON.parse(bodyText)
+    if (typeof posted !== 'object' || posted === null) return undefined
+    return eventFrom(JSON.parse(body.slice(apart[0].length, tab)), Number(apart[1]), bodyText)
   } catch {
     return undefined
   }
+}
+
+/** The event of a record from its fields (the envelope itself, or an `f` record's fields), or undefined. */
+function eventFrom(fields: unknown, enqueuedAtMs: number, bodyText: string): SpooledEventRecord | undefined {
+  if (typeof fields !== 'object' || fields === null) return undefined
+  const { id, call_id: callId, seq, type } = fields as { id?: unknown; call_id?: unknown; seq?: unknown; type?: unknown }
+  if (typeof id !== 'string' || typeof callId !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq)) return undefined
+  return { id, callId, seq, type: typeof type === 'string' ? type : 'unknown', enqueuedAtMs, bodyText }
 }

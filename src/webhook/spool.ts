@@ -26,7 +26,7 @@ import path from 'node:path'
 import type { Logger } from 'pino'
 import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
-import { eventRecord, HEADER, NEWLINE, parseSegment, SEGMENT_NAME, segmentFileName, SPOOL_FORMAT_VERSION, type SpooledEventRecord, ackRecord } from './spool-format.js'
+import { eventRecord, HEADER, NEWLINE, parseSegment, SEGMENT_NAME, segmentFileName, SPOOL_FORMAT_VERSION, type SpooledEventRecord, type EventFields, ackRecord } from './spool-format.js'
 import { acquireSpoolLock, type SpoolLockOptions } from './spool-lock.js'
 
 /** Roll over to a new segment past this size, unless the spool is small (see segmentBytes). */
@@ -258,15 +258,16 @@ export class Spool {
   }
 
   /**
-   * Appends an event. Returns its ref once the kernel has the bytes; throws ERR_SPOOL_FULL (nothing
+   * Appends an event; `fields` for a body that does not carry its id, call_id and seq (an AVR body).
+   * Returns its ref once the kernel has the bytes; throws ERR_SPOOL_FULL (nothing
    * written), ERR_SPOOL_WRITE or ERR_SPOOL_CLOSED. Failures are logged here, once per change of
    * state (failing / working again, full / room again), never per event.
    */
-  append(id: string, enqueuedAtMs: number, bodyText: string): SpoolRef {
+  append(id: string, enqueuedAtMs: number, bodyText: string, fields?: EventFields): SpoolRef {
     if (this.state !== 'open') {
       throw new AppError('ERR_SPOOL_CLOSED', `the spool is ${this.state}; event ${id} not spooled`)
     }
-    const line = eventRecord(enqueuedAtMs, bodyText)
+    const line = eventRecord(enqueuedAtMs, bodyText, fields === undefined ? undefined : { id, callId: fields.callId, seq: fields.seq, type: fields.type })
     if (this.totalBytes + line.length > this.maxBytes && this.active && this.active.live === 0) {
       // Everything in the active segment is delivered, only its bytes remain: start afresh.
       this.seal(this.active)

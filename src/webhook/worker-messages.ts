@@ -20,6 +20,11 @@ export interface DeliveryWorkerInit {
     headers: Record<string, string> | undefined
     ca: string | undefined
     version: string
+    /**
+     * WEBHOOK_FORMAT: the bodies are made on the main thread (worker-sink.ts); here it picks the
+     * headers (Standard Webhooks signatures, or AVR's X-AVR-WEBHOOK-SECRET). Default standard.
+     */
+    format?: 'standard' | 'avr' | undefined
   }
   spool: { dir: string; maxBytes: number }
   deadLetterPath: string

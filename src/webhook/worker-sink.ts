@@ -15,6 +15,7 @@ import { AppError, ErrorCodes, type ErrorCode } from '../shared/errors.js'
 import { systemClock, type Clock, type ClockTimer } from '../shared/clock.js'
 import type { EventEnvelope, EventSink } from '../events/envelope.js'
 import { envelopeLogFields, serializeEvent, type SerializedEvent } from '../events/serialize-event.js'
+import { serializeAvrEvent } from '../events/avr-format.js'
 import type { WebhookMetrics, WebhookSinkStats } from './delivery-queue.js'
 import type { SpoolStats } from './spool.js'
 import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
@@ -71,6 +72,8 @@ export class WebhookWorkerSink implements EventSink {
   private readonly restartDelayMs: number
   private readonly workerUrl: URL
   private readonly clock: Clock
+  /** WEBHOOK_FORMAT=avr: each event becomes AVR's bodies (events/avr-format.ts), here, once. */
+  private readonly avr: boolean
 
   constructor(private readonly options: WebhookWorkerSinkOptions) {
     this.logger = options.logger
@@ -81,6 +84,7 @@ export class WebhookWorkerSink implements EventSink {
     this.restartDelayMs = options.restartDelayMs ?? 1000
     this.clock = options.clock ?? systemClock
     this.workerUrl = options.workerUrl ?? new URL('./delivery-worker.js', import.meta.url)
+    this.avr = options.init.sink.format === 'avr'
   }
 
   /** Starts the worker; resolves once it has recovered the spool. Rejects as DeliveryQueue.start does. */
@@ -96,6 +100,10 @@ export class WebhookWorkerSink implements EventSink {
       this.logger.error(envelopeLogFields(event), 'webhook event published after the sink closed; dropped')
       return
     }
+    if (this.avr) {
+      this.publishAvr(event)
+      return
+    }
     let serialized: SerializedEvent
     try {
       serialized = serializeEvent(event)
@@ -104,10 +112,7 @@ export class WebhookWorkerSink implements EventSink {
       this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
       return
     }
-    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: this.clock.now() }
-    this.unsecured.set(event.id, entry)
-    // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
-    this.worker?.postMessage(entry)
+    this.handOver(serialized)
   }
 
   /**
@@ -139,6 +144,26 @@ export class WebhookWorkerSink implements EventSink {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** WEBHOOK_FORMAT=avr: the event's AVR bodies (none, one, or an error and call_ended), each delivered as an event of its own. */
+  private publishAvr(event: EventEnvelope): void {
+    let bodies: SerializedEvent[]
+    try {
+      bodies = serializeAvrEvent(event)
+    } catch (err) {
+      this.droppedHere++
+      this.logger.error({ ...envelopeLogFields(event), attempts: 0, err }, 'webhook event dropped')
+      return
+    }
+    for (const serialized of bodies) this.handOver(serialized)
+  }
+
+  private handOver(serialized: SerializedEvent): void {
+    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: this.clock.now() }
+    this.unsecured.set(serialized.id, entry)
+    // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
+    this.worker?.postMessage(entry)
+  }
 
   /** Starts a worker and resolves when it is ready; a worker that dies later is replaced (see replace). */
   private spawn(): Promise<void> {

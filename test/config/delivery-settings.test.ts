@@ -105,3 +105,25 @@ t.test('the config file takes the same forms', async (t) => {
   t.same(c.spool, { dir: '/srv/spool', maxBytes: 2 ** 30 })
   t.same(c.events, { file: '/srv/events.jsonl' })
 })
+
+t.test('WEBHOOK_FORMAT: standard by default, or avr', async (t) => {
+  t.equal(load().webhook.format, 'standard')
+  t.equal(load({ WEBHOOK_URL: 'http://127.0.0.1/events', WEBHOOK_FORMAT: 'avr' }).webhook.format, 'avr')
+  t.match(problems({ WEBHOOK_FORMAT: 'AVR Core' }), /WEBHOOK_FORMAT \(webhook\.format\): must be standard or avr/)
+})
+
+t.test('WEBHOOK_FORMAT=avr: needs WEBHOOK_URL, refuses partials, and its secret must be a header value', async (t) => {
+  const avr = { WEBHOOK_URL: 'http://127.0.0.1/events', WEBHOOK_FORMAT: 'avr' }
+  t.match(problems({ WEBHOOK_FORMAT: 'avr' }), /WEBHOOK_FORMAT \(webhook\.format\): avr shapes the requests to WEBHOOK_URL, which is not set/)
+  t.match(problems({ ...avr, TRANSCRIPT_PARTIAL_EVENTS: 'true' }), /TRANSCRIPT_PARTIAL_EVENTS \(transcript\.partialEvents\): WEBHOOK_FORMAT=avr sends no partial transcripts/)
+  t.equal(load({ TRANSCRIPT_PARTIAL_EVENTS: 'true' }).transcript.partialEvents, true, 'the standard format keeps them')
+  t.equal(load({ ...avr, WEBHOOK_SECRET: 'whsec_not base64 at all' }).webhook.secret, 'whsec_not base64 at all', 'any string: AVR sends it as it is')
+  const bad = problems({ ...avr, WEBHOOK_SECRET: 'two\nlines' })
+  t.match(bad, /WEBHOOK_SECRET \(webhook\.secret\): with WEBHOOK_FORMAT=avr it is sent as the X-AVR-WEBHOOK-SECRET header/)
+  t.notMatch(bad, /two|lines/, 'the secret is never quoted')
+  t.match(
+    problems({ ...avr, WEBHOOK_SECRET: 'shared', WEBHOOK_HEADERS: '{"x-avr-webhook-secret": "other"}' }),
+    /WEBHOOK_HEADERS \(webhook\.headers\): names X-AVR-WEBHOOK-SECRET, which WEBHOOK_FORMAT=avr sends from WEBHOOK_SECRET/,
+  )
+  t.equal(load({ ...avr, WEBHOOK_HEADERS: '{"X-AVR-WEBHOOK-SECRET": "by hand"}' }).webhook.headers['X-AVR-WEBHOOK-SECRET'], 'by hand', 'without WEBHOOK_SECRET the header may be set by hand')
+})

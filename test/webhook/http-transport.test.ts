@@ -123,3 +123,42 @@ t.test('an event id that could break the request is refused before anything is s
   t.match(outcome, { kind: 'failed', retriable: false, err: { message: /not a valid header value/ } })
   t.equal(server.requests.length, 0)
 })
+
+t.test('format avr: the secret goes verbatim in X-AVR-WEBHOOK-SECRET, no signature headers', async (t) => {
+  const server = await rawHttpServer(t, (req) => req.socket.write(OK))
+  // A whsec_ secret is not decoded: AVR receivers compare the header with the string they were given.
+  for (const secret of ['whsec_dGVzdA==', 'plain shared secret', 'whsec_not base64!']) {
+    const transport = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/events`, timeoutMs: 2000, secret, format: 'avr', version: '1.2.3' })
+    t.teardown(() => transport.close())
+    t.match(await transport.post('evt_1', '{"uuid":"u"}').done, { kind: 'delivered' })
+    t.match(await transport.post('evt_2', '{"uuid":"u"}').done, { kind: 'delivered' })
+  }
+  const heads = server.requests.map((r) => r.text.split('\r\n\r\n')[0]?.split('\r\n'))
+  t.same(heads[0], [
+    'POST /events HTTP/1.1',
+    `host: 127.0.0.1:${server.port}`,
+    'connection: keep-alive',
+    'X-AVR-WEBHOOK-SECRET: whsec_dGVzdA==',
+    'user-agent: audiosocket-soniox/1.2.3',
+    'content-type: application/json',
+    'content-length: 12',
+  ])
+  t.same(heads[1], heads[0], 'the same header on every request: nothing per attempt to renew')
+  t.equal(heads[2]?.[3], 'X-AVR-WEBHOOK-SECRET: plain shared secret')
+  t.equal(heads[4]?.[3], 'X-AVR-WEBHOOK-SECRET: whsec_not base64!', 'a secret the standard format would refuse to decode is sent as it is')
+  t.notOk(heads.flat().some((line) => /^webhook-/i.test(line ?? '')), 'no Standard Webhooks headers')
+
+  const unsigned = new WebhookTransport({ url: `http://127.0.0.1:${server.port}/events`, timeoutMs: 2000, format: 'avr' })
+  t.teardown(() => unsigned.close())
+  await unsigned.post('evt_3', '{}').done
+  t.notOk(server.requests.at(-1)?.text.toLowerCase().includes('x-avr-webhook-secret'), 'without a secret, no header')
+})
+
+t.test('format avr: a secret that cannot be a header value, or the header set twice, is a config error', async (t) => {
+  t.throws(() => new WebhookTransport({ url: 'http://127.0.0.1:1/', timeoutMs: 1000, secret: 'line\nbreak', format: 'avr' }), { code: 'ERR_CONFIG_INVALID', message: /X-AVR-WEBHOOK-SECRET.*control characters/ })
+  t.throws(() => new WebhookTransport({ url: 'http://127.0.0.1:1/', timeoutMs: 1000, secret: 's', format: 'avr', headers: { 'x-avr-webhook-secret': 'other' } }), {
+    code: 'ERR_CONFIG_INVALID',
+    message: /X-AVR-WEBHOOK-SECRET/,
+  })
+  t.doesNotThrow(() => new WebhookTransport({ url: 'http://127.0.0.1:1/', timeoutMs: 1000, format: 'avr', headers: { 'X-AVR-WEBHOOK-SECRET': 'set by hand' } }).close(), 'without WEBHOOK_SECRET the header may come from WEBHOOK_HEADERS')
+})

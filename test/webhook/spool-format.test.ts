@@ -108,3 +108,52 @@ t.test('headers: empty and torn headers, other versions, foreign files', async (
   t.match(parseSegment(Buffer.from('audiosocket-soniox-spool 2\nwhatever\n')), { status: 'unsupported', header: 'audiosocket-soniox-spool 2' })
   t.match(parseSegment(Buffer.from('hello')), { status: 'unsupported' })
 })
+
+/** An AVR body (WEBHOOK_FORMAT=avr): it carries no id, call_id or seq of its own. */
+function avrBody(uuid: string, text: string): string {
+  return JSON.stringify({ uuid, type: 'transcription', timestamp: '2026-11-20T22:00:00.000Z', payload: { role: 'user', text } })
+}
+
+t.test('an event whose body does not carry its fields (AVR) is an f record: fields, a tab, the body', async (t) => {
+  const tricky = 'tab\there, "quotes", spaces  and é 🎧 {"id":"evt_fake","seq":9}\n'
+  const bodies = [avrBody('c1', 'hello'), avrBody('c1', tricky)]
+  const record = eventRecord(1000, bodies[0] as string, { id: 'evt_1', callId: 'c1', seq: 4, type: 'transcription' }).toString('utf8')
+  t.equal(record.slice(9), `f 1000 {"id":"evt_1","call_id":"c1","seq":4,"type":"transcription"}\t${bodies[0]}\n`)
+  t.notOk((bodies[1] as string).includes('\t'), 'JSON never carries a raw tab: the first tab ends the fields')
+
+  const bytes = Buffer.concat([
+    segmentHeader(),
+    eventRecord(1000, bodies[0] as string, { id: 'evt_1', callId: 'c1', seq: 4, type: 'transcription' }),
+    eventRecord(2000, body('c2', 0)),
+    eventRecord(3000, bodies[1] as string, { id: 'evt_1.error', callId: 'c1', seq: 5, type: 'error' }),
+    ackRecord('evt_c2_0'),
+  ])
+  const parsed = parseSegment(bytes)
+  if (parsed.status !== 'ok') return t.fail(`status ${parsed.status}`)
+  t.same(
+    parsed.events.map((e) => [e.id, e.callId, e.seq, e.type, e.enqueuedAtMs]),
+    [
+      ['evt_1', 'c1', 4, 'transcription', 1000],
+      ['evt_c2_0', 'c2', 0, 'transcript.final', 2000],
+      ['evt_1.error', 'c1', 5, 'error', 3000],
+    ],
+    'the fields come from beside the body, the standard ones from the envelope',
+  )
+  t.same(parsed.events.map((e) => e.bodyText), [bodies[0], body('c2', 0), bodies[1]], 'the exact bytes that were POSTed')
+  t.equal(parsed.damaged, 0)
+})
+
+t.test('an f record without its tab, with bad fields or a body that is not JSON counts as damaged', async (t) => {
+  const records = [
+    encodeRecord(`f 1 {"id":"evt_1","call_id":"c","seq":0,"type":"x"} ${avrBody('c', 'no tab')}`),
+    encodeRecord(`f 1 {"id":"evt_2","call_id":"c","seq":"0","type":"x"}\t${avrBody('c', 'seq is text')}`),
+    encodeRecord(`f 1 {"id":"evt_3","seq":0}\t${avrBody('c', 'no call_id')}`),
+    encodeRecord('f 1 {"id":"evt_4","call_id":"c","seq":0,"type":"x"}\tnot json'),
+    encodeRecord('f 1 {"id":"evt_5","call_id":"c","seq":0,"type":"x"}\t"a string"'),
+    encodeRecord(`f x {"id":"evt_6","call_id":"c","seq":0,"type":"x"}\t${avrBody('c', 'bad time')}`),
+  ]
+  const parsed = parseSegment(Buffer.concat([segmentHeader(), ...records, eventRecord(1, avrBody('c', 'good'), { id: 'evt_7', callId: 'c', seq: 1, type: 'x' })]))
+  if (parsed.status !== 'ok') return t.fail(`status ${parsed.status}`)
+  t.equal(parsed.damaged, records.length)
+  t.same(parsed.events.map((e) => e.id), ['evt_7'])
+})

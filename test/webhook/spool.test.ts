@@ -300,3 +300,31 @@ t.test('append before open or after close is refused, ack after close is ignored
   t.doesNotThrow(() => spool.ack(ref, 'evt_x'))
   t.equal(await spool.close(), undefined, 'close is idempotent')
 })
+
+t.test('an AVR body is spooled with its fields beside it and recovered as it was written', async (t) => {
+  const dir = t.testdir()
+  const logs = captureLogs()
+  const avr = (type: string, payload: object): string => JSON.stringify({ uuid: 'c1', type, timestamp: '2026-11-20T22:00:00.000Z', payload })
+  const first = new Spool({ dir, maxBytes: 1 << 20, logger: logs.logger })
+  await first.open()
+  const started = first.append('evt_s', 10, avr('call_started', {}), { callId: 'c1', seq: 0, type: 'call_started' })
+  first.append('evt_e.error', 11, avr('error', { message: 'it failed' }), { callId: 'c1', seq: 3, type: 'error' })
+  first.append('evt_e', 11, avr('call_ended', {}), { callId: 'c1', seq: 3, type: 'call_ended' })
+  first.append('evt_c2_0', 12, body('c2', 0))
+  first.ack(started, 'evt_s')
+  await first.close()
+
+  const second = new Spool({ dir, maxBytes: 1 << 20, logger: logs.logger })
+  const recovered = await second.open()
+  t.same(
+    recovered.map((r) => [r.id, r.callId, r.seq, r.type, r.enqueuedAtMs, r.bodyText]),
+    [
+      ['evt_e.error', 'c1', 3, 'error', 11, avr('error', { message: 'it failed' })],
+      ['evt_e', 'c1', 3, 'call_ended', 11, avr('call_ended', {})],
+      ['evt_c2_0', 'c2', 0, 'transcript.final', 12, body('c2', 0)],
+    ],
+    'AVR and standard records side by side, in the order written, the bodies byte for byte',
+  )
+  t.equal(second.stats().skippedRecords, 0)
+  await second.close()
+})
