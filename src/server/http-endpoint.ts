@@ -8,6 +8,8 @@
  *   POST /calls/{uuid}    pre-register a call (bearer HTTP_TOKEN; body: see registrations.ts);
  *                         429 with Retry-After while REGISTRATION_MAX_COUNT / _BYTES are reached
  *   DELETE /calls/{uuid}  withdraw a registration
+ *   POST /call            AVR Core's pre-registration, { uuid, payload }: POST /calls/{uuid} with
+ *                         the payload as metadata (same bearer token)
  *   POST /conversations   tap a live bridged call through ARI (bearer HTTP_TOKEN; body: see
  *                         conversation-request.ts): 201 { conversation_id, legs }
  *   DELETE /conversations/{id}  stop a tap (its legs end, conversation.ended follows)
@@ -27,7 +29,8 @@ import type { Logger } from '../shared/logger.js'
 import { jsonTextTooDeep } from '../shared/json-depth.js'
 import { LogThrottle } from '../shared/log-throttle.js'
 import { PROMETHEUS_CONTENT_TYPE } from './metrics.js'
-import { canonicalUuid, parseRegistration, type RegistrationStore } from './registrations.js'
+import { canonicalUuid, parseAvrCall, parseRegistration, type RegistrationStore } from './registrations.js'
+import type { CallOptions } from '../call/call-session.js'
 import { conversationBodyFromForm, parseConversationRequest } from './conversation-request.js'
 import type { BeginResult, ConversationRequest } from './conversation-taps.js'
 
@@ -168,6 +171,7 @@ export class HttpEndpoint {
         return
     }
     if (path === '/conversations' || path.startsWith('/conversations/')) return this.routeConversations(req, res, path, method)
+    if (path === '/call') return this.registerAvrCall(req, res, method)
     const m = /^\/calls\/([^/]+)$/.exec(path)
     if (m === null) return this.refuse(res, 'not_found', 404, { error: 'not found' })
     const handler: Handler | undefined = method === 'POST' ? this.register : method === 'DELETE' ? this.unregister : undefined
@@ -281,9 +285,29 @@ export class HttpEndpoint {
     if (body === undefined) return
     const parsed = parseRegistration(body)
     if ('problems' in parsed) return this.badRequest(res, parsed.problems.join('; '))
+    this.store(res, uuid, parsed.options)
+  }
+
+  /**
+   * AVR Core's pre-registration: `POST /call` with `{ "uuid", "payload" }`, as AVR's dialplan sends
+   * it, is `POST /calls/{uuid}` with `{ "metadata": payload }`: the same token, answers and bounds.
+   * (AVR answers with its STS URL, which its dialplan only logs; this answers as /calls does.)
+   */
+  private async registerAvrCall(req: http.IncomingMessage, res: http.ServerResponse, method: string): Promise<void> {
+    if (method !== 'POST') return this.methodNotAllowed(res, 'POST')
+    if (!this.authorize(req, res)) return
+    const body = await this.readJson(req, res)
+    if (body === undefined) return
+    const parsed = parseAvrCall(body)
+    if ('problems' in parsed) return this.badRequest(res, parsed.problems.join('; '))
+    this.store(res, parsed.uuid, parsed.options)
+  }
+
+  /** Stores a parsed registration and answers: 201 (200 replaced), 503 draining, 429 full. */
+  private store(res: http.ServerResponse, uuid: string, options: CallOptions): void {
     const notReady = this.options.notReady()
     if (notReady?.reason === 'draining') return this.refuse(res, 'draining', 503, { error: 'the server is draining and takes no new calls' })
-    const stored = this.options.registrations.register(uuid, parsed.options)
+    const stored = this.options.registrations.register(uuid, options)
     if (!stored.stored) {
       const setting = stored.limit === 'count' ? 'REGISTRATION_MAX_COUNT' : 'REGISTRATION_MAX_BYTES'
       const retryAfterSeconds = Math.max(1, Math.ceil(stored.retryAfterMs / 1000))

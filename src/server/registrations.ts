@@ -101,6 +101,38 @@ export function parseRegistration(body: unknown): { options: CallOptions } | { p
   return { options }
 }
 
+const AVR_CALL_FIELDS = ['uuid', 'payload'] as const
+
+/**
+ * AVR Core's pre-registration body, `POST /call` with `{ "uuid": "...", "payload": { ... } }` (its
+ * dialplan posts the caller's number, the extension, UNIQUEID and CHANNEL in `payload`): the UUID,
+ * and the options a `POST /calls/{uuid}` with `{ "metadata": payload }` would give. `payload` is
+ * optional and bound like `metadata`; unknown fields are refused, as for registrations.
+ */
+export function parseAvrCall(body: unknown): { uuid: string; options: CallOptions } | { problems: string[] } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { problems: ['the body must be a JSON object: {"uuid": "<uuid>", "payload": {...}}'] }
+  const record = body as Record<string, unknown>
+  const problems: string[] = []
+  for (const key of Object.keys(record)) {
+    if (!(AVR_CALL_FIELDS as readonly string[]).includes(key)) problems.push(`unknown field "${key}" (known: ${AVR_CALL_FIELDS.join(', ')})`)
+  }
+  const uuid = typeof record.uuid === 'string' ? canonicalUuid(record.uuid) : undefined
+  if (uuid === undefined) problems.push('uuid must be the call\'s UUID in its 36-character form, the one the AudioSocket line sends')
+  const payload = record.payload
+  let options: CallOptions = {}
+  if (payload !== undefined) {
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      problems.push('payload must be a JSON object')
+    } else {
+      const parsed = parseRegistration({ metadata: payload })
+      if ('problems' in parsed) problems.push(...parsed.problems.map((problem) => problem.replace(/^metadata\b/, 'payload')))
+      else options = parsed.options
+    }
+  }
+  if (problems.length > 0 || uuid === undefined) return { problems }
+  return { uuid, options }
+}
+
 interface Entry {
   /**
    * The options as JSON text, parsed again when the call takes them. Held as parsed objects, a
