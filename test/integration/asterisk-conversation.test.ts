@@ -33,7 +33,12 @@ function checkLeg(t: Test, rig: ConversationRig, leg: any[], role: string, audio
   t.equal(sessions.length, 1, `one Soniox session for the ${role} leg`)
   const session = sessions[0]!
   t.same(session.violations, [], 'the stand-in saw nothing Soniox would refuse')
-  t.ok(withoutSilentFrames(session.audio).equals(audio), `the ${role} leg carried exactly its party's file (${audio.length} bytes), the rest zeros`)
+  const voiced = withoutSilentFrames(session.audio)
+  if (!voiced.equals(audio)) {
+    const at = voiced.findIndex((b, i) => b !== audio[i])
+    t.comment(`${role}: voiced ${voiced.length} bytes, file ${audio.length}; first difference at byte ${at}; file found at ${voiced.indexOf(audio.subarray(0, 640))}`)
+  }
+  t.ok(voiced.equals(audio), `the ${role} leg carried exactly its party's file (${audio.length} bytes), the rest zeros`)
   const expected = expectedTranscript(session.audio, RATE).transcript
   t.ok(expected.trim().length > 0, `the stand-in heard words on the ${role} leg`)
   t.equal(ended.data.transcript, expected, `the ${role} leg's transcript is exactly the stand-in's words`)
@@ -302,5 +307,27 @@ t.test('10 concurrent tapped calls, 5 times: exact legs, and every hangup comple
     }
     t.match(channels, /^0 active channels/m, `round ${round}: every channel hung up`)
   }
+  t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left')
+})
+
+t.test('a blind transfer: the caller is moved to a second agent; the snoop stays, the out leg now carries the new party', { skip: missing ?? false }, async (t) => {
+  const rig = await startConversationRig(t)
+  // The first agent says nothing: after 3 s (the caller has spoken and pressed 5) it blind-transfers the caller to 600.
+  const callNum = rig.call({ tapVariable: '1', waitReady: true, agentTransfers: true, agentDelay: 3, callerHold: 60 })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  const { own, byRole } = await finishedConversation(rig, conversationId).catch(async (err) => {
+    t.comment(await rig.ast.diagnostics())
+    throw err
+  })
+  t.equal(rig.h.receiver.events.filter((e) => e.type === 'conversation.started').length, 1, 'still one conversation: the new bridge is not tapped again')
+  checkLeg(t, rig, byRole.get('caller')!, 'caller', rig.callerAudio, '5')
+  // The out leg: the first agent was silent, so its audio is the second agent's file alone.
+  const agentLeg = byRole.get('agent')!
+  checkLeg(t, rig, agentLeg, 'agent', rig.agent2Audio, undefined)
+  const digits = agentLeg.filter((e: any) => e.type === 'call.dtmf').map((e: any) => e.data.digit)
+  t.equal(digits.at(-1), '8', `the second agent's digit is on the agent leg, last (before it: the first agent's transfer keys ${digits.slice(0, -1).join('')})`)
+  t.equal(own[1].data.reason, 'hangup', 'the second agent hung up: the call and the conversation ended')
   t.same(await tapObjectsGone(rig), [], 'no tap channel or bridge is left')
 })

@@ -22,8 +22,6 @@ export const ARI_USER = 'tester'
 export const ARI_PASSWORD = 'tester-secret'
 export const HTTP_TOKEN = 'conversation-test-token'
 export const RATE = 16000
-/** One Asterisk frame of slin16: 20 ms. */
-export const FRAME_BYTES = 640
 
 export const CONVERSATION_MODULES = [...ARI_MODULES, 'res_curl', 'func_curl', 'func_global', 'app_senddtmf', 'app_stack']
 
@@ -48,7 +46,7 @@ export function conversationDialplan(httpPort: number): string {
     ` same => n,Set(CURLOPT(httpheader)=Authorization: Bearer ${HTTP_TOKEN})`,
     ` same => n,Set(TAPPED=\${CURL(http://127.0.0.1:${httpPort}/conversations,channel=\${CHANNEL(uniqueid)}&roles=caller%2Cagent&metadata.callnum=\${CALLNUM})})`,
     ' same => n,Verbose(1,tap answer ${TAPPED})',
-    ' same => n(dial),Dial(Local/agent@conv/n)',
+    ' same => n(dial),Dial(Local/${AGENT_EXTEN}@conv/n,,t)',
     ' same => n,Hangup()',
     '',
     'exten => callerparty,1,Answer()',
@@ -64,6 +62,24 @@ export function conversationDialplan(httpPort: number): string {
     ' same => n,Playback(${AGENT_SOUND})',
     ' same => n,SendDTMF(${AGENT_DTMF})',
     ' same => n,Playback(${AGENT_HOLD})',
+    ' same => n,Hangup()',
+    '',
+    // An agent who blind-transfers the caller (features.conf blindxfer #1) to extension 600 at once.
+    'exten => agentxfer,1,Answer()',
+    ' same => n,Gosub(ready,s,1)',
+    ' same => n,Playback(${AGENT_DELAY})',
+    ' same => n,SendDTMF(#1600,250)',
+    ' same => n,Playback(${AGENT_HOLD})',
+    ' same => n,Hangup()',
+    '',
+    // The transfer target: the caller's channel, sent here, dials the second agent (a new bridge).
+    'exten => 600,1,Dial(Local/agent2@conv/n)',
+    ' same => n,Hangup()',
+    '',
+    'exten => agent2,1,Answer()',
+    ' same => n,Playback(${AGENT2_SOUND})',
+    ' same => n,SendDTMF(8)',
+    ' same => n,Playback(${AGENT2_HOLD})',
     ' same => n,Hangup()',
     '',
     '[ready]',
@@ -97,14 +113,21 @@ export function speech(seed: number, ms: number): Buffer {
   return pcm
 }
 
-/** The stream without its all-zero 20 ms frames (silence before, between and after the party spoke). */
+/**
+ * The stream without its zero samples: the silence before, between and after the party spoke, and
+ * the odd run of zeros Asterisk inserts (a 20 ms frame, or part of one where a snoop's stream
+ * crosses a change of bridge). A party's file has no zero sample (speech()), so what is left must
+ * be the file itself, every sample in order, nothing else.
+ */
 export function withoutSilentFrames(audio: Buffer): Buffer {
-  const kept: Buffer[] = []
-  for (let at = 0; at + FRAME_BYTES <= audio.length; at += FRAME_BYTES) {
-    const frame = audio.subarray(at, at + FRAME_BYTES)
-    if (frame.some((byte) => byte !== 0)) kept.push(frame)
+  const kept = Buffer.alloc(audio.length)
+  let length = 0
+  for (let at = 0; at + 1 < audio.length; at += 2) {
+    if (audio[at] === 0 && audio[at + 1] === 0) continue
+    kept[length++] = audio[at]!
+    kept[length++] = audio[at + 1]!
   }
-  return Buffer.concat(kept)
+  return kept.subarray(0, length)
 }
 
 export interface ConversationRig {
@@ -116,6 +139,8 @@ export interface ConversationRig {
   agentSound: string
   callerAudio: Buffer
   agentAudio: Buffer
+  /** What the second agent (extension agent2, reached by a transfer) says. */
+  agent2Audio: Buffer
   /** Originates call `n`; returns its CALLNUM. */
   call(options?: CallOptions): string
   /** Lets call `n`'s parties speak (they wait for it when WAIT_READY). */
@@ -132,6 +157,8 @@ export interface CallOptions {
   tapVariable?: string
   callerHold?: number
   agentHold?: number
+  /** The agent says nothing and blind-transfers the caller to extension 600 (the second agent) after agentDelay. */
+  agentTransfers?: boolean
   /** Seconds the agent waits before speaking (default 2.5: after the caller's 2 s). */
   agentDelay?: number
   callerDtmf?: string
@@ -154,7 +181,7 @@ export async function startConversationRig(t: Test, options: RigOptions = {}): P
   const ast = await startAsterisk(t, {
     extensions: conversationDialplan(httpPort),
     modules: CONVERSATION_MODULES,
-    configs: ariConfigs({ port: ariPort, username: ARI_USER, password: ARI_PASSWORD }),
+    configs: { ...ariConfigs({ port: ariPort, username: ARI_USER, password: ARI_PASSWORD }), 'features.conf': '[general]\ntransferdigittimeout = 1\n\n[featuremap]\nblindxfer => #1\n' },
   })
   await options.beforeServer?.(`http://127.0.0.1:${ariPort}`)
   const proxy = options.ariProxy ? await startProxy(ariPort) : undefined
@@ -181,6 +208,10 @@ export async function startConversationRig(t: Test, options: RigOptions = {}): P
   const agentAudio = speech(2, options.agentMs ?? 1600)
   const callerSound = ast.writeSound('caller', callerAudio, 'sln16')
   const agentSound = ast.writeSound('agent', agentAudio, 'sln16')
+  const agent2Audio = speech(3, 1200)
+  const agent2Sound = ast.writeSound('agent2', agent2Audio, 'sln16')
+  // The prompt a blind transfer plays to the transferring agent (no sound files are installed).
+  ast.writeSound('pbx-transfer', Buffer.alloc(RATE / 10 * 2), 'sln16')
   await h.app.conversations?.connected()
   const silences = new Map<number, string>()
   /** A sound of `seconds` of silence (zeros), written once. */
@@ -202,6 +233,7 @@ export async function startConversationRig(t: Test, options: RigOptions = {}): P
     agentSound,
     callerAudio,
     agentAudio,
+    agent2Audio,
     call(o: CallOptions = {}) {
       const callNum = String(++next)
       const vars = [
@@ -215,6 +247,10 @@ export async function startConversationRig(t: Test, options: RigOptions = {}): P
         `__CALLER_HOLD=${silence(o.callerHold ?? 3)}`,
         `__AGENT_HOLD=${silence(o.agentHold ?? 30)}`,
         `__AGENT_DELAY=${silence(o.agentDelay ?? 2.5)}`,
+        `__AGENT2_SOUND=${agent2Sound}`,
+        `__AGENT_EXTEN=${o.agentTransfers ? 'agentxfer' : 'agent'}`,
+        '__TRANSFER_CONTEXT=conv',
+        `__AGENT2_HOLD=${silence(0.5)}`,
       ]
       if (o.tapVariable !== undefined) vars.push(`__AUDIOSOCKET_SONIOX_TAP=${o.tapVariable}`)
       ast.originate({ Channel: 'Local/caller@conv/n', Codecs: '!all,slin16', Context: 'conv', Extension: 'callerparty', Priority: 1, Setvar: vars }, `conv-${callNum}-${randomUUID()}.call`)
