@@ -6,6 +6,8 @@
  *   dns       the Soniox host resolves
  *   soniox    a real session: start message (the configured options), 100 ms of silence, the empty
  *             frame, `finished` (proves the key, its region, the balance and the options)
+ *   model     Soniox's models API (GET /v1/models on the region's API host): SONIOX_MODEL exists,
+ *             is an alias (of which model) or is deprecated (with the replacement); FAIL if unknown
  *   webhook   one signed test event POSTed to WEBHOOK_URL answered 2xx
  *   spool     SPOOL_DIR is writable (or can be created)
  *   ari       with ARI_URL: GET /ari/asterisk/info answers (proves the address, the login and res_ari)
@@ -25,6 +27,7 @@ import { isAppError, type AppError } from '../shared/errors.js'
 import { redactUrl } from '../shared/redact-url.js'
 import { probeSoniox } from '../soniox/probe.js'
 import { sonioxCodeOf } from '../soniox/soniox-error.js'
+import { checkSonioxModel } from './check-model.js'
 import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
@@ -95,6 +98,12 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     }
   } else {
     report('skip', 'soniox', 'not tried: the host does not resolve')
+  }
+  if (resolved) {
+    const model = await checkSonioxModel(config.soniox)
+    report(model.verdict, 'model', model.text)
+  } else {
+    report('skip', 'model', 'not asked: the Soniox host does not resolve')
   }
 
   if (config.webhook.url === null) {

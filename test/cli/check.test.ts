@@ -34,9 +34,10 @@ t.test('everything works: ok per item, a signed test event, exit 0', async (t) =
   const out = p.stdoutLines
   t.match(out[0], /^ok {4}config {3}valid: AudioSocket on 127\.0\.0\.1:9092, HTTP off, events to http:\/\/127\.0\.0\.1:\d+/)
   t.match(out[1], /^ok {4}dns {6}127\.0\.0\.1 resolves to 127\.0\.0\.1$/)
-  t.match(out[2], /^ok {4}soniox {3}session accepted and finished in \d+ ms \(connected in \d+ ms; model stt-rt-v5\)$/)
-  t.match(out[3], /^ok {4}webhook {2}http:\/\/127\.0\.0\.1:\d+\/\S* answered 204 to a signed test event$/)
-  t.match(out[4], /^ok {4}spool {4}.*spool does not exist yet; the server creates it/)
+  t.match(out[2], /^ok {4}soniox {3}session accepted and finished in \d+ ms \(connected in \d+ ms; model stt-rt-v6\)$/)
+  t.equal(out[3], 'ok    model    stt-rt-v6 exists (Speech-to-Text Real-time v6)', 'the default model, asked of the models API')
+  t.match(out[4], /^ok {4}webhook {2}http:\/\/127\.0\.0\.1:\d+\/\S* answered 204 to a signed test event$/)
+  t.match(out[5], /^ok {4}spool {4}.*spool does not exist yet; the server creates it/)
   t.equal(out.at(-1), 'verdict: ready to take calls')
 
   const session = soniox.sessions[0]
@@ -45,6 +46,7 @@ t.test('everything works: ok per item, a signed test event, exit 0', async (t) =
   t.equal(session?.audio.length, 1600, '100 ms of silence')
   t.equal(session?.endOfAudio, 'binary', 'then the empty frame')
   t.same(session?.violations, [])
+  t.same(soniox.apiRequests, [{ method: 'GET', url: '/v1/models', authorization: 'Bearer test-key' }], 'the models API of the same server, with the key')
   t.equal(receiver.requests.length, 1)
   const request = receiver.requests[0]
   t.equal(request?.signatureValid, true, 'the test event is signed like every event')
@@ -126,4 +128,35 @@ t.test('ARI_URL set: GET /ari/asterisk/info proves the address and the login; a 
   const noLogin = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url, ARI_URL: ari.url })
   t.equal(await noLogin.exited, 78, 'ARI_URL without the login is a settings problem')
   t.match(noLogin.stdoutLines.join('\n'), /ARI_URL \(ari\.url\): needs ARI_USERNAME and ARI_PASSWORD/)
+})
+
+t.test('SONIOX_MODEL asked of Soniox\'s models API: an alias and a deprecated model pass with what to know, an unknown model fails', async (t) => {
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const env = { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url }
+  const modelLine = (lines: string[]): string | undefined => lines.find((l) => / model {4}/.test(l))
+
+  const alias = spawnCli(['check'], { ...env, SONIOX_MODEL: 'stt-rt-preview' })
+  t.equal(await alias.exited, 0)
+  t.equal(modelLine(alias.stdoutLines), 'ok    model    stt-rt-preview is an alias of stt-rt-v6: calls are transcribed by stt-rt-v6 (Soniox may move the alias to a newer model; SONIOX_MODEL=stt-rt-v6 pins it)')
+
+  const deprecated = spawnCli(['check'], { ...env, SONIOX_MODEL: 'stt-rt-v5' })
+  t.equal(await deprecated.exited, 0, 'a deprecated model still works: a warning, not a failure')
+  t.equal(modelLine(deprecated.stdoutLines), 'warn  model    stt-rt-v5 is deprecated (retires 2026-12-15): set SONIOX_MODEL=stt-rt-v6 before it retires')
+  t.equal(deprecated.stdoutLines.at(-1), 'verdict: ready to take calls')
+
+  const unknown = spawnCli(['check'], { ...env, SONIOX_MODEL: 'stt-rt-v9' })
+  t.equal(await unknown.exited, 1, 'a model Soniox does not list fails the check')
+  const text = unknown.stdoutLines.join('\n')
+  t.match(text, /^FAIL {2}soniox {3}Soniox error 400 invalid_request: Invalid model specified\./m, 'the session says so too')
+  t.match(text, /^FAIL {2}model {4}SONIOX_MODEL stt-rt-v9 is not a Soniox model: Soniox refuses every session with it \(400 "Invalid model specified\."\)\. 127\.0\.0\.1:\d+ lists these real-time models: stt-rt-v6, stt-rt-v5$/m)
+  t.match(text, /^verdict: 2 problem\(s\)/m)
+})
+
+t.test('the models API cannot answer: a warning, the session decides', async (t) => {
+  const soniox = await startFakeSoniox({ modelsApiError: { status: 503, body: '{"status_code":503,"error_type":"service_unavailable","message":"Try again later."}' } })
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['check'], { SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
+  t.equal(await p.exited, 0)
+  t.match(p.stdoutLines.join('\n'), /^warn {2}model {4}could not ask Soniox's models API about stt-rt-v6 \(GET http:\/\/127\.0\.0\.1:\d+\/v1\/models\): HTTP 503: service_unavailable Try again later\. \(the soniox item proves the model by a session\)$/m)
 })
