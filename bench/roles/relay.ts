@@ -43,7 +43,7 @@ function onConnection(socket: net.Socket): void {
   const onAudio = (kind: number, payload: Buffer): void => {
     if (!ws) return
     if (startMessage === undefined) {
-      startMessage = JSON.stringify({ model: 'stt-rt-v5', audio_format: 'pcm_s16le', sample_rate: RATES[kind] ?? 8000, num_channels: 1, client_reference_id: callId, enable_endpoint_detection: true })
+      startMessage = JSON.stringify({ model: 'stt-rt-v6', audio_format: 'pcm_s16le', sample_rate: RATES[kind] ?? 8000, num_channels: 1, client_reference_id: callId, enable_endpoint_detection: true })
       if (open) ws.send(startMessage)
     }
     if (open) ws.send(payload)
