@@ -74,6 +74,8 @@ export class ChannelTap {
   private stateValue: 'idle' | 'starting' | 'up' | 'stopped' = 'idle'
   private readonly legState = new Map<Spy, LegState>()
   private readonly stopping = new Map<Spy, Promise<void>>()
+  /** Each leg's setup while it runs: a teardown waits for it, or it would remove objects not made yet. */
+  private readonly starting = new Map<Spy, Promise<void>>()
 
   constructor(
     private readonly rest: AriRest,
@@ -108,7 +110,13 @@ export class ChannelTap {
   async start(): Promise<void> {
     if (this.stateValue !== 'idle') throw new AppError('ERR_ARI_TAP_FAILED', `tap ${this.plan.tapId} was already started`)
     this.stateValue = 'starting'
-    const results = await Promise.allSettled(this.plan.legs.map((leg) => this.startLeg(leg)))
+    const results = await Promise.allSettled(
+      this.plan.legs.map((leg) => {
+        const started = this.startLeg(leg)
+        this.starting.set(leg.spy, started)
+        return started
+      }),
+    )
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed !== undefined) {
       await this.stop()
@@ -129,12 +137,19 @@ export class ChannelTap {
     // Neither wait may reject unobserved while the other step is awaited.
     snoopUp.catch(() => {})
     mediaUp.catch(() => {})
+    // A leg stopped while it is being set up (the call hung up) makes nothing more.
+    const stillWanted = (): void => {
+      if (this.legState.get(leg.spy) === 'stopped') throw new AppError('ERR_ARI_TAP_FAILED', `the tap of channel ${channelId} was stopped while it was being set up`)
+    }
     try {
       await this.rest.snoop(channelId, { spy: leg.spy, app, snoopId: ids.snoop })
       await snoopUp
+      stillWanted()
       await this.rest.externalMedia({ channelId: ids.media, app, externalHost, format, data: leg.callId })
       await mediaUp
+      stillWanted()
       await this.rest.createBridge({ bridgeId: ids.bridge, type: 'mixing', name: ids.bridge })
+      stillWanted()
       await this.rest.addChannels(ids.bridge, [ids.snoop, ids.media])
     } catch (err) {
       this.stasis.cancel(ids.snoop)
@@ -157,7 +172,10 @@ export class ChannelTap {
       this.options.onTeardownError?.(id, error)
       return false
     }
+    const setup = this.starting.get(spy)
     const done = (async () => {
+      // What the setup is still creating is removed once it has stopped creating.
+      await setup?.catch(() => undefined)
       await this.rest.hangup(ids.media).catch(failed(ids.media))
       await this.rest.destroyBridge(ids.bridge).catch(failed(ids.bridge))
       await this.rest.hangup(ids.snoop).catch(failed(ids.snoop))

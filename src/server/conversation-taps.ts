@@ -98,6 +98,8 @@ interface Tapped {
   readonly pending: Map<string, { spy: Spy; options: CallOptions }>
   readonly legSpy: Map<string, Spy>
   streamTimer: ClockTimer | undefined
+  /** The tapped channel ended (ARI said so), possibly while the tap was being set up. */
+  channelGone: boolean
 }
 
 export class ConversationTaps {
@@ -229,7 +231,7 @@ export class ConversationTaps {
       stasisTimeoutMs: this.settings.stasisTimeoutMs,
       onTeardownError: (objectId, err) => this.log.warn({ err, objectId, conversationId }, 'a tap object could not be removed; the next reconciliation removes it'),
     })
-    const tapped: Tapped = { conversation, tap, channelId: channel.id, roles: request.roles, peers: new Set(), pending: new Map(), legSpy: new Map(), streamTimer: undefined }
+    const tapped: Tapped = { conversation, tap, channelId: channel.id, roles: request.roles, peers: new Set(), pending: new Map(), legSpy: new Map(), streamTimer: undefined, channelGone: false }
     for (const leg of legPlans) {
       const options: CallOptions = {
         ...request.options,
@@ -252,6 +254,7 @@ export class ConversationTaps {
       this.log.warn({ err: error, channel: channel.name, conversationId }, 'tap failed')
       conversation.ending('error')
       this.abandonPending(tapped, 'ERR_ARI_TAP_FAILED')
+      if (tapped.channelGone) return { ok: false, status: 404, error: 'the channel ended while the tap was being set up', conversationId }
       return { ok: false, status: 502, error: error.message, conversationId }
     }
     if (this.byId.get(conversationId) !== tapped) {
@@ -403,6 +406,7 @@ export class ConversationTaps {
     if (channelId === undefined) return
     const own = this.byChannel.get(channelId)
     if (own !== undefined && event.type === 'ChannelDestroyed') {
+      own.channelGone = true
       this.track(this.stopTap(own, 'hangup'))
       return
     }
@@ -412,6 +416,7 @@ export class ConversationTaps {
       // A snoop ends with the channel it spies on: the call is over for this tap.
       // (A snoop this tap removed itself, with its leg, says nothing about the call.)
       if (owner.object === 'snoop') {
+        if (!tapped.tap.isLegStopped(owner.spy)) tapped.channelGone = true
         if (!tapped.tap.isLegStopped(owner.spy)) this.track(this.stopTap(tapped, 'hangup'))
       } else if (owner.object === 'media') this.track(tapped.tap.stopLeg(owner.spy))
       return
