@@ -1,9 +1,9 @@
 /** Settings of the AudioSocket listener and of each call's connection (AUDIOSOCKET_*). */
-import { payloadBytes, positiveMs, silenceMode, slinEncoding, slinRate, tcpPort, text } from './formats.js'
+import { listenHost, payloadBytes, positiveMs, silenceMode, slinEncoding, slinRate, tcpPort } from './formats.js'
 import { setting } from './setting.js'
 
 export const audiosocketSettings = {
-  host: setting(text, { doc: 'Address the AudioSocket TCP server listens on.', default: '127.0.0.1', env: 'AUDIOSOCKET_HOST' }),
+  host: setting(listenHost, { doc: 'Address the AudioSocket TCP server listens on: an IPv4 or IPv6 address (0.0.0.0 or :: for every interface) or a host name.', default: '127.0.0.1', env: 'AUDIOSOCKET_HOST' }),
   port: setting(tcpPort, { doc: 'TCP port for AudioSocket connections from Asterisk.', default: 9092, env: 'AUDIOSOCKET_PORT' }),
   firstFrameTimeoutMs: setting(positiveMs, {
     doc: 'Close a connection whose UUID frame has not arrived after this many milliseconds.',

@@ -4,6 +4,7 @@
  * actually wrote, and `check` returns the value in its final, typed form.
  */
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { parseCidrList } from '../shared/cidr.js'
 import { redactUrl } from '../shared/redact-url.js'
 import { parseSonioxContext, type SonioxContext } from '../shared/soniox-context.js'
@@ -138,6 +139,30 @@ export const text: Format<string> = {
   name: 'text',
   check(value) {
     if (typeof value !== 'string') throw new Error('must be a string')
+    return value
+  },
+}
+
+/** RFC 1123 labels of letters, digits and hyphens, dot-separated; at most 253 characters. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * An address to listen on (AUDIOSOCKET_HOST, HTTP_HOST): an IPv4 or IPv6 address, or a host name
+ * (resolved when the listener starts). A name whose last label is all digits is not a host name
+ * (RFC 3696, 2): `999.1.1.1` or `10.0.0` is a mistyped IPv4 address, refused here with the fix
+ * instead of failing at start.
+ */
+export const listenHost: Format<string> = {
+  name: 'listen-host',
+  coerce: (text) => text.trim(),
+  check(value) {
+    const form =
+      'must be an IPv4 address (e.g. 127.0.0.1, or 0.0.0.0 for every IPv4 interface), an IPv6 address (e.g. ::1, or :: for every interface) or a host name'
+    if (typeof value !== 'string' || value === '') throw new Error(form)
+    if (isIP(value) !== 0) return value
+    if (/^\[.*\]$/.test(value) && isIP(value.slice(1, -1)) !== 0) throw new Error(`${form}; write an IPv6 address without brackets`)
+    if (/^[\d.]+$/.test(value)) throw new Error(`${form}; this is not an IPv4 address (four numbers from 0 to 255, e.g. 192.168.1.10)`)
+    if (!HOST_NAME.test(value) || /(^|\.)\d+\.?$/.test(value)) throw new Error(form)
     return value
   },
 }

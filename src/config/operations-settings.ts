@@ -2,7 +2,7 @@
  * Settings of running the service: the HTTP endpoint (/healthz, /readyz, /metrics, POST /calls/{uuid}),
  * admission of calls, shutdown, logging and call capture.
  */
-import { cidrList, logLevel, maxCalls, nonNegativeMs, optionalPath, optionalToken, positiveMs, registrationBytes, registrationCount, strictBoolean, tcpPort, text } from './formats.js'
+import { cidrList, listenHost, logLevel, maxCalls, nonNegativeMs, optionalPath, optionalToken, positiveMs, registrationBytes, registrationCount, strictBoolean, tcpPort } from './formats.js'
 import { setting } from './setting.js'
 
 export const logLevelSetting = setting(logLevel, { doc: 'pino log level.', default: 'info', env: 'LOG_LEVEL' })
@@ -17,7 +17,7 @@ export const captureSettings = {
 }
 
 export const httpSettings = {
-  host: setting(text, { doc: 'Address of the HTTP endpoint (/healthz, /readyz, /metrics, POST /calls/{uuid}).', default: '127.0.0.1', env: 'HTTP_HOST' }),
+  host: setting(listenHost, { doc: 'Address of the HTTP endpoint (/healthz, /readyz, /metrics, POST /calls/{uuid}): an IPv4 or IPv6 address or a host name.', default: '127.0.0.1', env: 'HTTP_HOST' }),
   /** 0 = no HTTP endpoint. */
   port: setting(tcpPort, { doc: 'Port of the HTTP endpoint; 0 turns it off.', default: 9093, env: 'HTTP_PORT' }),
   /** Bearer token of /calls; null = registration off. */
