@@ -247,6 +247,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
       await captureTaps?.drain()
       await sink.close(flushTimeoutMs)
       await http?.close()
+      metrics.close()
     },
   }
 }

@@ -1,7 +1,8 @@
 /**
  * A tiny Prometheus registry: counters, gauges and histograms with fixed buckets, rendered in the
  * text exposition format (version 0.0.4). No dependency, no timers, nothing per scrape but the
- * rendering itself.
+ * rendering itself and the reads of collected series (a value read from a function at each scrape;
+ * `beforeCollect` hooks run first, once per scrape, for sources several series share).
  *
  * Hot paths (a call's frames) must cost a plain addition: resolve a labelled child ONCE with
  * `child(...values)` and keep it; `inc()` on a child is then one field update. `child()` itself is a
@@ -98,7 +99,23 @@ abstract class Family<C> {
   }
 }
 
+/**
+ * Read at each scrape for a collected (unlabelled) series; undefined leaves the sample out (a
+ * source that cannot be read this time: the family's HELP and TYPE stay).
+ */
+export type Collect = () => number | undefined
+
 export class Counter extends Family<CounterChild> {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    /** When given, the (unlabelled) total is read from it at each scrape (it must never decrease). */
+    private readonly collect?: Collect,
+  ) {
+    super(name, help, 'counter', labelNames)
+    if (collect !== undefined && labelNames.length > 0) throw new AppError('ERR_METRICS_DEFINITION', `${name}: a collected counter has no labels`)
+  }
   protected create(): CounterChild {
     return new CounterChild()
   }
@@ -107,6 +124,7 @@ export class Counter extends Family<CounterChild> {
     this.child().inc(n)
   }
   samples(): string[] {
+    if (this.collect !== undefined) return collectedSample(this.name, this.collect)
     return [...this.series()].map(({ values, child }) => `${this.name}${this.labels(values)} ${formatNumber(child.value)}`)
   }
 }
@@ -117,7 +135,7 @@ export class Gauge extends Family<GaugeChild> {
     help: string,
     labelNames: readonly string[],
     /** When given, the (unlabelled) value is read from it at each scrape instead of being set. */
-    private readonly collect?: () => number,
+    private readonly collect?: Collect,
   ) {
     super(name, help, 'gauge', labelNames)
     if (collect !== undefined && labelNames.length > 0) throw new AppError('ERR_METRICS_DEFINITION', `${name}: a collected gauge has no labels`)
@@ -135,7 +153,7 @@ export class Gauge extends Family<GaugeChild> {
     this.child().dec(n)
   }
   samples(): string[] {
-    if (this.collect !== undefined) return [`${this.name} ${formatNumber(this.collect())}`]
+    if (this.collect !== undefined) return collectedSample(this.name, this.collect)
     return [...this.series()].map(({ values, child }) => `${this.name}${this.labels(values)} ${formatNumber(child.value)}`)
   }
 }
@@ -175,12 +193,13 @@ export class Histogram extends Family<HistogramChild> {
 
 export class Registry {
   private readonly families = new Map<string, Family<unknown>>()
+  private readonly hooks: Array<() => void> = []
 
-  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
-    return this.add(new Counter(name, help, 'counter', labelNames))
+  counter(name: string, help: string, labelNames: readonly string[] = [], collect?: Collect): Counter {
+    return this.add(new Counter(name, help, labelNames, collect))
   }
 
-  gauge(name: string, help: string, labelNames: readonly string[] = [], collect?: () => number): Gauge {
+  gauge(name: string, help: string, labelNames: readonly string[] = [], collect?: Collect): Gauge {
     return this.add(new Gauge(name, help, labelNames, collect))
   }
 
@@ -188,8 +207,17 @@ export class Registry {
     return this.add(new Histogram(name, help, buckets, labelNames))
   }
 
+  /**
+   * Runs at the start of every render, before any series is read: one read of a source several
+   * collected series share (process.cpuUsage(), /proc/self/status), so that they agree.
+   */
+  beforeCollect(hook: () => void): void {
+    this.hooks.push(hook)
+  }
+
   /** The whole registry in the Prometheus text format, families in registration order. */
   render(): string {
+    for (const hook of this.hooks) hook()
     const lines: string[] = []
     for (const family of this.families.values()) {
       lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`, ...family.samples())
@@ -204,6 +232,11 @@ export class Registry {
     if (family.labelNames.length === 0) family.child()
     return family
   }
+}
+
+function collectedSample(name: string, collect: Collect): string[] {
+  const value = collect()
+  return value === undefined ? [] : [`${name} ${formatNumber(value)}`]
 }
 
 /** The Content-Type of `Registry.render()`. */

@@ -15,6 +15,7 @@ import type { DeadLetterReason } from '../webhook/dead-letter.js'
 import type { WebhookMetrics } from '../webhook/delivery-queue.js'
 import { HTTP_REFUSAL_REASONS, type HttpMetrics, type HttpRefusalReason } from './http-endpoint.js'
 import { Registry, type CounterChild } from './metrics.js'
+import { registerProcessMetrics, type ProcessMetricsOptions } from './process-metrics.js'
 
 /** Why a connection or call was refused before it was served. */
 export type RefusalReason = 'max_calls' | 'source' | 'unregistered' | 'duplicate_uuid'
@@ -28,6 +29,8 @@ export interface ServiceMetrics {
   readonly ari: AriTapMetrics
   connectionAccepted(): void
   connectionRefused(reason: RefusalReason): void
+  /** Stops the event-loop delay sampler of the process metrics. */
+  close(): void
 }
 
 export interface ServiceMetricsOptions {
@@ -38,9 +41,8 @@ export interface ServiceMetricsOptions {
   webhook?: () => { pending: number; spoolBytes: number } | undefined
   /** The call registrations waiting for their call, read at each scrape. */
   registrations?: () => { count: number; bytes: number }
-  /** process.memoryUsage().rss by default. */
-  rss?: () => number
-  startTimeMs?: number
+  /** The process metrics' sources (process-metrics.ts); the real process's by default. */
+  process?: ProcessMetricsOptions
 }
 
 const END_REASONS: readonly CallEndReason[] = ['hangup', 'server_hangup', 'error', 'shutdown', 'timeout']
@@ -55,12 +57,9 @@ const LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 6
 
 export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMetrics {
   const r = new Registry()
-  const startSeconds = (options.startTimeMs ?? Date.now()) / 1000
-  const rss = options.rss ?? (() => process.memoryUsage.rss())
 
   r.gauge('audiosocket_build_info', 'Always 1; the version label says which build runs.', ['version']).child(options.version).set(1)
-  r.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', [], () => startSeconds)
-  r.gauge('process_resident_memory_bytes', 'Resident memory of the process, in bytes.', [], rss)
+  const processMetrics = registerProcessMetrics(r, options.process)
   r.gauge('audiosocket_ready', '1 while new calls are accepted (GET /readyz answers 200), 0 while draining or while Soniox refuses the account.', [], () =>
     options.ready() ? 1 : 0,
   )
@@ -71,8 +70,17 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
 
   const active = r.gauge('audiosocket_calls_active', 'Calls in progress (UUID received, call.ended not yet published).')
   const started = r.counter('audiosocket_calls_started_total', 'Calls started (call.started published).')
-  const ended = r.counter('audiosocket_calls_total', 'Calls ended, by call.ended reason.', ['reason'])
-  const endedBy = Object.fromEntries(END_REASONS.map((reason) => [reason, ended.child(reason)])) as Record<CallEndReason, CounterChild>
+  const ended = r.counter('audiosocket_calls_ended_total', 'Calls ended (call.ended published), by its reason. Calls started: audiosocket_calls_started_total.', ['reason'])
+  // The name this counter had up to 0.1.x, kept with the same values for one more release (removed in 0.3.0).
+  const endedOldName = r.counter(
+    'audiosocket_calls_total',
+    'DEPRECATED, removed in 0.3.0: the same counter as audiosocket_calls_ended_total (calls ENDED by reason, not calls started).',
+    ['reason'],
+  )
+  const endedBy = Object.fromEntries(END_REASONS.map((reason) => [reason, [ended.child(reason), endedOldName.child(reason)] as const])) as Record<
+    CallEndReason,
+    readonly [CounterChild, CounterChild]
+  >
   const failedConnections = r.counter(
     'audiosocket_connections_failed_total',
     'Connections that ended before a call started: not AudioSocket, a bad or missing UUID frame, a protocol violation, a socket error.',
@@ -139,7 +147,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
       active.inc()
     },
     callEnded(reason) {
-      endedBy[reason].inc()
+      const [series, oldName] = endedBy[reason]
+      series.inc()
+      oldName.inc()
       active.dec()
     },
     callFaulted() {
@@ -218,6 +228,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     http: { requestRefused: (reason) => httpRefusedBy[reason].inc() },
     connectionAccepted: () => connections.inc(),
     connectionRefused: (reason) => refusedBy[reason].inc(),
+    close: () => processMetrics.close(),
   }
 }
 

@@ -94,3 +94,41 @@ t.test('special values', async (t) => {
   t.equal(formatNumber(Number.NaN), 'NaN')
   t.equal(formatNumber(0.25), '0.25')
 })
+
+t.test('collected series: read at each scrape after the beforeCollect hooks; undefined leaves the sample out', async (t) => {
+  const r = new Registry()
+  let reading = 0
+  let snapshot = 0
+  r.beforeCollect(() => {
+    reading++
+    snapshot = reading * 10
+  })
+  r.counter('cpu_seconds_total', 'Read from a source.', [], () => snapshot + 0.5)
+  r.gauge('half', 'The same reading.', [], () => snapshot / 2)
+  let present = true
+  r.gauge('sometimes', 'Not always readable.', [], () => (present ? 3 : undefined))
+  t.equal(
+    r.render(),
+    [
+      '# HELP cpu_seconds_total Read from a source.',
+      '# TYPE cpu_seconds_total counter',
+      'cpu_seconds_total 10.5',
+      '# HELP half The same reading.',
+      '# TYPE half gauge',
+      'half 5',
+      '# HELP sometimes Not always readable.',
+      '# TYPE sometimes gauge',
+      'sometimes 3',
+      '',
+    ].join('\n'),
+  )
+  present = false
+  const text = r.render()
+  t.equal(reading, 2, 'the hook ran once per scrape')
+  t.match(text, /^cpu_seconds_total 20\.5$/m)
+  t.match(text, /^half 10$/m, 'both series from the same reading')
+  t.match(text, /^# TYPE sometimes gauge$/m, 'an unreadable source keeps its HELP and TYPE')
+  t.notMatch(text, /^sometimes /m, 'but has no sample')
+  t.doesNotThrow(() => parseExposition(text))
+  t.throws(() => r.counter('labelled_total', 'x', ['a'], () => 1), { code: 'ERR_METRICS_DEFINITION' }, 'a collected counter has no labels')
+})
