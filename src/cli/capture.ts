@@ -6,20 +6,27 @@
  * Runs until SIGINT/SIGTERM (live calls are finished first; a second signal cuts them) or until
  * --count connections have been captured.
  */
-import { parseArgs } from 'node:util'
 import { CaptureServer } from '../tools/index.js'
 import { createLogger } from '../shared/logger.js'
 import { VERSION } from '../version.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
 import { EXIT_OK, UsageError, parseCount, parseHostPort, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
-export const CAPTURE_USAGE = `Usage: audiosocket-soniox capture [--listen HOST:PORT] [--upstream HOST:PORT] [--out DIR] [--count N]
-
-  --listen HOST:PORT    where Asterisk connects (default 127.0.0.1:9092)
-  --upstream HOST:PORT  tee mode: forward every connection to the server there, untouched,
-                        and record both directions (Asterisk -> proxy -> server)
-  --out DIR             directory for the capture files (default ./captures); they hold call audio
-  --count N             exit after N connections have been captured
-  --log-level LEVEL     pino level of the JSON log on stderr (default warn)`
+export const CAPTURE_SPEC = {
+  name: 'capture',
+  synopsis: ['[--listen HOST:PORT] [--upstream HOST:PORT] [--out DIR] [--count N] [--log-level LEVEL]'],
+  about: `Records AudioSocket connections, one capture file each. Without --upstream it stands in for the
+server (listens, records, never answers); with --upstream it is a transparent tee proxy in front of
+a running server: Asterisk -> proxy -> server, both directions recorded. Runs until SIGINT/SIGTERM
+(live calls are finished first; a second signal cuts them) or until --count connections.`,
+  flags: {
+    listen: { type: 'string', value: 'HOST:PORT', help: 'where Asterisk connects (default 127.0.0.1:9092)' },
+    upstream: { type: 'string', value: 'HOST:PORT', help: 'tee mode: forward every connection, untouched, to the server there' },
+    out: { type: 'string', short: 'o', value: 'DIR', help: 'directory for the capture files (default ./captures); they hold call audio' },
+    count: { type: 'string', value: 'N', help: 'exit after N connections have been captured' },
+    'log-level': { type: 'string', value: 'LEVEL', help: 'pino level of the JSON log on stderr (default warn)' },
+  },
+} as const satisfies CommandSpec
 
 export async function captureCommand(args: string[], io: CliIo = processIo): Promise<number> {
   let listen: { host: string; port: number }
@@ -27,31 +34,21 @@ export async function captureCommand(args: string[], io: CliIo = processIo): Pro
   let out: string
   let count: number
   let logLevel: string
+  const parsed = parseCommandLine(CAPTURE_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  const { values } = parsed
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        listen: { type: 'string', default: '127.0.0.1:9092' },
-        upstream: { type: 'string' },
-        out: { type: 'string', short: 'o', default: 'captures' },
-        count: { type: 'string' },
-        'log-level': { type: 'string', default: 'warn' },
-      },
-    })
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`)
-    listen = parseHostPort(values.listen, '--listen')
+    listen = parseHostPort(values.listen ?? '127.0.0.1:9092', '--listen')
     upstream = values.upstream === undefined ? undefined : parseHostPort(values.upstream, '--upstream')
     if (upstream && upstream.port === listen.port && upstream.host === listen.host) {
       throw new UsageError('--upstream must differ from --listen (the proxy would call itself)')
     }
-    out = values.out
+    out = values.out ?? 'captures'
     count = parseCount(values.count, '--count', Infinity)
-    logLevel = values['log-level']
+    logLevel = values['log-level'] ?? 'warn'
     if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new UsageError(`--log-level must be a pino level, got "${logLevel}"`)
   } catch (err) {
-    return usageError(io, 'capture', (err as Error).message, CAPTURE_USAGE)
+    return usageError(io, 'capture', (err as Error).message)
   }
 
   const logger = createLogger({ level: logLevel })

@@ -13,12 +13,12 @@
  *   ari       with ARI_URL: GET /ari/asterisk/info answers (proves the address, the login and res_ari)
  *
  * Exit 0 when nothing failed, 1 when something did, 78 when the settings themselves are invalid.
+ * With --json, one JSON object instead: { ok, verdict, version, checks: [{ name, ok, status, detail }] }.
  */
 import { randomUUID } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import { access, constants, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { ariStatusOf } from '../ari/ari-error.js'
 import { AriRest } from '../ari/ari-rest.js'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
@@ -30,32 +30,55 @@ import { sonioxCodeOf } from '../soniox/soniox-error.js'
 import { checkSonioxModel } from './check-model.js'
 import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
-export const CHECK_USAGE = `Usage: audiosocket-soniox check [--config FILE]
-  Checks the settings, Soniox (DNS, a tiny real session), the webhook (a signed test event of
-  type "webhook.test") and, with ARI_URL, Asterisk's ARI, and prints a verdict per item. Exit 0
-  when nothing failed.`
+export const CHECK_SPEC = {
+  name: 'check',
+  synopsis: ['[--config FILE] [--json]'],
+  about: `What to run right after installing, with the settings serve would use: checks the settings,
+Soniox (DNS, a tiny real session with the key and options), the webhook (a signed test event of type
+"webhook.test"), the spool directory and, with ARI_URL, Asterisk's ARI, and prints a verdict per
+item. Exit 0 when nothing failed, 1 when something did, 78 when the settings are invalid.`,
+  flags: {
+    config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file, as for serve (the environment wins)' },
+    json: { type: 'boolean', help: 'one JSON object on stdout: ok, verdict, and each check (name, ok, status, detail)' },
+  },
+} as const satisfies CommandSpec
 
 export type CheckIo = CliIo
 
 type Verdict = 'ok' | 'warn' | 'FAIL' | 'skip'
 
+/** One item of `check --json`. */
+export interface CheckResult {
+  name: string
+  /** false only for a failure (a warning or a skip is not one). */
+  ok: boolean
+  status: 'ok' | 'warn' | 'fail' | 'skip'
+  detail: string
+}
+
 /** The call_id of the test event: no real call has the nil UUID. */
 const TEST_CALL_ID = '00000000-0000-0000-0000-000000000000'
 
 export async function checkCommand(args: string[], io: CheckIo): Promise<number> {
-  let values: { config?: string | undefined }
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true }).values
-  } catch (err) {
-    io.stderr.write(`audiosocket-soniox check: ${(err as Error).message}\n${CHECK_USAGE}\n`)
-    return 2
-  }
+  const parsed = parseCommandLine(CHECK_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  const values = parsed.values
+  const json = values.json === true
   let failures = 0
+  const checks: CheckResult[] = []
   const report = (verdict: Verdict, item: string, text: string): void => {
     if (verdict === 'FAIL') failures++
-    io.stdout.write(`${verdict.padEnd(5)} ${item.padEnd(8)} ${text}\n`)
+    checks.push({ name: item, ok: verdict !== 'FAIL', status: verdict === 'FAIL' ? 'fail' : verdict, detail: text })
+    if (!json) io.stdout.write(`${verdict.padEnd(5)} ${item.padEnd(8)} ${text.replace(/\n/g, '\n               ')}\n`)
+  }
+  /** The verdict (text) or the whole JSON object, then the exit code. */
+  const finish = (code: number): number => {
+    const verdict = failures === 0 ? 'ready to take calls' : `${failures} problem(s); fix them before taking calls`
+    io.stdout.write(json ? `${JSON.stringify({ ok: failures === 0, verdict, version: VERSION, checks })}\n` : `verdict: ${verdict}\n`)
+    return code
   }
 
   let config: Config
@@ -63,8 +86,8 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     config = loadConfig({ env: io.env, configFile: values.config })
   } catch (err) {
     if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
-      report('FAIL', 'config', err.message.replace(/\n/g, '\n               '))
-      return EXIT_CONFIG
+      report('FAIL', 'config', err.message)
+      return finish(EXIT_CONFIG)
     }
     throw err
   }
@@ -146,8 +169,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
     report(ari.ok ? 'ok' : 'FAIL', 'ari', ari.text)
   }
 
-  io.stdout.write(failures === 0 ? 'verdict: ready to take calls\n' : `verdict: ${failures} problem(s); fix them before taking calls\n`)
-  return failures === 0 ? 0 : 1
+  return finish(failures === 0 ? 0 : 1)
 }
 
 function sonioxHint(error: AppError): string {

@@ -1,7 +1,7 @@
 /**
  * What every subcommand shares: its input and output (one CliIo, injectable, so commands run in
  * process under test), the exit codes, `HOST:PORT` and number parsing, and the one way a usage error
- * (exit 2) and a runtime failure (exit 1) are reported.
+ * (exit 2) and a runtime failure (exit 1) are reported. Parsing the command line itself: args.ts.
  */
 import { isAppError } from '../shared/errors.js'
 
@@ -22,13 +22,15 @@ export const EXIT_USAGE = 2
 /** sysexits.h EX_CONFIG: lets systemd's RestartPreventExitStatus stop a restart loop on bad settings. */
 export const EXIT_CONFIG = 78
 
-/** A mistake in the command line: reported with the command's usage, exit 2. */
+/** A mistake in the command line: reported as one line pointing at the command's --help, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError'
 }
 
-export function usageError(io: CliIo, command: string, message: string, usage: string): number {
-  io.stderr.write(`audiosocket-soniox ${command}: ${message}\n\n${usage}\n`)
+/** `audiosocket-soniox <command>: <message> (see audiosocket-soniox <command> --help)`, exit 2. */
+export function usageError(io: CliIo, command: string | undefined, message: string): number {
+  const who = command === undefined ? 'audiosocket-soniox' : `audiosocket-soniox ${command}`
+  io.stderr.write(`${who}: ${message} (see ${who} --help)\n`)
   return EXIT_USAGE
 }
 

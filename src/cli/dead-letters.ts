@@ -3,21 +3,30 @@
  * POST its events again with the current webhook settings (URL, secret, headers, CA), removing the
  * ones the webhook accepts. Settings come from the same environment and --config file as `serve`.
  */
-import { parseArgs } from 'node:util'
 import { loadConfig, type Config } from '../config/index.js'
 import { deadLetterPath, spoolDirectory, webhookTransportOptions } from '../delivery.js'
 import { isAppError, isErrnoException } from '../shared/errors.js'
 import { DeadLetterFile, type DeadLetterEntry } from '../webhook/dead-letter.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { acquireSpoolLock } from '../webhook/spool-lock.js'
-import { EXIT_CONFIG, type CliIo } from './cli-support.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
+import { EXIT_CONFIG, usageError, type CliIo } from './cli-support.js'
 
-export const DEAD_LETTERS_USAGE = `Usage:
-  audiosocket-soniox dead-letters list [--json] [--config FILE]
-      one line per dead-lettered event (--json: the stored JSON lines)
-  audiosocket-soniox dead-letters redeliver [--id ID]... [--config FILE]
-      POST them again (all, or only the given ids) to WEBHOOK_URL, one attempt each, in seq order per
-      call; the ones answered 2xx leave the file. Exit 0 when every one was delivered, 1 otherwise.`
+export const DEAD_LETTERS_SPEC = {
+  name: 'dead-letters',
+  synopsis: ['list [--json] [--config FILE]', 'redeliver [--id ID]... [--config FILE]'],
+  about: `The events the webhook refused or that expired (the dead-letter file of SPOOL_DIR), with the
+settings of serve (environment and --config FILE).
+  list        one line per dead-lettered event (--json: the stored JSON lines)
+  redeliver   POST them again (all, or the --id ones) to WEBHOOK_URL, one attempt each, in seq order
+              per call; the ones answered 2xx leave the file. Exit 0 when every one was delivered.`,
+  flags: {
+    json: { type: 'boolean', help: 'list: print the stored JSON lines, one per event' },
+    id: { type: 'string', multiple: true, value: 'ID', help: 'redeliver: only this event (repeatable); default all' },
+    config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file, as for serve (the environment wins)' },
+  },
+  positionals: true,
+} as const satisfies CommandSpec
 
 export interface DeadLettersIo extends CliIo {
   /** Wall clock for the redelivered records. Default Date.now. */
@@ -31,25 +40,15 @@ export interface DeadLettersIo extends CliIo {
 const UNUSED_API_KEY = 'not-used-by-dead-letters'
 
 export async function deadLetters(args: string[], io: DeadLettersIo): Promise<number> {
-  const [sub, ...rest] = args
-  let values: { config?: string | undefined; json?: boolean | undefined; id?: string[] | undefined }
-  try {
-    values = parseArgs({
-      args: rest,
-      options: { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, id: { type: 'string', multiple: true } },
-      strict: true,
-    }).values
-  } catch (err) {
-    io.stderr.write(`audiosocket-soniox dead-letters: ${(err as Error).message}\n${DEAD_LETTERS_USAGE}\n`)
-    return 2
-  }
-  if (sub !== 'list' && sub !== 'redeliver') {
-    io.stderr.write(`${sub === undefined ? '' : `audiosocket-soniox dead-letters: unknown command "${sub}"\n`}${DEAD_LETTERS_USAGE}\n`)
-    return 2
-  }
+  const parsed = parseCommandLine(DEAD_LETTERS_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  const { values, positionals } = parsed
+  const [sub, ...extra] = positionals
+  if (sub === undefined) return usageError(io, 'dead-letters', 'name list or redeliver')
+  if (sub !== 'list' && sub !== 'redeliver') return usageError(io, 'dead-letters', `unknown command "${sub}": list or redeliver`)
+  if (extra.length > 0) return usageError(io, 'dead-letters', `unexpected argument "${extra[0]}"`)
   if ((sub === 'list' && values.id !== undefined) || (sub === 'redeliver' && values.json !== undefined)) {
-    io.stderr.write(`audiosocket-soniox dead-letters: ${sub === 'list' ? '--id' : '--json'} does not apply to ${sub}\n${DEAD_LETTERS_USAGE}\n`)
-    return 2
+    return usageError(io, 'dead-letters', `${sub === 'list' ? '--id' : '--json'} does not apply to ${sub}`)
   }
 
   let config: Config

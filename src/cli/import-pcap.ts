@@ -4,44 +4,41 @@
  */
 import { readFile, mkdir, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { encodeCapture } from '../capture/index.js'
 import { DEFAULT_AUDIOSOCKET_PORT, importPacketCapture } from '../tools/index.js'
 import { AppError, isErrnoException } from '../shared/errors.js'
 import { VERSION } from '../version.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
 import { EXIT_FAILURE, EXIT_OK, UsageError, parseCount, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
-export const IMPORT_PCAP_USAGE = `Usage: audiosocket-soniox import-pcap FILE.pcap|FILE.pcapng [--port N] [--out DIR|FILE.ascap] [--force] [--allow-truncated]
-
-  --port             the AudioSocket server port (default ${DEFAULT_AUDIOSOCKET_PORT}); connections on other ports are
-                     still found when their stream starts with a UUID frame
-  --out              directory for the captures, one <uuid>.ascap per connection (default: .),
-                     or a file name ending in .ascap when the capture holds one connection
-  --force            overwrite existing files
-  --allow-truncated  import what precedes a cut-off file end or a gap in a stream`
+export const IMPORT_PCAP_SPEC = {
+  name: 'import-pcap',
+  synopsis: ['FILE.pcap|FILE.pcapng [--port N] [--out DIR|FILE.ascap] [--force] [--allow-truncated]'],
+  about: `Extracts the AudioSocket connections of a tcpdump/tshark packet capture, one capture file
+(.ascap) each, for inspect, to-wav and replay.`,
+  flags: {
+    port: { type: 'string', value: 'N', help: `the server port (default ${DEFAULT_AUDIOSOCKET_PORT}); other ports are found by their UUID frame` },
+    out: { type: 'string', short: 'o', value: 'DIR|FILE.ascap', help: 'directory for <uuid>.ascap files (default .), or one file for one connection' },
+    force: { type: 'boolean', help: 'overwrite existing files' },
+    'allow-truncated': { type: 'boolean', help: 'import what precedes a cut-off file end or a gap in a stream' },
+  },
+  positionals: true,
+} as const satisfies CommandSpec
 
 export async function importPcapCommand(args: string[], io: CliIo = processIo): Promise<number> {
   let file: string
   let options: { port: number; out: string; force: boolean; allowTruncated: boolean }
+  const parsed = parseCommandLine(IMPORT_PCAP_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  const { values, positionals } = parsed
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        port: { type: 'string' },
-        out: { type: 'string', short: 'o', default: '.' },
-        force: { type: 'boolean', default: false },
-        'allow-truncated': { type: 'boolean', default: false },
-      },
-    })
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'name a .pcap or .pcapng file' : 'name one packet capture file')
     file = positionals[0] as string
     const port = parseCount(values.port, '--port', DEFAULT_AUDIOSOCKET_PORT)
     if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`)
-    options = { port, out: values.out, force: values.force, allowTruncated: values['allow-truncated'] }
+    options = { port, out: values.out ?? '.', force: values.force === true, allowTruncated: values['allow-truncated'] === true }
   } catch (err) {
-    return usageError(io, 'import-pcap', (err as Error).message, IMPORT_PCAP_USAGE)
+    return usageError(io, 'import-pcap', (err as Error).message)
   }
 
   try {

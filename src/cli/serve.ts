@@ -5,28 +5,31 @@
  * reason shutdown, hangup to Asterisk); deliver pending events within FLUSH_TIMEOUT_MS (the spool
  * keeps the rest); exit 0. A second signal exits at once.
  */
-import { parseArgs } from 'node:util'
 import { createApp } from '../app.js'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
 import { createLogger } from '../shared/logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
-import { EXIT_CONFIG, usageError, type CliIo } from './cli-support.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
+import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
-export const SERVE_USAGE = `Usage: audiosocket-soniox serve [--config FILE]
-
-Runs the AudioSocket server until SIGTERM or SIGINT (then drains). Settings come from the
-environment and from FILE (JSON, keys as in README.md, "Settings"); the environment wins.`
+export const SERVE_SPEC = {
+  name: 'serve',
+  synopsis: ['[--config FILE]'],
+  about: `Runs the AudioSocket server until SIGTERM or SIGINT (then drains: live calls go on for up to
+DRAIN_TIMEOUT_MS). Settings come from the environment and from FILE (JSON, keys as in README.md,
+"Settings"); the environment wins. Events go to WEBHOOK_URL and/or EVENTS_FILE, else to stdout as
+JSON lines; the log is JSON on stderr. "audiosocket-soniox settings" lists every setting.`,
+  flags: {
+    config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file (also CONFIG_FILE); the environment wins over it' },
+  },
+} as const satisfies CommandSpec
 
 /** `serve [--config FILE]`. */
 export async function serveCommand(args: string[], io: CliIo): Promise<number> {
-  let values: { config?: string | undefined }
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true }).values
-  } catch (err) {
-    return usageError(io, 'serve', (err as Error).message, SERVE_USAGE)
-  }
-  return serve({ env: io.env, configFile: values.config, stderr: io.stderr })
+  const parsed = parseCommandLine(SERVE_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  return serve({ env: io.env, configFile: parsed.values.config, stderr: io.stderr })
 }
 
 export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: string | undefined; stderr: CliIo['stderr'] }): Promise<number> {

@@ -2,19 +2,25 @@
  * `audiosocket-soniox to-wav FILE`: one direction's audio as a WAV at its own sample rate.
  */
 import { writeFile } from 'node:fs/promises'
-import { parseArgs } from 'node:util'
 import { readCaptureFile } from '../capture/index.js'
 import { captureAudio, encodeWav } from '../tools/index.js'
+import { parseCommandLine, type CommandSpec } from './args.js'
 import { EXIT_OK, UsageError, parseSlinRate, processIo, runtimeError, usageError, type CliIo } from './cli-support.js'
 
-export const TO_WAV_USAGE = `Usage: audiosocket-soniox to-wav FILE.ascap [-o OUT.wav] [--direction in|out] [--fill-gaps] [--slin-rate 8000|16000]
-
-  -o, --out          the WAV file (default: FILE with .wav, or .out.wav for --direction out)
-  --direction        in: what Asterisk sent (default); out: what the server sent back
-  --fill-gaps        insert silence where no audio flowed for over 40 ms (wall-clock timeline);
-                     without it the WAV's time axis is call audio time, as in the events' *_ms
-  --slin-rate        sample rate of kind 0x10 audio (16000 for Asterisk before 20.17 with c(slin16))
-  --allow-truncated  use what a cut-off capture holds`
+export const TO_WAV_SPEC = {
+  name: 'to-wav',
+  synopsis: ['FILE.ascap [-o OUT.wav] [--direction in|out] [--fill-gaps] [--slin-rate 8000|16000] [--allow-truncated]'],
+  about: `Writes one direction of a capture's audio as a WAV file at its own sample rate. Without
+--fill-gaps the WAV's time axis is call audio time, as the events' *_ms fields count it.`,
+  flags: {
+    out: { type: 'string', short: 'o', value: 'OUT.wav', help: 'the WAV file (default: FILE with .wav, or .out.wav for --direction out)' },
+    direction: { type: 'string', value: 'in|out', help: 'in: what Asterisk sent (default); out: what the server sent back' },
+    'fill-gaps': { type: 'boolean', help: 'insert silence where no audio flowed for over 40 ms (a wall-clock timeline)' },
+    'slin-rate': { type: 'string', value: '8000|16000', help: 'sample rate of kind 0x10 audio (16000 for Asterisk before 20.17 with c(slin16))' },
+    'allow-truncated': { type: 'boolean', help: 'use what a cut-off capture holds' },
+  },
+  positionals: true,
+} as const satisfies CommandSpec
 
 function defaultOut(file: string, direction: 'in' | 'out'): string {
   const stem = file.endsWith('.ascap') ? file.slice(0, -'.ascap'.length) : file
@@ -26,27 +32,19 @@ export async function toWavCommand(args: string[], io: CliIo = processIo): Promi
   let out: string
   let direction: 'in' | 'out'
   let options: { fillGaps: boolean; slinSampleRate: number; allowTruncated: boolean }
+  const parsed = parseCommandLine(TO_WAV_SPEC, args, io)
+  if (parsed.exit !== undefined) return parsed.exit
+  const { values, positionals } = parsed
   try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        out: { type: 'string', short: 'o' },
-        direction: { type: 'string', default: 'in' },
-        'fill-gaps': { type: 'boolean', default: false },
-        'slin-rate': { type: 'string' },
-        'allow-truncated': { type: 'boolean', default: false },
-      },
-    })
     if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'name a capture file' : 'name one capture file')
-    if (values.direction !== 'in' && values.direction !== 'out') throw new UsageError(`--direction must be in or out, got "${values.direction}"`)
+    const dir = values.direction ?? 'in'
+    if (dir !== 'in' && dir !== 'out') throw new UsageError(`--direction must be in or out, got "${dir}"`)
     file = positionals[0] as string
-    direction = values.direction
+    direction = dir
     out = values.out ?? defaultOut(file, direction)
-    options = { fillGaps: values['fill-gaps'], slinSampleRate: parseSlinRate(values['slin-rate']), allowTruncated: values['allow-truncated'] }
+    options = { fillGaps: values['fill-gaps'] === true, slinSampleRate: parseSlinRate(values['slin-rate']), allowTruncated: values['allow-truncated'] === true }
   } catch (err) {
-    return usageError(io, 'to-wav', (err as Error).message, TO_WAV_USAGE)
+    return usageError(io, 'to-wav', (err as Error).message)
   }
   try {
     const capture = await readCaptureFile(file, { allowTruncated: options.allowTruncated })

@@ -9,5 +9,6 @@
  *   load.ts      sources, aliases, retired names, the problems; rules.ts what spans settings
  */
 export { loadConfig, retiredSettings, type LoadOptions } from './load.js'
+export { settingsInEffect, SECRET_SHOWN } from './in-effect.js'
 export { describeSettings, type Config, type SettingDescription } from './schema.js'
 export type { AriConfig } from './ari-settings.js'

@@ -52,6 +52,16 @@ export interface LoadOptions {
  * problem, each naming the environment variable (and file key) and the expected form.
  */
 export function loadConfig(options: LoadOptions): Config {
+  const settings = loadSettings(options)
+  const { contextFile, ...soniox } = settings.soniox
+  return deepFreeze({ ...settings, soniox: { ...soniox, context: contextFile?.context ?? null }, ari: resolveAriConfig(settings.ari, settings.audiosocket) })
+}
+
+/**
+ * The settings in effect as the variables and the file give them, checked (as `loadConfig`, which
+ * builds the `Config` from them): what `settings --json` shows.
+ */
+export function loadSettings(options: LoadOptions): Settings {
   const merged = convict(CONVICT_SCHEMA, { env: options.env, args: [] })
   const problems: string[] = []
 
@@ -85,9 +95,7 @@ export function loadConfig(options: LoadOptions): Config {
   const settings: Settings = settingValues(schema, (key) => checked.get(key))
   problems.push(...crossSettingProblems(settings))
   if (problems.length > 0) throw invalid(problems)
-
-  const { contextFile, ...soniox } = settings.soniox
-  return deepFreeze({ ...settings, soniox: { ...soniox, context: contextFile?.context ?? null }, ari: resolveAriConfig(settings.ari, settings.audiosocket) })
+  return settings
 }
 
 function invalid(problems: string[]): AppError {

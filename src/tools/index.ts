@@ -9,6 +9,7 @@ export {
   type CallReplayResult,
   type ReplayRunOptions,
   type ReplaySummary,
+  type ReplayWrite,
   type ServerEnding,
 } from './replay/replayer.js'
 export { inspectCapture, type CaptureReport, type DirectionReport, type Violation } from './inspect-capture.js'

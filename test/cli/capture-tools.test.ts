@@ -65,7 +65,7 @@ t.test('inspect: text, JSON, frames; bad files and bad usage', async (t) => {
   for (const args of [[], [DTMF, DTMF], [DTMF, '--bogus'], [DTMF, '--slin-rate', '11025']]) {
     const usage = io()
     t.equal(await inspectCommand(args, usage), 2, `usage error: ${JSON.stringify(args)}`)
-    t.match(usage.err(), /Usage: audiosocket-soniox inspect/)
+    t.match(usage.err(), /^audiosocket-soniox inspect: .* \(see audiosocket-soniox inspect --help\)\n$/)
   }
 })
 
@@ -175,10 +175,10 @@ t.test('replay: a summary per call and in total; exit 1 when a call fails or is 
   t.equal(await replayCommand([DTMF, '--to', `127.0.0.1:${port}`], refused), 1, 'no server: exit 1')
   t.match(refused.out(), /FAILED: cannot connect to 127\.0\.0\.1:\d+/)
 
-  for (const args of [[DTMF], ['--to', '127.0.0.1:1'], [DTMF, '--to', 'nowhere'], [DTMF, '--to', 'h:1', '--speed', '0'], [DTMF, '--to', 'h:1', '--concurrency', '0']]) {
+  for (const args of [['--to', '127.0.0.1:1'], [DTMF, '--to', 'nowhere'], [DTMF, '--to', 'h:1', '--speed', '0'], [DTMF, '--to', 'h:1', '--concurrency', '0']]) {
     const usage = io()
     t.equal(await replayCommand(args, usage), 2, `usage: ${JSON.stringify(args)}`)
-    t.match(usage.err(), /Usage: audiosocket-soniox replay/)
+    t.match(usage.err(), /^audiosocket-soniox replay: .* \(see audiosocket-soniox replay --help\)\n$/)
   }
   const garbage = io()
   t.equal(await replayCommand([`${CAPTURE_DIR}app-8k-speech.pcap`, '--to', `127.0.0.1:${h.port}`], garbage), 1, 'a pcap is not replayed directly')
@@ -223,7 +223,8 @@ t.test('the built binary: help lists the capture commands; inspect runs', async 
   const usage = spawnCli(['--help'], {})
   t.equal(await usage.exited, 0)
   const text = usage.stdoutLines.join('\n')
-  for (const command of ['capture', 'replay FILE... --to HOST:PORT', 'import-pcap', 'inspect FILE', 'to-wav FILE']) t.match(text, command)
-  const usageError = spawnCli(['replay', DTMF], {})
+  for (const command of ['capture', 'replay', 'import-pcap', 'inspect', 'to-wav']) t.match(text, new RegExp(`^  ${command} +\\S`, 'm'))
+  const usageError = spawnCli(['replay', DTMF, '--bogus'], {})
   t.equal(await usageError.exited, 2, 'a usage error exits 2 from the binary too')
+  t.same(usageError.stderrLines, ['audiosocket-soniox replay: unknown option --bogus (see audiosocket-soniox replay --help)'], 'one line, no stack')
 })

@@ -40,7 +40,21 @@ export interface CallReplayOptions {
   /** After our side has ended, how long to wait for the server to close before giving up. Default 10 s. */
   lingerMs?: number
   /** Sees every write as it goes out, with when it was due and when it went (clock ms): a timeline. */
-  onSend?: (write: { index: number; bytes: number; dueMs: number; atMs: number }) => void
+  onSend?: (write: ReplayWrite) => void
+}
+
+/** One write of a replayed call, as `onSend` sees it. */
+export interface ReplayWrite {
+  /** 0 for the call's first write. */
+  index: number
+  bytes: number
+  /** When it was due and when it went, on the scheduler's clock (ms). */
+  dueMs: number
+  atMs: number
+  /** Where it sits in the recording: µs after the capture's start. */
+  atUs: number
+  /** Frames wholly sent so far, this write included. */
+  framesSent: number
 }
 
 /** How the server ended its side of the call. */
@@ -207,7 +221,7 @@ class CallReplay {
     this.#writes++
     const flushed = this.#socket.write(bytes)
     if (!flushed) this.#writeStalls++
-    this.#options.onSend?.({ index: this.#writes - 1, bytes: bytes.length, dueMs, atMs: this.#clock.now() })
+    this.#options.onSend?.({ index: this.#writes - 1, bytes: bytes.length, dueMs, atMs: this.#clock.now(), atUs: step.atUs, framesSent: this.#sentFrames() })
     if (this.#next === this.#plan.steps.length) this.#endOurSide('fin')
     return flushed
   }
@@ -336,7 +350,9 @@ class CallReplay {
 // ---------------------------------------------------------------------------------------------
 // Many calls: the load generator
 
-export interface ReplayRunOptions extends Omit<CallReplayOptions, 'uuid'> {
+export interface ReplayRunOptions extends Omit<CallReplayOptions, 'uuid' | 'onSend'> {
+  /** Sees every write of every call, with the call's index in job order (as onResult's). */
+  onSend?: (write: ReplayWrite, call: number) => void
   /** Calls in flight at once. Default 1. */
   concurrency?: number
   /** Times the whole list is played. Default 1. */
@@ -384,7 +400,8 @@ export async function runReplays(plans: ReplayPlan[], options: ReplayRunOptions)
       const startAt = nextStartAt
       nextStartAt = Math.max(startAt, clock.now()) + interval
       await waitUntil(startAt)
-      const result = await replayCall(jobs[index] as ReplayPlan, { ...options, scheduler })
+      const onSend = options.onSend
+      const result = await replayCall(jobs[index] as ReplayPlan, { ...options, scheduler, onSend: onSend && ((write) => onSend(write, index)) })
       results[index] = result
       options.onResult?.(result, index)
     }
