@@ -458,6 +458,8 @@ export class ConversationTaps {
    */
   private async reconcile(): Promise<void> {
     const app = this.settings.app
+    // Set at every connection: a filter lives with the app, which Asterisk forgets when it restarts.
+    await this.deps.rest.setEventFilter(app, TAP_EVENT_TYPES).catch((err: unknown) => this.log.warn({ err }, 'ARI event filter not set: every event of the PBX reaches this server (Asterisk older than 16.3?)'))
     const owned = (id: string): boolean => [...this.byId.values()].some((tapped) => tapped.tap.owner(id) !== undefined)
     const [channels, bridges] = await Promise.all([this.deps.rest.listChannels(), this.deps.rest.listBridges()])
     const orphans = channels.filter((c) => isTapObjectId(app, c.id) && !owned(c.id))
@@ -473,6 +475,9 @@ export class ConversationTaps {
     }
   }
 }
+
+/** The events the taps act on: the events socket is filtered to these (ARI eventFilter). */
+export const TAP_EVENT_TYPES: readonly string[] = ['StasisStart', 'StasisEnd', 'ChannelEnteredBridge', 'ChannelLeftBridge', 'ChannelDtmfReceived', 'ChannelDestroyed']
 
 /** Channel formats Asterisk carries at 16 kHz or more: their taps ask for slin16. */
 const WIDEBAND = /slin(1[26]|2[4]|3[2]|4[48]|96|192)|g722|g719|opus|siren|speex(16|32)|silk(12|16|24)/i

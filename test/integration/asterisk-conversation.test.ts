@@ -135,6 +135,7 @@ t.test('POST /conversations from the dialplan (CURL): two legs, exact transcript
   const lastCaller = merged.map((u) => u.role).lastIndexOf('caller')
   const firstAgent = merged.map((u) => u.role).indexOf('agent')
   t.ok(lastCaller < firstAgent, "the caller spoke first, then the agent (who waits 2.5 s, after the caller's 2 s)")
+  t.same(rig.h.logs.filter((r) => typeof r.msg === 'string' && r.msg.startsWith('ARI event filter not set')), [], 'Asterisk took the event filter (only the events the taps act on)')
 })
 
 t.test('AUDIOSOCKET_SONIOX_TAP on both channels: one conversation, the older channel tapped; the agent hangs up first', { skip: missing ?? false }, async (t) => {

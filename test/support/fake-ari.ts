@@ -134,6 +134,7 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: ['bridges', '*', 'addChannel'], required: ['channel'], optional: ['role', 'absorbDTMF', 'mute', 'inhibitConnectedLineUpdates'] },
   { method: 'DELETE', pattern: ['bridges', '*'], required: [], optional: [] },
   { method: 'GET', pattern: ['asterisk', 'info'], required: [], optional: ['only'] },
+  { method: 'PUT', pattern: ['applications', '*', 'eventFilter'], required: [], optional: [] },
 ]
 
 function matchRoute(method: string, segments: string[]): { route: Route; ids: string[] } | undefined {
@@ -298,6 +299,9 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
       }
       case 'DELETE bridges/*':
         return bridges.delete(id) ? { status: 204 } : error(404, 'Bridge not found')
+      case 'PUT applications/*/eventFilter':
+        // Asterisk answers with the application; the filter itself (the JSON body) is not modelled.
+        return { status: 200, body: { name: id, channel_ids: [], bridge_ids: [], endpoint_ids: [], device_names: [], events_allowed: [], events_disallowed: [] } }
       case 'GET asterisk/info':
         return {
           status: 200,
