@@ -8,7 +8,8 @@
  *             frame, `finished` (proves the key, its region, the balance and the options)
  *   model     Soniox's models API (GET /v1/models on the region's API host): SONIOX_MODEL exists,
  *             is an alias (of which model) or is deprecated (with the replacement); FAIL if unknown
- *   webhook   one signed test event POSTed to WEBHOOK_URL answered 2xx
+ *   webhook   one signed test event POSTed to WEBHOOK_URL answered 2xx (WEBHOOK_FORMAT=avr: in
+ *             AVR's envelope, type webhook_test, with X-AVR-WEBHOOK-SECRET)
  *   spool     SPOOL_DIR is writable (or can be created)
  *   ari       with ARI_URL: GET /ari/asterisk/info answers (proves the address, the login and res_ari)
  *
@@ -30,6 +31,7 @@ import { sonioxCodeOf } from '../soniox/soniox-error.js'
 import { checkSonioxModel } from './check-model.js'
 import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
+import { avrEventText } from '../events/avr-format.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
@@ -38,8 +40,9 @@ export const CHECK_SPEC = {
   synopsis: ['[--config FILE] [--json]'],
   about: `What to run right after installing, with the settings serve would use: checks the settings,
 Soniox (DNS, a tiny real session with the key and options), the webhook (a signed test event of type
-"webhook.test"), the spool directory and, with ARI_URL, Asterisk's ARI, and prints a verdict per
-item. Exit 0 when nothing failed, 1 when something did, 78 when the settings are invalid.`,
+"webhook.test"; with WEBHOOK_FORMAT=avr one in AVR's envelope, type "webhook_test"), the spool
+directory and, with ARI_URL, Asterisk's ARI, and prints a verdict per item. Exit 0 when nothing
+failed, 1 when something did, 78 when the settings are invalid.`,
   flags: {
     config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file, as for serve (the environment wins)' },
     json: { type: 'boolean', help: 'one JSON object on stdout: ok, verdict, and each check (name, ok, status, detail)' },
@@ -142,11 +145,17 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
       time: new Date().toISOString(),
       data: { message: 'audiosocket-soniox check: a test event; answer 2xx and ignore it', version: VERSION },
     }
-    const outcome = await transport.post(event.id, JSON.stringify(event)).done
+    // WEBHOOK_FORMAT=avr: in AVR's envelope (an AVR receiver refuses any other shape), type webhook_test.
+    const avr = config.webhook.format === 'avr'
+    const body = avr ? avrEventText(TEST_CALL_ID, 'webhook_test', event.time, event.data) : JSON.stringify(event)
+    const outcome = await transport.post(event.id, body).done
     transport.close()
     const signed = config.webhook.secret === null ? 'unsigned (WEBHOOK_SECRET not set)' : 'signed'
+    const what = avr
+      ? `an AVR-format test event (${config.webhook.secret === null ? 'no X-AVR-WEBHOOK-SECRET: WEBHOOK_SECRET not set' : 'with X-AVR-WEBHOOK-SECRET'})`
+      : `a ${signed} test event`
     if (outcome.kind === 'delivered') {
-      report('ok', 'webhook', `${shownUrl} answered ${outcome.status} to a ${signed} test event`)
+      report('ok', 'webhook', `${shownUrl} answered ${outcome.status} to ${what}`)
     } else if (outcome.kind === 'failed') {
       const cause = outcome.err.cause instanceof Error ? `: ${outcome.err.cause.message}` : ''
       const answer = outcome.status === undefined ? `${outcome.err.message}${cause}` : `answered ${outcome.status}${outcome.bodyExcerpt ? `: ${outcome.bodyExcerpt.slice(0, 200)}` : ''}`
