@@ -5,12 +5,14 @@
  * reason shutdown, hangup to Asterisk); deliver pending events within FLUSH_TIMEOUT_MS (the spool
  * keeps the rest); exit 0. A second signal exits at once.
  */
+import { constants } from 'node:os'
 import { createApp } from '../app.js'
 import { loadConfig, retiredSettings, type Config } from '../config/index.js'
 import { createLogger } from '../shared/logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
+import { describeListenFailure } from './listen-failure.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const SERVE_SPEC = {
@@ -65,12 +67,17 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
     // The sink starts first (spool recovery, EVENTS_FILE): name the setting that is actually at fault.
     if (isAppError(err) && (err.code.startsWith('ERR_SPOOL_') || err.code === 'ERR_EVENTS_FILE')) {
       logger.fatal({ err }, 'cannot start event delivery (SPOOL_DIR / EVENTS_FILE)')
-    } else if (isAppError(err) && err.code === 'ERR_HTTP_LISTEN') {
-      logger.fatal({ err, host: config.http.host, port: config.http.port }, 'cannot listen for HTTP (HTTP_HOST / HTTP_PORT)')
     } else {
-      logger.fatal({ err, host: config.audiosocket.host, port: config.audiosocket.port }, 'cannot listen for AudioSocket connections (AUDIOSOCKET_HOST / AUDIOSOCKET_PORT)')
+      // A port in use, an address not on this host: one line that names the setting, no stack trace.
+      const http = isAppError(err) && err.code === 'ERR_HTTP_LISTEN'
+      const listener = http
+        ? { what: 'HTTP', hostSetting: 'HTTP_HOST', portSetting: 'HTTP_PORT', host: config.http.host, port: config.http.port }
+        : { what: 'AudioSocket', hostSetting: 'AUDIOSOCKET_HOST', portSetting: 'AUDIOSOCKET_PORT', host: config.audiosocket.host, port: config.audiosocket.port }
+      const failure = describeListenFailure(err, listener)
+      if (failure !== undefined) logger.fatal({ setting: failure.setting, address: failure.address, code: failure.code, exitCode: 1 }, failure.message)
+      else logger.fatal({ err, host: listener.host, port: listener.port, exitCode: 1 }, `cannot start the ${listener.what} listener (${listener.hostSetting} / ${listener.portSetting})`)
     }
-    logger.flush()
+    await new Promise<void>((resolve) => logger.flush(() => resolve()))
     return 1
   }
   logger.info({ version: VERSION, node: process.version }, 'audiosocket-soniox started')
@@ -81,13 +88,16 @@ export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: stri
   })
   const { drainTimeoutMs, flushTimeoutMs } = config.shutdown
   logger.info({ signal, activeCalls: app.server.activeCalls, drainTimeoutMs }, 'draining: new connections refused, live calls go on')
-  const exitNow = (): void => {
-    logger.warn('second signal: exiting without waiting')
-    logger.flush()
-    process.exit(1)
+  // A second signal exits at once, as a process killed by that signal reports it: 128 + its
+  // number (SIGINT 130, SIGTERM 143). Nothing here can wait: the log line is written at once, or,
+  // behind a full pipe, at exit for at most a second; a broken pipe drops it (shared/log-destination.ts).
+  const exitNow = (second: NodeJS.Signals): void => {
+    const exitCode = 128 + (constants.signals[second] ?? 15)
+    logger.warn({ signal: second, activeCalls: app.server.activeCalls, exitCode }, 'second signal: exiting at once, without waiting for calls or events')
+    process.exit(exitCode)
   }
-  process.once('SIGTERM', exitNow)
-  process.once('SIGINT', exitNow)
+  process.once('SIGTERM', () => exitNow('SIGTERM'))
+  process.once('SIGINT', () => exitNow('SIGINT'))
 
   if (!(await app.drain(drainTimeoutMs))) {
     logger.info({ activeCalls: app.server.activeCalls }, 'drain timeout: ending the remaining calls')

@@ -38,16 +38,19 @@ export class AudioSocketServer {
     // Asterisk never half-closes on purpose; treat its FIN as the end of the call. Paused on
     // connect: admission decides before a single byte of the peer is read.
     this.server = net.createServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (socket) => this.onConnection(socket))
-    this.server.on('error', (err) => options.logger.error({ err }, 'AudioSocket listener error'))
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks a free port). */
+  /**
+   * Starts listening; resolves with the bound address (port 0 picks a free port). A failure to
+   * listen (EADDRINUSE, ...) rejects and is not logged here: the caller reports it once.
+   */
   listen(): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err)
       this.server.once('error', onError)
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', onError)
+        this.server.on('error', (err) => this.options.logger.error({ err }, 'AudioSocket listener error'))
         resolve(this.server.address() as net.AddressInfo)
       })
     })

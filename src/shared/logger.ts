@@ -4,8 +4,12 @@
  *
  * Rules (see README "Logs"): stable camelCase fields (`callId`, `kind`, `bytes`, `attempt`,
  * `delayMs`), errors under `err`, no audio and no transcript text above debug, secrets redacted.
+ *
+ * The default destination is log-destination.ts's (not pino.destination()): a stderr that is a
+ * broken pipe or a reader that stopped reading can neither block the process nor keep it from exiting.
  */
 import pino, { type DestinationStream, type Logger } from 'pino'
+import { LogDestination } from './log-destination.js'
 
 export type { Logger } from 'pino'
 
@@ -33,6 +37,12 @@ export function createLogger(options: { level: string; destination?: Destination
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: pino.stdSerializers.err },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: false }),
+    options.destination ?? stderrDestination(),
   )
+}
+
+/** fd 2. process.stderr is touched first: for a pipe or a socket, that makes Node set the fd non-blocking. */
+function stderrDestination(): LogDestination {
+  void process.stderr.fd
+  return new LogDestination({ fd: 2 })
 }
