@@ -13,7 +13,7 @@ export const webhookSettings = {
     sensitive: true,
   }),
   format: setting(webhookFormat, {
-    doc: 'Shape of what is POSTed: standard (the events below, Standard Webhooks signatures) or avr (AVR Core\'s webhook events: call_started, transcription, dtmf_digit, error, call_ended; see "Switching from AVR"). Spooled, retried and dead-lettered alike; EVENTS_FILE and stdout keep the standard events.',
+    doc: 'Shape of what is POSTed: standard (the events below, Standard Webhooks signatures) or avr (AVR Core\'s webhook events: call_started, transcription, dtmf_digit, error, call_ended; see "Switching from AVR"). Spooled, retried and dead-lettered alike; EVENTS_FILE keeps the standard events.',
     default: 'standard',
     env: 'WEBHOOK_FORMAT',
   }),
