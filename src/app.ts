@@ -17,6 +17,7 @@ import { LogThrottle } from './shared/log-throttle.js'
 import type { Guard } from './shared/guard.js'
 import { redactUrl } from './shared/redact-url.js'
 import { probeSoniox } from './soniox/probe.js'
+import { SonioxProber } from './soniox/soniox-prober.js'
 import { ResilientTranscriber } from './soniox/resilient-transcriber.js'
 import { SonioxHealth } from './soniox/soniox-health.js'
 import { SonioxSession, type SonioxMetrics } from './soniox/soniox-session.js'
@@ -35,8 +36,14 @@ export interface App {
   readonly registrations: RegistrationStore
   /** Taps of bridged calls through ARI; undefined without ARI_URL. */
   readonly conversations: ConversationTaps | undefined
-  /** Resolves with the bound ports once listening (`httpPort` undefined when HTTP_PORT is 0). */
+  /**
+   * Resolves with the bound ports once listening (`httpPort` undefined when HTTP_PORT is 0).
+   * Calls are taken from then on; ready (`notReady()` undefined) only once Soniox has answered
+   * the first probe session.
+   */
   start(): Promise<{ host: string; port: number; httpPort: number | undefined }>
+  /** Why /readyz answers 503 now (`starting`, `draining`, `soniox_*`); undefined while ready. */
+  notReady(): NotReady | undefined
   /**
    * Stops taking calls (readyz 503, the AudioSocket listener closed, so new connections are
    * refused) while live calls go on; resolves true once they have all ended, false at `timeoutMs`.
@@ -53,7 +60,10 @@ export interface App {
 /** A partial frame that Asterisk does not complete in this time is a broken peer (Asterisk writes whole frames). */
 const STALL_TIMEOUT_MS = 2000
 
-/** While Soniox refuses the account (401/402), one probe session this often notices when it accepts again. */
+/**
+ * While Soniox refuses the account (401/402) or the settings, one probe session this often notices
+ * when it accepts again; while it does not answer at all, probes back off up to this interval.
+ */
 const ACCOUNT_REPROBE_MS = 30_000
 /** A line a peer can trigger before its call exists is logged at most once per cause in this interval. */
 const CONNECTION_LOG_INTERVAL_MS = 10_000
@@ -78,9 +88,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
 
   const notReady = (): NotReady | undefined => {
     if (state !== 'running') return { reason: state }
-    const problem = sonioxHealth.problem
-    if (problem !== undefined) return { reason: 'soniox_account', detail: { soniox_code: problem.sonioxCode, since: new Date(problem.since).toISOString() } }
-    return undefined
+    return sonioxProber.notReady()
   }
 
   /**
@@ -173,22 +181,17 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
           conversations,
         })
 
-  // While Soniox refuses the account no call proves it fixed (none is routed here while not
-  // ready), so a tiny probe session does, now and then, until it works.
-  let probing = false
-  const reprobe = async (): Promise<void> => {
-    if (probing || state !== 'running' || sonioxHealth.problem === undefined) return
-    probing = true
-    try {
+  // Not ready until Soniox has accepted a session; and while it refuses the account no call proves
+  // it fixed (none is routed here while not ready): a tiny probe session does (soniox-prober.ts).
+  const sonioxProber = new SonioxProber({
+    health: sonioxHealth,
+    logger: logger.child({ component: 'soniox' }),
+    reprobeMs: options.accountReprobeMs ?? ACCOUNT_REPROBE_MS,
+    probe: (signal) => {
       const s = config.soniox
-      const result = await probeSoniox({ url: s.websocketUrl, apiKey: s.apiKey, recognition: s, timeoutMs: s.connectTimeoutMs })
-      if (result.ok) sonioxHealth.reportHealthy()
-      else sonioxHealth.reportFailure(result.error)
-    } finally {
-      probing = false
-    }
-  }
-  let reprobeTimer: NodeJS.Timeout | undefined
+      return probeSoniox({ url: s.websocketUrl, apiKey: s.apiKey, recognition: s, timeoutMs: s.connectTimeoutMs, signal })
+    },
+  })
 
   return {
     server,
@@ -196,6 +199,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     metrics,
     registrations,
     conversations,
+    notReady,
     async start() {
       // Before the first call: the sink recovers what a previous run left in the spool and opens its files.
       await sink.start?.()
@@ -212,8 +216,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
       boundPort = address.port
       state = 'running'
       conversations?.start()
-      reprobeTimer = setInterval(() => void reprobe().catch((err: unknown) => logger.error({ err }, 'Soniox probe failed unexpectedly')), options.accountReprobeMs ?? ACCOUNT_REPROBE_MS)
-      reprobeTimer.unref()
+      sonioxProber.start()
       logger.info(
         {
           host: address.address,
@@ -238,7 +241,7 @@ export function createApp(config: Config, logger: Logger, options: { sink?: Even
     },
     async stop(flushTimeoutMs) {
       state = 'draining'
-      if (reprobeTimer !== undefined) clearInterval(reprobeTimer)
+      sonioxProber.stop()
       conversations?.refuseNew()
       conversations?.markEnding('shutdown')
       await server.close()

@@ -2,8 +2,10 @@
  * The operations endpoint (HTTP_HOST:HTTP_PORT), plain node:http:
  *
  *   GET  /healthz         200 while the process runs (liveness)
- *   GET  /readyz          200 while new calls are accepted; 503 while draining or while Soniox
- *                         refuses the account (401/402): a load balancer sends calls elsewhere
+ *   GET  /readyz          200 while new calls are accepted; 503 while starting, draining, until
+ *                         Soniox has answered the first probe session, while it cannot be reached
+ *                         (until it has once) or refuses the account (401/402): a load balancer
+ *                         sends calls elsewhere (calls that come anyway are served)
  *   GET  /metrics         Prometheus text format
  *   POST /calls/{uuid}    pre-register a call (bearer HTTP_TOKEN; body: see registrations.ts);
  *                         429 with Retry-After while REGISTRATION_MAX_COUNT / _BYTES are reached
@@ -77,7 +79,10 @@ export interface HttpMetrics {
 }
 
 export interface NotReady {
-  /** Stable token: `starting`, `draining`, `soniox_account`. */
+  /**
+   * Stable token: `starting`, `draining`, `soniox_unverified`, `soniox_account`,
+   * `soniox_unreachable`, `soniox_refused` (soniox/soniox-prober.ts).
+   */
   reason: string
   detail?: Record<string, unknown>
 }

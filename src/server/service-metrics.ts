@@ -60,7 +60,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
 
   r.gauge('audiosocket_build_info', 'Always 1; the version label says which build runs.', ['version']).child(options.version).set(1)
   const processMetrics = registerProcessMetrics(r, options.process)
-  r.gauge('audiosocket_ready', '1 while new calls are accepted (GET /readyz answers 200), 0 while draining or while Soniox refuses the account.', [], () =>
+  r.gauge('audiosocket_ready', '1 while GET /readyz answers 200; 0 while starting, draining, until Soniox has answered the start probe, or while it refuses the account.', [], () =>
     options.ready() ? 1 : 0,
   )
 

@@ -1,7 +1,8 @@
 /**
  * One tiny Soniox session that proves the key, the region and the start message work: connect,
  * start message, 100 ms of silence, the empty frame, wait for `finished`. Used by
- * `audiosocket-soniox check` and, while Soniox refuses the account, to notice when it accepts again.
+ * `audiosocket-soniox check` and by the server (soniox-prober.ts): once at start, before it reports
+ * ready, and while Soniox refuses the account or cannot be reached, to notice when it accepts again.
  */
 import { systemClock, type Clock } from '../shared/clock.js'
 import { AppError } from '../shared/errors.js'
@@ -16,7 +17,12 @@ export interface ProbeOptions {
   timeoutMs: number
   clientReferenceId?: string
   clock?: Clock
+  /** Aborting closes the session at once; the result is then a failure (ERR_SONIOX_CLOSED). */
+  signal?: AbortSignal
 }
+
+/** The client_reference_id a probe session sends unless told otherwise: Soniox's logs (and the tests' stand-in) tell probes from calls by it. */
+export const PROBE_CLIENT_REFERENCE_ID = 'audiosocket-soniox-probe'
 
 export type ProbeResult = { ok: true; connectMs: number; totalMs: number } | { ok: false; error: AppError; totalMs: number }
 
@@ -34,7 +40,7 @@ export async function probeSoniox(options: ProbeOptions): Promise<ProbeResult> {
       url: options.url,
       apiKey: options.apiKey,
       recognition: options.recognition,
-      clientReferenceId: options.clientReferenceId ?? 'audiosocket-soniox-probe',
+      clientReferenceId: options.clientReferenceId ?? PROBE_CLIENT_REFERENCE_ID,
       connectTimeoutMs: options.timeoutMs,
       finishTimeoutMs: options.timeoutMs,
       audioBatchMs: 0,
@@ -53,9 +59,16 @@ export async function probeSoniox(options: ProbeOptions): Promise<ProbeResult> {
     },
     { onResult() {}, onError: (err) => (error ??= err), onFinished() {} },
   )
+  const abort = (): void => {
+    error ??= new AppError('ERR_SONIOX_CLOSED', 'the probe was cancelled')
+    session.close()
+  }
+  if (options.signal?.aborted === true) abort()
+  options.signal?.addEventListener('abort', abort, { once: true })
   session.start({ sampleRate: PROBE_SAMPLE_RATE })
   session.sendAudio(PROBE_SILENCE)
   await session.finish()
+  options.signal?.removeEventListener('abort', abort)
   const finished = session.state === 'finished'
   session.close()
   const totalMs = clock.now() - startedAt

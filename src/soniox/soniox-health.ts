@@ -7,10 +7,16 @@
  *   one line at error per distinct cause. Every call sent the same options meets it, but it says
  *   nothing of the account: readiness is not affected (a call registered with other options may
  *   well work), and each call still reports it in call.ended.
+ * And whether Soniox has accepted any session since start (`verified`: a probe or a call): until
+ * then soniox-prober.ts keeps the server not ready (its start probe, with the configured settings,
+ * is what says unverified, unreachable or refused).
  */
 import type { Logger } from '../shared/logger.js'
 import type { AppError } from '../shared/errors.js'
 import { isAccountProblem, isRequestRefused, type SonioxError } from './soniox-error.js'
+
+/** Logged once, when Soniox first accepts a session: from then on only an account problem makes the server not ready. */
+export const SONIOX_VERIFIED_MESSAGE = 'Soniox verified: it accepts sessions with this key and these settings'
 
 export interface SonioxProblem {
   sonioxCode: number
@@ -23,6 +29,7 @@ const MAX_REFUSAL_CAUSES = 64
 
 export class SonioxHealth {
   private current: SonioxProblem | undefined
+  private verifiedValue = false
   /** Refusal causes already logged (code, type and Soniox's message), oldest first. */
   private readonly refusals = new Set<string>()
 
@@ -33,6 +40,14 @@ export class SonioxHealth {
 
   get problem(): SonioxProblem | undefined {
     return this.current
+  }
+
+  /**
+   * Whether Soniox has accepted a session since start: a probe got its `finished`, or a call's
+   * session produced results. False until then, whatever the reason (not asked yet, no answer).
+   */
+  get verified(): boolean {
+    return this.verifiedValue
   }
 
   /** A session failed for good. Account-level causes and refused requests are logged once per cause. */
@@ -53,8 +68,15 @@ export class SonioxHealth {
     )
   }
 
-  /** A session produced results: whatever account problem there was is over. */
+  /** A session produced results (or a probe finished): whatever account problem there was is over. */
   reportHealthy(): void {
+    if (!this.verifiedValue) {
+      this.verifiedValue = true
+      if (this.current === undefined) {
+        this.logger.info(SONIOX_VERIFIED_MESSAGE)
+        return
+      }
+    }
     if (this.current === undefined) return
     this.logger.info({ sonioxCode: this.current.sonioxCode }, 'Soniox accepts sessions again')
     this.current = undefined

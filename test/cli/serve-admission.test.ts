@@ -13,6 +13,8 @@ import { freePort } from '../support/free-port.js'
 import { scrapeMetrics } from '../support/prometheus.js'
 import { replayCapture } from '../support/replay.js'
 import { spawnCli } from '../support/spawn-server.js'
+import { callSessions } from '../support/soniox-probes.js'
+import { SONIOX_VERIFIED_MESSAGE } from '../../src/soniox/soniox-health.js'
 
 const DTMF = loadCapture('app-8k-dtmf')
 const TOKEN = 'registration-token-0123456789'
@@ -27,6 +29,8 @@ async function startServer(t: Test, env: Record<string, string>) {
     await soniox.close()
   })
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
+  // Ready: the stand-in has answered the start probe (its first session, which callSessions leaves out).
+  await p.waitForLog((r) => r.msg === SONIOX_VERIFIED_MESSAGE)
   const events = (): any[] => p.stdoutLines.map((l) => JSON.parse(l))
   return { p, soniox, httpPort, port: listening.port as number, events }
 }
@@ -101,8 +105,8 @@ t.test('ALLOWED_SOURCES resets other sources unread; MAX_CALLS answers a hangup 
 
   const events = s.events()
   t.same([...new Set(events.map((e) => e.call_id))].sort(), [idA, idC].sort(), 'events for the served calls only')
-  t.same(s.soniox.sessions.map((x) => x.startMessage?.client_reference_id).filter(Boolean).sort(), [idA, idC].sort(), 'Soniox sessions for the served calls only')
-  t.equal(s.soniox.sessions.length, 2, 'no session was even opened for a refused one')
+  t.same(callSessions(s.soniox).map((x) => x.startMessage?.client_reference_id).filter(Boolean).sort(), [idA, idC].sort(), 'Soniox sessions for the served calls only')
+  t.equal(callSessions(s.soniox).length, 2, 'no session was even opened for a refused one')
   const m = await scrapeMetrics(s.httpPort)
   t.equal(m.value('audiosocket_connections_refused_total', { reason: 'source' }), 1)
   t.equal(m.value('audiosocket_connections_refused_total', { reason: 'max_calls' }), 1)
@@ -145,7 +149,7 @@ t.test('REQUIRE_REGISTRATION: POST /calls/{uuid} with the token admits a call wi
   await s.p.waitForLog((r) => r.callId === stranger && String(r.msg).startsWith('call refused: its UUID is not registered'))
   t.notOk(s.events().some((e) => e.call_id === stranger), 'no event for the refused call')
   t.equal(s.events().filter((e) => e.call_id === id && e.type === 'call.started').length, 1, 'a UUID is served once: a registration is a one-time ticket')
-  t.equal(s.soniox.sessions.length, 1, 'no Soniox session for the refused calls')
+  t.equal(callSessions(s.soniox).length, 1, 'no Soniox session for the refused calls')
   const m = await scrapeMetrics(s.httpPort)
   t.equal(m.value('audiosocket_connections_refused_total', { reason: 'unregistered' }), 2)
 })

@@ -18,6 +18,8 @@ import { scrapeMetrics } from '../support/prometheus.js'
 import { captureAudio, replayCapture } from '../support/replay.js'
 import { framesSentBack } from '../support/silence.js'
 import { spawnCli } from '../support/spawn-server.js'
+import { callSessions } from '../support/soniox-probes.js'
+import { SONIOX_VERIFIED_MESSAGE } from '../../src/soniox/soniox-health.js'
 import { startWebhookReceiver } from '../support/webhook-receiver.js'
 
 const DTMF = loadCapture('app-8k-dtmf')
@@ -28,6 +30,7 @@ async function startServer(t: Test, env: Record<string, string> = {}) {
   const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET })
   const spoolDir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-ops-'))
   const httpPort = await freePort()
+  const spawnedAt = Date.now()
   const p = spawnCli(['serve'], {
     AUDIOSOCKET_PORT: '0',
     HTTP_PORT: String(httpPort),
@@ -45,15 +48,37 @@ async function startServer(t: Test, env: Record<string, string> = {}) {
     rmSync(spoolDir, { recursive: true, force: true })
   })
   const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
-  return { p, soniox, receiver, httpPort, port: listening.port as number }
+  // Ready once Soniox (the stand-in) has answered the start probe: its first session.
+  await p.waitForLog((r) => r.msg === SONIOX_VERIFIED_MESSAGE)
+  return { p, soniox, receiver, httpPort, port: listening.port as number, spawnedAt }
 }
+
+t.test('the process metrics an SRE expects, under prom-client\'s names, with sane values', async (t) => {
+  const s = await startServer(t)
+  const m = await scrapeMetrics(s.httpPort)
+  const now = Date.now()
+  t.ok(m.value('process_cpu_user_seconds_total') > 0)
+  t.ok(m.value('process_cpu_seconds_total') > 0, `CPU ${m.value('process_cpu_seconds_total')} s`)
+  t.ok(m.value('process_cpu_seconds_total') >= m.value('process_cpu_system_seconds_total'))
+  t.ok(m.value('process_resident_memory_bytes') > 0)
+  const start = m.value('process_start_time_seconds') * 1000
+  t.ok(start >= s.spawnedAt - 1000 && start <= now, `started within its own lifetime (${start - s.spawnedAt} ms after the spawn)`)
+  t.ok(m.value('nodejs_eventloop_lag_p99_seconds') >= 0)
+  t.ok(m.value('nodejs_eventloop_lag_max_seconds') >= m.value('nodejs_eventloop_lag_p50_seconds'))
+  t.ok(m.value('nodejs_heap_size_used_bytes') > 0)
+  if (process.platform !== 'linux') return
+  const open = m.value('process_open_fds')
+  t.ok(open >= 3, `open fds ${open}`)
+  t.ok(m.value('process_max_fds') >= open)
+})
 
 t.test('metrics parse and move as a call runs', async (t) => {
   const s = await startServer(t)
   const before = await scrapeMetrics(s.httpPort)
   t.equal(before.value('audiosocket_calls_active'), 0)
   t.equal(before.value('audiosocket_calls_started_total'), 0)
-  t.equal(before.value('audiosocket_calls_total', { reason: 'hangup' }), 0, 'end reasons exist at 0 from the start')
+  t.equal(before.value('audiosocket_calls_ended_total', { reason: 'hangup' }), 0, 'end reasons exist at 0 from the start')
+  t.equal(before.value('audiosocket_calls_total', { reason: 'hangup' }), 0, 'and under the deprecated name')
   t.equal(before.value('audiosocket_ready'), 1)
   t.equal(before.types.get('audiosocket_transcript_delivery_latency_seconds'), 'histogram')
   t.ok(before.samples.every((x) => !Object.values(x.labels).some((v) => /^[0-9a-f-]{36}$/.test(v))), 'no per-call labels')
@@ -83,7 +108,8 @@ t.test('metrics parse and move as a call runs', async (t) => {
   const audioFrames = DTMF.frames.filter((f) => f.kind === 0x10)
   t.equal(after.value('audiosocket_calls_active'), 0)
   t.equal(after.value('audiosocket_calls_started_total'), 1)
-  t.equal(after.value('audiosocket_calls_total', { reason: 'hangup' }), 1)
+  t.equal(after.value('audiosocket_calls_ended_total', { reason: 'hangup' }), 1)
+  t.equal(after.value('audiosocket_calls_total', { reason: 'hangup' }), 1, 'the deprecated name follows')
   t.equal(after.value('audiosocket_connections_total'), 1)
   t.equal(after.value('audiosocket_frames_received_total', { kind: 'uuid' }), 1)
   t.equal(after.value('audiosocket_frames_received_total', { kind: 'audio' }), audioFrames.length, 'every audio frame counted')
@@ -144,7 +170,7 @@ t.test('SIGTERM drains: not ready, new connections refused, live calls finish, t
   const ended = longEvents.at(-1)
   t.equal(ended?.type, 'call.ended')
   t.equal(ended?.data.reason, 'shutdown')
-  const session = s.soniox.sessions.find((x) => x.startMessage?.client_reference_id === long)
+  const session = callSessions(s.soniox).find((x) => x.startMessage?.client_reference_id === long)
   t.equal(session?.endOfAudio, 'binary', 'Soniox was asked for its last words')
   t.equal(ended?.data.transcript, session?.transcript, 'and every word it sent was delivered before exit')
   t.ok((ended?.data.audio_ms ?? 0) > 4000, `the call went on during the drain (${ended?.data.audio_ms} ms of audio)`)

@@ -11,6 +11,7 @@ import { startFakeSoniox } from '../support/fake-soniox.js'
 import { loadCapture } from '../support/frames.js'
 import { replayCapture } from '../support/replay.js'
 import { spawnCli } from '../support/spawn-server.js'
+import { callSessions } from '../support/soniox-probes.js'
 import { waitUntil } from '../support/wait.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -69,14 +70,14 @@ t.test('serve with no webhook: events as JSON lines on stdout, logs on stderr, e
   t.equal(events[0].type, 'call.started')
   t.equal(events.at(-1).type, 'call.ended')
   t.equal(events.at(-1).call_id, id)
-  t.equal(events.at(-1).data.transcript, soniox.sessions[0]?.transcript)
+  t.equal(events.at(-1).data.transcript, callSessions(soniox)[0]?.transcript)
   t.same(events.filter((e) => e.type === 'call.dtmf').map((e) => e.data.digit), ['2', '4', '7', '#'])
 
   const logs = p.stderrLines.map((l) => JSON.parse(l))
   const ended = logs.find((r) => r.msg === 'call ended')
   t.match(ended, { level: 30, callId: id, reason: 'hangup', dtmf: 4 }, 'call end logged at info with its counts')
   t.ok(ended.words > 0)
-  const transcriptWords = (soniox.sessions[0]?.transcript ?? '').trim().split(/\s+/)
+  const transcriptWords = (callSessions(soniox)[0]?.transcript ?? '').trim().split(/\s+/)
   const infoText = logs.filter((r) => r.level >= 30).map((r) => JSON.stringify(r)).join('\n')
   t.notOk(transcriptWords.some((w) => w.length > 3 && infoText.includes(w)), 'no transcript text above debug')
 })
@@ -89,7 +90,7 @@ t.test('SIGTERM during a live call with DRAIN_TIMEOUT_MS=0: the call is finished
   await p.waitForLog((r) => r.msg === 'audio format')
   // Words to finish: wait until the stand-in has recognised some (an 18 s call; a fixed 3 s sleep
   // could end before the first word on a loaded machine).
-  await waitUntil(() => (soniox.sessions[0]?.finalTokens.filter((tok) => !tok.text.startsWith('<')).length ?? 0) >= 3, 'three final words from Soniox', 15000)
+  await waitUntil(() => (callSessions(soniox)[0]?.finalTokens.filter((tok) => !tok.text.startsWith('<')).length ?? 0) >= 3, 'three final words from Soniox', 15000)
   p.child.kill('SIGTERM')
 
   const result = await replay
@@ -100,8 +101,8 @@ t.test('SIGTERM during a live call with DRAIN_TIMEOUT_MS=0: the call is finished
   const ended = events.at(-1)
   t.equal(ended.type, 'call.ended')
   t.equal(ended.data.reason, 'shutdown')
-  t.equal(soniox.sessions[0]?.endOfAudio, 'binary', 'Soniox was asked for its last words')
-  t.equal(ended.data.transcript, soniox.sessions[0]?.transcript, 'and every word it sent was published')
+  t.equal(callSessions(soniox)[0]?.endOfAudio, 'binary', 'Soniox was asked for its last words')
+  t.equal(ended.data.transcript, callSessions(soniox)[0]?.transcript, 'and every word it sent was published')
   t.ok(ended.data.transcript.length > 0)
 })
 

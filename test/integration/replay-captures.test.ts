@@ -36,8 +36,9 @@ t.test('every capture replayed at recorded cadence yields its exact transcript, 
   )
   await h.receiver.waitFor((events) => events.filter((e) => e.type === 'call.ended').length === CAPTURES.length, 30000)
   // call.ended can reach the receiver before the stand-in has seen its WebSocket close: wait for
-  // that state instead of sampling it ('finished' until the close handshake is done).
-  await h.soniox.waitForSessions(CAPTURES.length, 30000)
+  // that state instead of sampling it ('finished' until the close handshake is done). One more:
+  // the server's start probe, the stand-in's first session.
+  await h.soniox.waitForSessions(CAPTURES.length + 1, 30000)
 
   for (const { stem, sampleRate, capture, summary, result } of runs) {
     t.test(stem, async (t) => {

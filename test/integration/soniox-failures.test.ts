@@ -7,6 +7,7 @@
  * The stand-in reports `final_audio_proc_ms` at a word-window boundary, so a session resumed
  * from it sees the same windows as an uninterrupted one and recognises the same words: the
  * comparison can be exact. (Real Soniox may re-recognise a word at the seam differently.)
+ * The stand-in's sessions are counted without the server's probes (its start probe comes first).
  */
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
@@ -16,6 +17,7 @@ import { loadCapture, type Capture } from '../support/frames.js'
 import { startHarness, type Harness } from '../support/harness.js'
 import { captureAudio, replayCapture, withPause } from '../support/replay.js'
 import { allSilence, framesSentBack } from '../support/silence.js'
+import { callSessions } from '../support/soniox-probes.js'
 import { waitUntil } from '../support/wait.js'
 
 // Each subtest has its own server, stand-in and receiver on ephemeral ports: they can run at once.
@@ -67,7 +69,7 @@ t.test('503 mid-utterance: a new session resumes from the last final word', asyn
   t.teardown(() => h.stop())
   const call = runCall(h)
   // Mid-utterance: the last final token is a word, not <end>, so an utterance is open.
-  const first = await afterFinalWords(() => h.soniox.sessions[0], 5)
+  const first = await afterFinalWords(() => callSessions(h.soniox)[0], 5)
   t.notOk(first.finalTokens.at(-1)?.text.startsWith('<'), 'the failure comes inside an utterance')
   first.fail(503, 'service_unavailable', 'Cannot continue request (code N). Please restart the request.')
   const outcome = await call
@@ -80,15 +82,15 @@ t.test('503 mid-utterance: a new session resumes from the last final word', asyn
   t.equal(lines.length, 1, 'one info line per reconnect')
   t.match(lines[0], { level: 30, cause: 'ERR_SONIOX_SERVER_ERROR', sonioxCode: 503, attempt: 1, delayMs: 0 })
   t.equal(lines[0]?.resentMs, outcome.ended.data.soniox.audio_resent_ms)
-  t.equal(h.soniox.sessions[1]?.startMessage?.client_reference_id, outcome.id, 'the new session is the same call')
+  t.equal(callSessions(h.soniox)[1]?.startMessage?.client_reference_id, outcome.id, 'the new session is the same call')
 })
 
 t.test('503 between utterances, right after an <end>', async (t) => {
   const h = await startHarness()
   t.teardown(() => h.stop())
   const call = runCall(h)
-  await waitUntil(() => (h.soniox.sessions[0]?.finalTokens.at(-1)?.text ?? '') === '<end>', 'an <end> as the last final token')
-  h.soniox.sessions[0]?.fail(503, 'service_unavailable', 'Cannot continue request.')
+  await waitUntil(() => (callSessions(h.soniox)[0]?.finalTokens.at(-1)?.text ?? '') === '<end>', 'an <end> as the last final token')
+  callSessions(h.soniox)[0]?.fail(503, 'service_unavailable', 'Cannot continue request.')
   const outcome = await call
   assertComplete(t, outcome)
   t.equal(outcome.ended.data.soniox.reconnects, 1)
@@ -98,7 +100,7 @@ t.test('the TCP connection to Soniox drops', async (t) => {
   const h = await startHarness()
   t.teardown(() => h.stop())
   const call = runCall(h)
-  ;(await afterFinalWords(() => h.soniox.sessions[0], 3)).drop()
+  ;(await afterFinalWords(() => callSessions(h.soniox)[0], 3)).drop()
   const outcome = await call
   assertComplete(t, outcome)
   t.match(reconnectLines(h, outcome.id)[0], { cause: 'ERR_SONIOX_CLOSED' })
@@ -108,7 +110,7 @@ t.test('a half-open connection is found by an unanswered ping and replaced', asy
   const h = await startHarness({ env: { SONIOX_PING_INTERVAL_MS: '200', SONIOX_PONG_TIMEOUT_MS: '300' } })
   t.teardown(() => h.stop())
   const call = runCall(h)
-  const frozen = await afterFinalWords(() => h.soniox.sessions[0], 3)
+  const frozen = await afterFinalWords(() => callSessions(h.soniox)[0], 3)
   frozen.freeze()
   const outcome = await call
   assertComplete(t, outcome)
@@ -126,7 +128,7 @@ t.test('429 on the first attempts: the call is transcribed late, not lost', asyn
   const delays = reconnectLines(h, outcome.id).map((r) => r.delayMs as number)
   t.equal(delays[0], 0, 'the first retry is immediate')
   t.ok((delays[1] ?? 0) > 0 && (delays[2] ?? 0) > 0, 'later retries back off')
-  t.ok((h.soniox.sessions[3]?.audio.length ?? 0) === AUDIO.length, 'the session that worked got the whole call, from its first byte')
+  t.ok((callSessions(h.soniox)[3]?.audio.length ?? 0) === AUDIO.length, 'the session that worked got the whole call, from its first byte')
 })
 
 t.test('401 is permanent: no retry, one error line per cause across calls, call.ended carries it', async (t) => {
@@ -140,7 +142,7 @@ t.test('401 is permanent: no retry, one error line per cause across calls, call.
     t.equal(outcome.ended.data.soniox.reconnects, 0, 'not retried')
     t.equal(h.logs.filter((r) => r.callId === outcome.id && r.level === 40 && /^transcription failed/.test(String(r.msg))).length, 1, 'one warn line per call (while it runs, or at its end if the 401 came after the hangup)')
   }
-  t.equal(h.soniox.sessions.length, 2, 'one session per call, no retries')
+  t.equal(callSessions(h.soniox).length, 2, 'one session per call, no retries')
   t.equal(h.logs.filter((r) => r.level === 50).length, 1, 'exactly one error line for the cause, not one per call')
   t.match(h.logs.find((r) => r.level === 50), { component: 'soniox', sonioxCode: 401 })
 })
@@ -180,8 +182,8 @@ t.test('a 25 s hold with no frames: keepalives keep Soniox, silence keeps Asteri
   const outcome = await runCall(h, withPause(CAPTURE, holdFrom, 25000), 1)
 
   assertComplete(t, outcome)
-  const session = h.soniox.sessions[0]
-  t.equal(h.soniox.sessions.length, 1, 'the session survived the hold (Soniox closes after 20 s without audio or keepalive)')
+  const session = callSessions(h.soniox)[0]
+  t.equal(callSessions(h.soniox).length, 1, 'the session survived the hold (Soniox closes after 20 s without audio or keepalive)')
   // How many keepalives fit in 25 s depends on how late the loop ran them; what matters is that the
   // stand-in, which records a violation after 20 s without audio or keepalive, never went idle.
   t.ok((session?.keepalives ?? 0) >= 1, `keepalives were sent during the hold (${session?.keepalives})`)
@@ -213,7 +215,7 @@ t.test('a long call continues in new sessions before the session limit, without 
   const h = await startHarness({ env: { SONIOX_MAX_SESSION_MS: '4000' } })
   t.teardown(() => h.stop())
   const outcome = await runCall(h, CAPTURE, 4)
-  const sessions = h.soniox.sessions
+  const sessions = callSessions(h.soniox)
   t.ok(sessions.length >= 3, `the call used ${sessions.length} sessions`)
   // Waited for, not sampled: a replaced session's close handshake may still be under way.
   await waitUntil(() => sessions.slice(0, -1).every((s) => s.state === 'closed'), 'the replaced sessions to close')
@@ -235,7 +237,7 @@ t.test('a session opened at the UUID that times out before any audio is replaced
   t.teardown(() => h.stop())
   const firstAudio = CAPTURE.frames.findIndex((f) => f.kind === 0x10)
   const outcome = await runCall(h, withPause(CAPTURE, firstAudio, 1500), 2)
-  t.equal(h.soniox.sessions[0]?.error?.code, 408, 'the early session timed out at Soniox')
+  t.equal(callSessions(h.soniox)[0]?.error?.code, 408, 'the early session timed out at Soniox')
   assertComplete(t, outcome)
   t.match(outcome.ended.data.soniox, { sessions: 1, reconnects: 0, audio_dropped_ms: 0 }, 'not counted as a reconnect: no audio was at stake')
 })
@@ -247,7 +249,7 @@ t.test('a 429 outage longer than the buffer: the oldest audio is dropped, counte
   h.soniox.rejectNextSessions(3, { code: 429, type: 'limit_exceeded', message: 'Rate limit exceeded.' })
   const outcome = await runCall(h)
   const dropped = outcome.ended.data.soniox.audio_dropped_ms as number
-  const working = h.soniox.sessions[3]
+  const working = callSessions(h.soniox)[3]
   t.ok(dropped > 1000, `call.ended reports the dropped audio (${dropped} ms)`)
   t.match(outcome.ended.data.soniox, { sessions: 4, reconnects: 3 }, JSON.stringify(outcome.ended.data.soniox))
   t.ok(Math.abs(AUDIO.length - (working?.audio.length ?? 0) - dropped * 16) < 16, 'what the working session got plus what was dropped is the whole call (8 kHz: 16 bytes per ms)')

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { createLogger } from '../../src/shared/logger.js'
 import { AppError } from '../../src/shared/errors.js'
-import { SonioxHealth } from '../../src/soniox/soniox-health.js'
+import { SONIOX_VERIFIED_MESSAGE, SonioxHealth } from '../../src/soniox/soniox-health.js'
 import { SonioxError } from '../../src/soniox/soniox-error.js'
 
 function sonioxError(code: number, message = `Soniox error ${code}`, sonioxType?: string): SonioxError {
@@ -61,15 +61,37 @@ t.test('403 is an account problem too', async (t) => {
   t.equal(r.health.problem?.sonioxCode, 403)
 })
 
+t.test('the first session accepted since start verifies Soniox: one info line, then nothing while healthy', async (t) => {
+  const r = rig()
+  t.equal(r.health.verified, false, 'unverified at start')
+  r.health.reportHealthy()
+  t.equal(r.health.verified, true)
+  t.match(r.lines, [{ level: 30, msg: SONIOX_VERIFIED_MESSAGE }])
+  r.health.reportHealthy()
+  r.health.reportFailure(sonioxError(503))
+  t.equal(r.lines.length, 1, 'healthy while healthy: nothing more to say')
+  t.equal(r.health.verified, true, 'a transient failure does not unverify')
+})
+
+t.test('an account problem before any session was accepted: verified by the session that clears it', async (t) => {
+  const r = rig()
+  r.health.reportFailure(sonioxError(401))
+  t.equal(r.health.verified, false)
+  r.health.reportHealthy()
+  t.equal(r.health.verified, true)
+  t.equal(r.health.problem, undefined)
+  t.same(r.infos().map((l) => l.msg), ['Soniox accepts sessions again'], 'one line: the problem is over')
+})
+
 t.test('reportHealthy logs info once and clears the problem', async (t) => {
   const r = rig()
   r.health.reportHealthy()
-  t.equal(r.lines.length, 0, 'healthy while healthy: nothing to say')
+  const lines = r.lines.length
   r.health.reportFailure(sonioxError(402))
   r.health.reportHealthy()
   r.health.reportHealthy()
-  t.equal(r.infos().length, 1, 'one info line')
-  t.match(r.infos()[0], { sonioxCode: 402, msg: /again/ })
+  t.equal(r.infos().length, lines + 1, 'one info line')
+  t.match(r.infos().at(-1), { sonioxCode: 402, msg: /again/ })
   t.equal(r.health.problem, undefined, 'problem cleared')
   r.health.reportFailure(sonioxError(402))
   t.equal(r.errors().length, 2, 'the same cause after recovery is a new episode: logged again')

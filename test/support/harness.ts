@@ -1,6 +1,8 @@
 /**
  * Starts the real server in process (real TCP listener on port 0) wired to the Soniox stand-in
- * and the webhook receiver, with logs captured as parsed pino records.
+ * and the webhook receiver, with logs captured as parsed pino records. It resolves once the server
+ * is ready: Soniox (the stand-in) has answered its start probe, which is then the stand-in's first
+ * session (`callSessions` in soniox-probes.ts leaves probes out); `waitReady: false` returns at once.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,6 +11,7 @@ import { Writable } from 'node:stream'
 import { createApp, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config/index.js'
 import { createLogger } from '../../src/shared/logger.js'
+import { waitUntil } from './wait.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxOptions } from './fake-soniox.js'
 import { startWebhookReceiver, type WebhookReceiver, type WebhookReceiverOptions } from './webhook-receiver.js'
 
@@ -26,7 +29,16 @@ export interface Harness {
 }
 
 export async function startHarness(
-  options: { env?: Record<string, string>; soniox?: FakeSonioxOptions; receiver?: WebhookReceiverOptions; app?: { accountReprobeMs?: number } } = {},
+  options: {
+    env?: Record<string, string>
+    soniox?: FakeSonioxOptions
+    receiver?: WebhookReceiverOptions
+    app?: { accountReprobeMs?: number }
+    /** Default true: resolve once /readyz would answer 200 (the start probe answered). */
+    waitReady?: boolean
+    /** The SONIOX_WEBSOCKET_URL given the stand-in (default its own URL), e.g. a tcp-gate.ts in front of it. */
+    sonioxUrl?: (soniox: FakeSoniox) => string | Promise<string>
+  } = {},
 ): Promise<Harness> {
   const soniox = await startFakeSoniox(options.soniox)
   const receiver = await startWebhookReceiver({ secret: WEBHOOK_SECRET, ...options.receiver })
@@ -38,7 +50,7 @@ export async function startHarness(
       // Off unless a test asks: tests run in parallel and must not all bind the fixed 9093.
       HTTP_PORT: '0',
       SONIOX_API_KEY: 'test-key',
-      SONIOX_WEBSOCKET_URL: soniox.url,
+      SONIOX_WEBSOCKET_URL: options.sonioxUrl === undefined ? soniox.url : await options.sonioxUrl(soniox),
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET,
       WEBHOOK_RETRY_INITIAL_MS: '20',
@@ -61,6 +73,15 @@ export async function startHarness(
   const logger = createLogger({ level: config.logLevel, destination })
   const app = createApp(config, logger, options.app)
   const { port } = await app.start()
+  if (options.waitReady !== false) {
+    try {
+      await waitUntil(() => app.notReady() === undefined, 'the server ready (Soniox answered the start probe)')
+    } catch (err) {
+      await app.stop(1000)
+      await Promise.all([receiver.close(), soniox.close()])
+      throw new Error(`${(err as Error).message}; still not ready: ${JSON.stringify(app.notReady())}`)
+    }
+  }
   return {
     app,
     config,
