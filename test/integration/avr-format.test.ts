@@ -4,7 +4,9 @@
  * before each call, real Asterisk captures replayed into the AudioSocket port, and a strict AVR
  * receiver (test/support/avr-receiver.ts) that checks AVR's exact shapes, the X-AVR-WEBHOOK-SECRET
  * header and the order call_started ... call_ended per uuid. The same events in the standard format
- * (EVENTS_FILE keeps it) are the reference each AVR sequence is checked against.
+ * (EVENTS_FILE keeps it) are the reference each AVR sequence is checked against. Delivery is the
+ * standard one: a failed call's error, a receiver down across a restart (the spool), a receiver that
+ * refuses (dead letters, then `dead-letters redeliver`).
  */
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
@@ -12,6 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { uuidToBytes } from '../../src/audiosocket/index.js'
+import { deadLetters } from '../../src/cli/dead-letters.js'
+import { DeadLetterFile } from '../../src/webhook/dead-letter.js'
 import { parseSegment } from '../../src/webhook/spool-format.js'
 import { startAvrReceiver, type AvrEvent } from '../support/avr-receiver.js'
 import { loadCapture, loadCaptureSummary } from '../support/frames.js'
@@ -21,7 +25,7 @@ import { replayCapture } from '../support/replay.js'
 import { waitUntil } from '../support/wait.js'
 
 // Each subtest has its own server, stand-in and receivers on ephemeral ports: they can run at once.
-t.jobs = 3
+t.jobs = 4
 
 const TOKEN = 'avr-switch-token-0123456789'
 const SECRET = 'the-avr-webhook-secret'
@@ -193,4 +197,36 @@ t.test('the receiver down across a restart: the spool holds the AVR bodies, whic
     'the very bytes written before the restart',
   )
   t.equal(delivered.at(-1)?.type, 'call_ended')
+})
+
+t.test('refused by the receiver: AVR bodies in the dead-letter file, redelivered by dead-letters redeliver with the AVR header, in order', async (t) => {
+  const spoolDir = mkdtempSync(join(tmpdir(), 'avr-dead-'))
+  t.teardown(() => rmSync(spoolDir, { recursive: true, force: true }))
+  const refused = randomUUID()
+  const refusing = await startAvrReceiver({ secret: SECRET, respond: (req) => (req.body?.uuid === refused ? { status: 400, body: '{"error":"unknown call"}' } : undefined) })
+  t.teardown(() => refusing.close())
+  const h = await startHarness({ env: { WEBHOOK_FORMAT: 'avr', WEBHOOK_URL: refusing.url, WEBHOOK_SECRET: SECRET, SPOOL_DIR: spoolDir } })
+  await replayCapture(loadCapture('app-8k-dtmf'), { port: h.port, speed: 4, uuidBytes: uuidToBytes(refused) })
+  await waitUntil(() => h.logs.some((l) => l.msg === 'call ended' && l.callId === refused), 'the call ended', 20000)
+  await waitUntil(() => refusing.requests.some((r) => r.body?.uuid === refused && r.body?.type === 'call_ended'), 'every event tried once', 20000)
+  await h.stop()
+
+  const { entries } = await new DeadLetterFile(join(spoolDir, 'dead-letter.jsonl')).read()
+  t.ok(entries.length >= 3, `${entries.length} dead letters`)
+  t.ok(entries.every((e) => e.callId === refused && e.reason === 'rejected' && e.status === 400), 'each refused event, with its call and status')
+  t.same(entries.map((e) => e.type), refusing.requests.filter((r) => r.body?.uuid === refused).map((r) => r.body.type), 'the AVR types')
+  t.same(entries.map((e) => e.bodyText), refusing.requests.filter((r) => r.body?.uuid === refused).map((r) => r.rawBody), 'the AVR bodies as they were sent')
+
+  const fresh = await startAvrReceiver({ secret: SECRET })
+  t.teardown(() => fresh.close())
+  const out: string[] = []
+  const code = await deadLetters(['redeliver'], {
+    env: { SONIOX_API_KEY: 'unused', WEBHOOK_FORMAT: 'avr', WEBHOOK_URL: fresh.url, WEBHOOK_SECRET: SECRET, SPOOL_DIR: spoolDir },
+    stdout: { write: (text: string) => out.push(text) },
+    stderr: { write: (text: string) => out.push(text) },
+  })
+  t.equal(code, 0, out.join(''))
+  t.same(fresh.violations, [], 'AVR\'s shapes, the secret header, call_started first and call_ended last')
+  t.same(fresh.requests.map((r) => r.rawBody), entries.map((e) => e.bodyText), 'every dead letter, once, in order, byte for byte')
+  t.equal((await new DeadLetterFile(join(spoolDir, 'dead-letter.jsonl')).read()).entries.length, 0, 'none left')
 })
