@@ -481,8 +481,21 @@ export class DeliveryQueue {
         : new AppError('ERR_WEBHOOK_EXPIRED', `still undelivered ${Math.round((now - item.firstAtMs) / 1000)} s after it was published (WEBHOOK_MAX_AGE is ${Math.round(this.maxAgeMs / 1000)} s)`, {
             cause: outcome.err,
           })
+    // An outcome, not a bug: one line with what the receiver said (status, the start of its answer)
+    // and why it stops here; no `err`, whose serializer would add stack traces of the error and its
+    // cause: errorCode and one message, the cause folded in.
+    const lastFailure = reason === 'expired' && outcome.status === undefined ? `; last attempt: ${messageWithCauses(outcome.err)}` : ''
     this.logger.error(
-      { ...eventLogFields(item), reason, attempts: item.attempts, status: outcome.status, err, deadLetterFile: this.deadLetters.path },
+      {
+        ...eventLogFields(item),
+        reason,
+        attempts: item.attempts,
+        status: outcome.status,
+        bodyExcerpt: outcome.bodyExcerpt === undefined ? undefined : logExcerpt(outcome.bodyExcerpt),
+        errorCode: err.code,
+        error: `${err.message}${lastFailure}`,
+        deadLetterFile: this.deadLetters.path,
+      },
       'webhook event dead-lettered',
     )
     const op = this.deadLetters
@@ -607,4 +620,18 @@ export class DeliveryQueue {
     this.runnable.clear()
     return left
   }
+}
+
+/** At most this much of a receiver's answer goes into a log line (the dead-letter file keeps 512 bytes). */
+const LOG_EXCERPT_CHARS = 200
+
+function logExcerpt(text: string): string {
+  return text.length <= LOG_EXCERPT_CHARS ? text : `${text.slice(0, LOG_EXCERPT_CHARS)}...`
+}
+
+/** "the webhook request failed before a response arrived: connect ECONNREFUSED 127.0.0.1:9": an error and its causes, one line. */
+function messageWithCauses(err: Error): string {
+  const parts: string[] = []
+  for (let e: unknown = err; e instanceof Error && parts.length < 3; e = e.cause) parts.push(e.message)
+  return parts.join(': ')
 }

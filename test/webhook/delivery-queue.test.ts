@@ -421,9 +421,15 @@ t.test('400: not retried, dead-lettered with status and body excerpt, the call m
     'one attempt for the rejected event, then the next event of the call',
   )
   t.match(logs.at(ERROR), [
-    { msg: 'webhook event dead-lettered', eventId: 'c1-0', callId: 'c1', seq: 0, type: 'call.started', reason: 'rejected', attempts: 1, status: 400, err: { code: 'ERR_WEBHOOK_REJECTED' } },
+    { msg: 'webhook event dead-lettered', eventId: 'c1-0', callId: 'c1', seq: 0, type: 'call.started', reason: 'rejected', attempts: 1, status: 400, errorCode: 'ERR_WEBHOOK_REJECTED' },
   ])
   t.equal(logs.at(ERROR).length, 1, 'exactly one error line')
+  const [line] = logs.at(ERROR)
+  t.match(line, { errorCode: 'ERR_WEBHOOK_REJECTED', error: 'the webhook answered 400, which is not retried' }, 'the code and one message: an outcome')
+  t.notOk('err' in line, 'no err, so no stack trace of it or of its cause')
+  t.ok(line.bodyExcerpt.startsWith('{"error":"unknown field"'), 'with the start of the answer')
+  t.equal(line.bodyExcerpt.length, 203, 'bounded to 200 characters (and "...") in the log')
+  t.notMatch(JSON.stringify(line), /"stack"|\n\s+at /, 'no stack anywhere in the line')
   t.equal(logs.at(WARN).length, 0, 'a rejection is not an outage: no "failing" warning')
   t.match(s.stats(), { delivered: 1, retried: 0, deadLettered: 1, failed: 0, pending: 0 })
 
@@ -533,10 +539,26 @@ t.test('WEBHOOK_MAX_AGE: an event failing for longer is dead-lettered as expired
   t.equal(entries[1]?.attempts, 1, 'an event already past its age still gets one attempt')
   t.equal(logs.at(WARN).length, 1, 'one warning for the outage')
   t.match(logs.at(ERROR), [
-    { msg: 'webhook event dead-lettered', eventId: 'c1-0', reason: 'expired', err: { code: 'ERR_WEBHOOK_EXPIRED' } },
+    { msg: 'webhook event dead-lettered', eventId: 'c1-0', reason: 'expired', status: 503, bodyExcerpt: 'maintenance', errorCode: 'ERR_WEBHOOK_EXPIRED', error: /^still undelivered 3600 s after it was published \(WEBHOOK_MAX_AGE is 3600 s\)$/ },
     { msg: 'webhook event dead-lettered', eventId: 'c1-1', reason: 'expired' },
   ])
+  t.notMatch(JSON.stringify(logs.at(ERROR)), /"stack"/, 'no stack traces: a dead letter is an outcome')
   t.match(s.stats(), { deadLettered: 2, delivered: 0, failed: 0 })
+})
+
+t.test('expired without ever an answer (nothing listens): one error line, the last failure folded into its message, no stack', async (t) => {
+  const time = virtualTime()
+  const logs = captureLogs()
+  const s = sink(t, { url: await deadUrl(), logger: logs.logger, maxAgeMs: 10_000, backoff: { initialMs: 1000, maxMs: 2000, jitter: 0 }, ...time })
+  await s.start()
+  s.publish(event('c1', 0))
+  await waitUntil(() => s.stats().pending === 0, 'the event settled')
+  await s.close(1000)
+  const errors = logs.at(ERROR)
+  t.equal(errors.length, 1)
+  t.match(errors[0], { msg: 'webhook event dead-lettered', reason: 'expired', status: undefined, bodyExcerpt: undefined })
+  t.match(errors[0], { errorCode: 'ERR_WEBHOOK_EXPIRED', error: /^still undelivered 10 s after it was published \(WEBHOOK_MAX_AGE is 10 s\); last attempt: .*ECONNREFUSED/ })
+  t.notMatch(JSON.stringify(errors[0]), /"stack"/, 'no stack trace')
 })
 
 t.test('TLS: a receiver with a certificate from a private CA, trusted through the CA setting', { skip: existsSync('/usr/bin/openssl') ? false : 'needs /usr/bin/openssl to make a throwaway CA' }, async (t) => {
