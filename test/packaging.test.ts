@@ -1,15 +1,29 @@
 /**
- * What ships besides the code: the systemd unit (systemd-analyze verify and its security score when
- * available), the HAProxy sample (haproxy -c when installed), the Dockerfile and the dialplan
- * sample, checked for what the README promises of them.
+ * What ships besides the code: the systemd unit (systemd-analyze verify, on the unit as `npm pack`
+ * packs it, and its security score, where systemd-analyze is installed), the HAProxy sample
+ * (haproxy -c when installed), the Dockerfile and the dialplan sample, checked for what the README
+ * promises of them.
+ *
+ * How the unit is verified exactly as shipped: `systemd-analyze verify` checks that ExecStart's
+ * command is an executable file. The unit names it without a directory (`audiosocket-soniox serve`),
+ * which systemd 239+ resolves against its compiled-in search path (/usr/local/sbin, /usr/local/bin,
+ * /usr/sbin, /usr/bin; `systemd-path search-binaries-default`), not $PATH: a stub on PATH does not
+ * help, and the real command is not installed on a test machine. `--root=DIR` makes verify resolve
+ * the command, and look up the units it depends on (sysinit.target, network-online.target, ...),
+ * inside DIR instead. So DIR gets a copy of this host's unit directory and a stub executable at
+ * DIR/usr/bin/audiosocket-soniox (where NodeSource's `npm install -g` puts it) or
+ * DIR/usr/local/bin/audiosocket-soniox (Node's own installer); without a stub, verify must fail on
+ * the command, which shows the check is real. The unit file itself is the one extracted from the
+ * tarball `npm pack --ignore-scripts` makes, so what is verified is what installs.
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseEnvFile } from '../src/cli/env-file.js'
 import { parseRegistration } from '../src/server/registrations.js'
-import { BIN } from './support/spawn-server.js'
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8')
 const UNIT = read('packaging/audiosocket-soniox.service')
@@ -28,9 +42,12 @@ t.test('the systemd unit has what a network daemon needs', async (t) => {
   for (const [k, v] of unitSettings(UNIT)) settings.set(k, [...(settings.get(k) ?? []), v])
   const one = (k: string): string | undefined => settings.get(k)?.[0]
   t.equal(one('Type'), 'exec')
+  t.equal(one('ExecStart'), 'audiosocket-soniox serve', 'the command by name: systemd finds it in /usr/local/bin or /usr/bin, either npm prefix')
   t.equal(one('DynamicUser'), 'yes')
   t.equal(one('StateDirectory'), 'audiosocket-soniox')
   t.match(one('Environment'), /SPOOL_DIR=\/var\/lib\/audiosocket-soniox/, 'the spool lives in the StateDirectory')
+  const envSample = parseEnvFile(read('packaging/audiosocket-soniox.env.sample'))
+  t.equal(envSample.env.SPOOL_DIR, `/var/lib/${one('StateDirectory')}`, 'the env file names the same spool, so commands run with --env-file see it')
   t.equal(one('EnvironmentFile'), '/etc/audiosocket-soniox/env', 'secrets come from a root-only file, not the unit')
   t.equal(one('Restart'), 'on-failure')
   t.equal(one('RestartPreventExitStatus'), '78', 'no restart loop on invalid settings (EX_CONFIG)')
@@ -51,15 +68,64 @@ t.test('the systemd unit has what a network daemon needs', async (t) => {
   t.notOk(settings.has('MemoryDenyWriteExecute'), 'no MemoryDenyWriteExecute: V8 needs writable executable memory')
 })
 
-t.test('systemd-analyze verify accepts the unit', { skip: has('systemd-analyze') ? false : 'systemd-analyze is not installed (the unit is checked where systemd is)' }, async (t) => {
+/** The unit file from the tarball `npm pack` makes (scripts off: nothing is built), in `dir`. */
+function packedUnit(dir: string): string {
+  const repo = fileURLToPath(new URL('..', import.meta.url))
+  const pack = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repo, encoding: 'utf8' })
+  if (pack.status !== 0) throw new Error(`npm pack failed: ${pack.stderr}`)
+  const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>
+  if (!packed?.files.some((f) => f.path === 'packaging/audiosocket-soniox.service')) throw new Error('the tarball holds no packaging/audiosocket-soniox.service')
+  const tar = spawnSync('tar', ['-xzf', join(dir, packed.filename), '-C', dir, 'package/packaging/audiosocket-soniox.service'], { encoding: 'utf8' })
+  if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr}`)
+  return join(dir, 'package/packaging/audiosocket-soniox.service')
+}
+
+/** This host's unit directory (the targets the unit depends on), or undefined. */
+const HOST_UNITS = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(join(d, 'sysinit.target')))
+
+/**
+ * A root for `systemd-analyze verify --root`: the host's units, the packed unit byte for byte where
+ * an admin installs it (verify with a root finds the unit by name inside it), and a stub command
+ * where `binDir` says (none: undefined). Returns the unit's path.
+ */
+function verifyRoot(parent: string, name: string, unit: string, binDir: string | undefined): string {
+  const root = join(parent, name)
+  cpSync(HOST_UNITS as string, join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true })
+  const installed = join(root, 'etc/systemd/system/audiosocket-soniox.service')
+  mkdirSync(join(root, 'etc/systemd/system'), { recursive: true })
+  cpSync(unit, installed)
+  if (binDir !== undefined) {
+    mkdirSync(join(root, binDir), { recursive: true })
+    writeFileSync(join(root, binDir, 'audiosocket-soniox'), '#!/bin/sh\nexit 0\n')
+    chmodSync(join(root, binDir, 'audiosocket-soniox'), 0o755)
+  }
+  return installed
+}
+
+const verifySkip = !has('systemd-analyze')
+  ? 'systemd-analyze is not installed (apt-get install systemd; .ci/run does): the unit is verified where systemd is'
+  : HOST_UNITS === undefined
+    ? 'no systemd unit directory on this host (sysinit.target not found) for verify --root'
+    : false
+
+t.test('systemd-analyze verify accepts the unit as packed, with the command in /usr/bin or /usr/local/bin', { skip: verifySkip }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soniox-unit-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  // verify checks that ExecStart exists: point it at this checkout's build.
-  const unit = join(dir, 'audiosocket-soniox.service')
-  writeFileSync(unit, UNIT.replace(/^ExecStart=.*$/m, `ExecStart=${process.execPath} ${BIN} serve`))
-  const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' })
-  t.equal(verify.status, 0, verify.stderr)
-  t.equal(verify.stderr.trim(), '', 'no warnings either (an unknown or misspelt key is only a warning)')
+  const unit = packedUnit(dir)
+  t.equal(readFileSync(unit, 'utf8'), UNIT, 'the packed unit is the one in packaging/')
+  const verify = (installed: string) => {
+    const root = installed.slice(0, installed.indexOf('/etc/systemd/system/'))
+    return spawnSync('systemd-analyze', ['verify', `--root=${root}`, '--man=no', installed], { encoding: 'utf8' })
+  }
+
+  for (const binDir of ['usr/bin', 'usr/local/bin']) {
+    const result = verify(verifyRoot(dir, binDir.replace('/', '-'), unit, binDir))
+    t.equal(result.status, 0, `/${binDir}/audiosocket-soniox: verify passes ${result.stderr}`)
+    t.equal(result.stderr.trim(), '', 'no warnings either (an unknown or misspelt key is only a warning)')
+  }
+  const missing = verify(verifyRoot(dir, 'no-command', unit, undefined))
+  t.not(missing.status, 0, 'without the command installed, verify fails')
+  t.match(missing.stderr, /Command audiosocket-soniox is not executable/, 'on the command: what a wrong path in ExecStart looks like')
 
   const security = spawnSync('systemd-analyze', ['security', '--offline=true', '--threshold=20', unit], { encoding: 'utf8' })
   if (/unrecognized option|Unknown option/i.test(security.stderr)) {

@@ -33,11 +33,12 @@ import { VERSION } from '../version.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { avrEventText } from '../events/avr-format.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
+import { ENV_FILE_FLAG, envWithFile } from './env-file.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const CHECK_SPEC = {
   name: 'check',
-  synopsis: ['[--config FILE] [--json]'],
+  synopsis: ['[--config FILE] [--env-file FILE] [--json]'],
   about: `What to run right after installing, with the settings serve would use: checks the settings,
 Soniox (DNS, a tiny real session with the key and options), the webhook (a signed test event of type
 "webhook.test"; with WEBHOOK_FORMAT=avr one in AVR's envelope, type "webhook_test"), the spool
@@ -45,6 +46,7 @@ directory and, with ARI_URL, Asterisk's ARI, and prints a verdict per item. Exit
 failed, 1 when something did, 78 when the settings are invalid.`,
   flags: {
     config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file, as for serve (the environment wins)' },
+    'env-file': ENV_FILE_FLAG,
     json: { type: 'boolean', help: 'one JSON object on stdout: ok, verdict, and each check (name, ok, status, detail)' },
   },
 } as const satisfies CommandSpec
@@ -70,6 +72,9 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
   if (parsed.exit !== undefined) return parsed.exit
   const values = parsed.values
   const json = values.json === true
+  const withFile = envWithFile('check', values['env-file'], io)
+  if ('exit' in withFile) return withFile.exit
+  const env = withFile.env
   let failures = 0
   const checks: CheckResult[] = []
   const report = (verdict: Verdict, item: string, text: string): void => {
@@ -86,7 +91,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
 
   let config: Config
   try {
-    config = loadConfig({ env: io.env, configFile: values.config })
+    config = loadConfig({ env, configFile: values.config })
   } catch (err) {
     if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
       report('FAIL', 'config', err.message)
@@ -101,7 +106,7 @@ export async function checkCommand(args: string[], io: CheckIo): Promise<number>
       `HTTP ${config.http.port === 0 ? 'off' : `on ${config.http.host}:${config.http.port}`}, ` +
       `events to ${config.webhook.url !== null ? redactUrl(config.webhook.url) : config.events.file ? `EVENTS_FILE ${config.events.file}` : 'stdout'}`,
   )
-  for (const retired of retiredSettings(io.env)) report('warn', 'config', `${retired.env} is no longer used: ${retired.advice}`)
+  for (const retired of retiredSettings(env)) report('warn', 'config', `${retired.env} is no longer used: ${retired.advice}`)
 
   const sonioxUrl = new URL(config.soniox.websocketUrl)
   const host = sonioxUrl.hostname.replace(/^\[(.*)\]$/, '$1')

@@ -10,11 +10,12 @@ import { DeadLetterFile, type DeadLetterEntry } from '../webhook/dead-letter.js'
 import { WebhookTransport } from '../webhook/http-transport.js'
 import { acquireSpoolLock } from '../webhook/spool-lock.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
+import { ENV_FILE_FLAG, envWithFile } from './env-file.js'
 import { EXIT_CONFIG, usageError, type CliIo } from './cli-support.js'
 
 export const DEAD_LETTERS_SPEC = {
   name: 'dead-letters',
-  synopsis: ['list [--json] [--config FILE]', 'redeliver [--id ID]... [--config FILE]'],
+  synopsis: ['list [--json] [--config FILE] [--env-file FILE]', 'redeliver [--id ID]... [--config FILE] [--env-file FILE]'],
   about: `The events the webhook refused or that expired (the dead-letter file of SPOOL_DIR), with the
 settings of serve (environment and --config FILE).
   list        one line per dead-lettered event (--json: the stored JSON lines)
@@ -24,6 +25,7 @@ settings of serve (environment and --config FILE).
     json: { type: 'boolean', help: 'list: print the stored JSON lines, one per event' },
     id: { type: 'string', multiple: true, value: 'ID', help: 'redeliver: only this event (repeatable); default all' },
     config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file, as for serve (the environment wins)' },
+    'env-file': ENV_FILE_FLAG,
   },
   positionals: true,
 } as const satisfies CommandSpec
@@ -51,10 +53,13 @@ export async function deadLetters(args: string[], io: DeadLettersIo): Promise<nu
     return usageError(io, 'dead-letters', `${sub === 'list' ? '--id' : '--json'} does not apply to ${sub}`)
   }
 
+  const withFile = envWithFile('dead-letters', values['env-file'], io)
+  if ('exit' in withFile) return withFile.exit
+  const env = withFile.env
   let config: Config
   try {
-    const apiKey = io.env.SONIOX_API_KEY?.trim() ? io.env.SONIOX_API_KEY : UNUSED_API_KEY
-    config = loadConfig({ env: { ...io.env, SONIOX_API_KEY: apiKey }, configFile: values.config })
+    const apiKey = env.SONIOX_API_KEY?.trim() ? env.SONIOX_API_KEY : UNUSED_API_KEY
+    config = loadConfig({ env: { ...env, SONIOX_API_KEY: apiKey }, configFile: values.config })
   } catch (err) {
     if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
       io.stderr.write(`audiosocket-soniox: ${err.message}\n`)

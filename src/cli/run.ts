@@ -9,6 +9,7 @@ import { describeSettings, SECRET_SHOWN, settingsInEffect } from '../config/inde
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
+import { ENV_FILE_FLAG, envWithFile } from './env-file.js'
 import { EXIT_CONFIG, EXIT_OK, EXIT_USAGE, processIo, usageError, type CliIo } from './cli-support.js'
 
 const USAGE = `Usage: audiosocket-soniox <command> [options]
@@ -16,7 +17,7 @@ const USAGE = `Usage: audiosocket-soniox <command> [options]
        audiosocket-soniox --version
 
 Commands:
-  serve          run the AudioSocket server (settings from the environment and --config FILE)
+  serve          run the AudioSocket server (settings: the environment, --env-file, --config)
   check          check the settings, Soniox, the webhook and ARI; a verdict per item (--json)
   settings       list every setting with its variable and default (--json: the values in effect)
   version        print the version
@@ -36,13 +37,15 @@ in another terminal; see README.md.`
 
 export const SETTINGS_SPEC = {
   name: 'settings',
-  synopsis: ['', '--json [--config FILE]'],
+  synopsis: ['', '--json [--config FILE] [--env-file FILE]'],
   about: `Lists every setting: its environment variable, default and what it does. With --json, the values
-in effect instead (the environment and --config FILE, as serve reads them), as one JSON object by
-variable; secrets show as "(secret)" and a URL's credentials are masked. Exit 78 on invalid settings.`,
+in effect instead (the environment, --env-file FILE and --config FILE, as serve reads them), as one
+JSON object by variable; secrets show as "(secret)" and a URL's credentials are masked. Exit 78 on
+invalid settings.`,
   flags: {
     json: { type: 'boolean', help: 'the values in effect as one JSON object by environment variable, secrets redacted' },
     config: { type: 'string', short: 'c', value: 'FILE', help: 'with --json: the JSON settings file, as for serve (the environment wins)' },
+    'env-file': { ...ENV_FILE_FLAG, help: `with --json: ${ENV_FILE_FLAG.help}` },
   },
 } as const satisfies CommandSpec
 
@@ -86,12 +89,15 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 async function settingsCommand(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommandLine(SETTINGS_SPEC, args, io)
   if (parsed.exit !== undefined) return parsed.exit
-  const { json, config } = parsed.values
+  const { json, config, 'env-file': envFile } = parsed.values
   if (config !== undefined && !json) return usageError(io, 'settings', '--config goes with --json (the list shows the defaults)')
+  if (envFile !== undefined && !json) return usageError(io, 'settings', '--env-file goes with --json (the list shows the defaults)')
   if (json) {
+    const withFile = envWithFile('settings', envFile, io)
+    if ('exit' in withFile) return withFile.exit
     let values: Record<string, unknown>
     try {
-      values = settingsInEffect({ env: io.env, configFile: config })
+      values = settingsInEffect({ env: withFile.env, configFile: config })
     } catch (err) {
       if (isAppError(err) && err.code === 'ERR_CONFIG_INVALID') {
         io.stderr.write(`audiosocket-soniox: ${err.message}\n`)

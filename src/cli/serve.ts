@@ -12,18 +12,20 @@ import { createLogger } from '../shared/logger.js'
 import { isAppError } from '../shared/errors.js'
 import { VERSION } from '../version.js'
 import { parseCommandLine, type CommandSpec } from './args.js'
+import { ENV_FILE_FLAG, envWithFile } from './env-file.js'
 import { describeListenFailure } from './listen-failure.js'
 import { EXIT_CONFIG, type CliIo } from './cli-support.js'
 
 export const SERVE_SPEC = {
   name: 'serve',
-  synopsis: ['[--config FILE]'],
+  synopsis: ['[--config FILE] [--env-file FILE]'],
   about: `Runs the AudioSocket server until SIGTERM or SIGINT (then drains: live calls go on for up to
 DRAIN_TIMEOUT_MS). Settings come from the environment and from FILE (JSON, keys as in README.md,
 "Settings"); the environment wins. Events go to WEBHOOK_URL and/or EVENTS_FILE, else to stdout as
 JSON lines; the log is JSON on stderr. "audiosocket-soniox settings" lists every setting.`,
   flags: {
     config: { type: 'string', short: 'c', value: 'FILE', help: 'JSON settings file (also CONFIG_FILE); the environment wins over it' },
+    'env-file': ENV_FILE_FLAG,
   },
 } as const satisfies CommandSpec
 
@@ -31,7 +33,9 @@ JSON lines; the log is JSON on stderr. "audiosocket-soniox settings" lists every
 export async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const parsed = parseCommandLine(SERVE_SPEC, args, io)
   if (parsed.exit !== undefined) return parsed.exit
-  return serve({ env: io.env, configFile: parsed.values.config, stderr: io.stderr })
+  const withFile = envWithFile('serve', parsed.values['env-file'], io)
+  if ('exit' in withFile) return withFile.exit
+  return serve({ env: withFile.env, configFile: parsed.values.config, stderr: io.stderr })
 }
 
 export async function serve(options: { env: NodeJS.ProcessEnv; configFile?: string | undefined; stderr: CliIo['stderr'] }): Promise<number> {
