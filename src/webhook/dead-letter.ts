@@ -20,7 +20,7 @@
  * A torn last line (a crash mid-append) is skipped by readers, and the next append starts with a
  * newline so it cannot glue itself to the fragment.
  */
-import { open, readFile, rename, writeFile } from 'node:fs/promises'
+import { chown, open, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { isErrnoException } from '../shared/errors.js'
 
 export const DEAD_LETTER_FILE = 'dead-letter.jsonl'
@@ -139,6 +139,10 @@ export class DeadLetterFile {
    * Rewrites the file with only the live dead letters (no tombstones, no damaged lines), through a
    * temporary file and a rename so a crash leaves either the old or the new file. Only the holder of
    * the spool lock may call this (see the module comment). Returns the lines dropped.
+   *
+   * The new file keeps the old one's owner: `sudo audiosocket-soniox dead-letters redeliver` runs as
+   * root in a spool that the service's (dynamic) user owns, and a root-owned 0600 file there would
+   * refuse the service's next dead letter.
    */
   async compact(): Promise<number> {
     let text: string
@@ -153,6 +157,10 @@ export class DeadLetterFile {
     const kept = contents.entries.map((e) => `${e.line}\n`).join('')
     const tmp = `${this.path}.tmp`
     await writeFile(tmp, kept, { mode: 0o600 })
+    if (process.getuid?.() === 0) {
+      const owner = await stat(this.path)
+      await chown(tmp, owner.uid, owner.gid)
+    }
     await rename(tmp, this.path)
     return countLines(text) - contents.entries.length
   }

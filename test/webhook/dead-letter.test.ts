@@ -2,7 +2,7 @@
  * src/webhook/dead-letter.ts: one JSON line per dead letter, tombstones for redelivered events,
  * tolerance of a torn last line, and compaction.
  */
-import { appendFile, readFile, writeFile } from 'node:fs/promises'
+import { appendFile, chown, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { DeadLetterFile, formatDeadLetter, parseDeadLetters, type DeadLetterInfo } from '../../src/webhook/dead-letter.js'
@@ -124,3 +124,21 @@ t.test('compaction keeps exactly the live dead letters, verbatim', async (t) => 
     ['evt_a_1'],
   )
 })
+
+t.test(
+  "compaction as root keeps the file's owner (sudo dead-letters redeliver in the service's spool)",
+  { skip: process.getuid?.() === 0 ? false : 'needs root to give the file another owner' },
+  async (t) => {
+    const path = join(t.testdir(), 'dead-letter.jsonl')
+    const file = new DeadLetterFile(path)
+    await file.append(info('a', 0))
+    await file.append(info('a', 1))
+    await file.appendRedelivered('evt_a_0', 200, T0)
+    // The service's DynamicUser= owns the spool; root runs the command.
+    await chown(path, 4242, 4343)
+    t.equal(await file.compact(), 2)
+    const after = await stat(path)
+    t.same([after.uid, after.gid], [4242, 4343], 'the rewritten file still belongs to the service')
+    t.equal(after.mode & 0o777, 0o600)
+  },
+)
