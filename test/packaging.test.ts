@@ -17,13 +17,16 @@
  * tarball `npm pack --ignore-scripts` makes, so what is verified is what installs.
  */
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseEnvFile } from '../src/cli/env-file.js'
 import { parseRegistration } from '../src/server/registrations.js'
+import { startFakeSoniox } from './support/fake-soniox.js'
+import { freePort } from './support/free-port.js'
+import { BIN, spawnCli } from './support/spawn-server.js'
 
 const read = (path: string): string => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8')
 const UNIT = read('packaging/audiosocket-soniox.service')
@@ -160,6 +163,95 @@ t.test('the Dockerfile: multi-stage on Node LTS, production dependencies only, n
   t.match(dockerfile, /HTTP_HOST=0\.0\.0\.0/)
   t.match(dockerfile, /^EXPOSE 9092 9093$/m)
   t.match(dockerfile, /^VOLUME \/var\/lib\/audiosocket-soniox$/m, 'the spool on a volume')
+})
+
+/** The Dockerfile's instructions: continuation lines joined, comments dropped, [INSTRUCTION, arguments]. */
+function dockerInstructions(text: string): Array<[string, string]> {
+  return text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'))
+    .map((l) => {
+      const m = /^\s*(\S+)\s+(.*)$/.exec(l) ?? ['', l.trim(), '']
+      return [(m[1] as string).toUpperCase(), (m[2] as string).trim()]
+    })
+}
+
+/** The runtime stage's: ENTRYPOINT and CMD (exec form), the HEALTHCHECK's command, and its ENV. */
+function runtimeStage(text: string) {
+  const all = dockerInstructions(text)
+  const runtime = all.slice(all.map(([i]) => i).lastIndexOf('FROM'))
+  const one = (name: string): string => {
+    const found = runtime.filter(([i]) => i === name)
+    if (found.length !== 1) throw new Error(`the runtime stage has ${found.length} ${name} instructions`)
+    return (found[0] as [string, string])[1]
+  }
+  const healthcheck = /\bCMD\s+(\[.*\])$/.exec(one('HEALTHCHECK'))?.[1]
+  const env: Record<string, string> = {}
+  for (const [i, args] of runtime) {
+    if (i !== 'ENV') continue
+    for (const m of args.matchAll(/(\w+)=(\S*)/g)) env[m[1] as string] = m[2] as string
+  }
+  return {
+    entrypoint: JSON.parse(one('ENTRYPOINT')) as string[],
+    cmd: JSON.parse(one('CMD')) as string[],
+    healthcheck: JSON.parse(healthcheck ?? 'null') as string[] | null,
+    workdir: one('WORKDIR'),
+    copies: runtime.filter(([i]) => i === 'COPY').map(([, a]) => a),
+    env,
+  }
+}
+
+/** Runs the HEALTHCHECK's command here (its `node` is this Node), as Docker would inside the container; its exit code. */
+function runHealthcheck(command: string[], env: Record<string, string>): Promise<number | null> {
+  const [node, ...args] = command
+  if (node !== 'node') throw new Error(`the HEALTHCHECK runs ${node}, not node`)
+  const child = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' })
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+}
+
+t.test("the Dockerfile's ENTRYPOINT and CMD run package.json's bin, the one the tests run, and it serves", async (t) => {
+  const stage = runtimeStage(read('Dockerfile'))
+  const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string> }
+  const bin = pkg.bin['audiosocket-soniox'] as string
+  t.same(stage.entrypoint, ['node', bin], `ENTRYPOINT is node ${bin}, the package's bin`)
+  t.same(stage.cmd, ['serve'])
+  t.equal(stage.workdir, '/app')
+  t.ok(stage.copies.includes(`--from=build /app/${bin.split('/')[0]} ./${bin.split('/')[0]}`), `the runtime stage has the compiled ${bin.split('/')[0]}/ under WORKDIR`)
+  t.equal(join(fileURLToPath(new URL('..', import.meta.url)), bin), BIN, "the tests' spawned command (test/support/spawn-server.ts) is that file")
+  t.match(readFileSync(BIN, 'utf8').split('\n')[0], /^#!\/usr\/bin\/env node$/, 'and an executable script for npm install -g')
+
+  // The image's command with the image's settings (ports chosen here: tests run in parallel).
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const httpPort = await freePort()
+  const env = { ...stage.env, NODE_ENV: 'production', SPOOL_DIR: t.testdir(), AUDIOSOCKET_PORT: '0', HTTP_PORT: String(httpPort), SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url }
+  t.equal(stage.env.AUDIOSOCKET_HOST, '0.0.0.0')
+  const p = spawnCli(stage.cmd, env)
+  t.teardown(() => p.child.kill('SIGKILL'))
+  const listening = await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
+  t.equal(listening.host, '0.0.0.0', 'listening on every interface, as the image says')
+
+  t.equal(await runHealthcheck(stage.healthcheck ?? [], { HTTP_HOST: stage.env.HTTP_HOST ?? '', HTTP_PORT: String(httpPort) }), 0, 'HEALTHCHECK: healthy (GET /healthz at 127.0.0.1 for the wildcard HTTP_HOST)')
+  t.equal(await runHealthcheck(stage.healthcheck ?? [], { HTTP_HOST: '127.0.0.1', HTTP_PORT: String(httpPort) }), 0, 'and at a given HTTP_HOST')
+  p.child.kill('SIGTERM')
+  t.equal(await p.exited, 0, 'SIGTERM (the image\'s STOPSIGNAL) drains and exits 0')
+  t.equal(await runHealthcheck(stage.healthcheck ?? [], { HTTP_HOST: '0.0.0.0', HTTP_PORT: String(httpPort) }), 1, 'unhealthy once nothing answers')
+})
+
+t.test('the HEALTHCHECK with HTTP_PORT=0: nothing to ask, so it passes instead of failing forever', async (t) => {
+  const stage = runtimeStage(read('Dockerfile'))
+  t.ok(stage.healthcheck, 'a HEALTHCHECK in exec form')
+  t.match(read('Dockerfile'), /HTTP_PORT=0[^\n]*\n#[^\n]*(passes|exit 0)/, 'the Dockerfile says why')
+  const soniox = await startFakeSoniox()
+  t.teardown(() => soniox.close())
+  const p = spawnCli(['serve'], { ...stage.env, SPOOL_DIR: t.testdir(), AUDIOSOCKET_PORT: '0', HTTP_PORT: '0', SONIOX_API_KEY: 'test-key', SONIOX_WEBSOCKET_URL: soniox.url })
+  t.teardown(() => p.child.kill('SIGKILL'))
+  await p.waitForLog((r) => r.msg === 'AudioSocket server listening')
+  t.notOk(p.stderrLines.some((l) => l.includes('HTTP endpoint listening')), 'the server runs without an HTTP endpoint')
+  for (const port of ['0', ' 0', '00']) {
+    t.equal(await runHealthcheck(stage.healthcheck ?? [], { HTTP_HOST: '0.0.0.0', HTTP_PORT: port }), 0, `HTTP_PORT=${JSON.stringify(port)}: exit 0`)
+  }
 })
 
 t.test('the dialplan sample: Answer() first, both UUID forms, wideband Dial, a registration the server accepts', async (t) => {
