@@ -72,14 +72,27 @@ export async function startHarness(
   })
   const logger = createLogger({ level: config.logLevel, destination })
   const app = createApp(config, logger, options.app)
-  const { port } = await app.start()
+  // A start that fails (a port taken meanwhile) or never gets ready leaves nothing running behind
+  // it: the stand-in, the receiver and the server would keep the test process alive until its timeout.
+  const cleanUp = async (): Promise<void> => {
+    await app.stop(1000).catch(() => undefined)
+    await Promise.all([receiver.close(), soniox.close()])
+    rmSync(spoolDir, { recursive: true, force: true })
+  }
+  let port: number
+  try {
+    ;({ port } = await app.start())
+  } catch (err) {
+    await cleanUp()
+    throw err
+  }
   if (options.waitReady !== false) {
     try {
       await waitUntil(() => app.notReady() === undefined, 'the server ready (Soniox answered the start probe)')
     } catch (err) {
-      await app.stop(1000)
-      await Promise.all([receiver.close(), soniox.close()])
-      throw new Error(`${(err as Error).message}; still not ready: ${JSON.stringify(app.notReady())}`)
+      const reason = JSON.stringify(app.notReady())
+      await cleanUp()
+      throw new Error(`${(err as Error).message}; still not ready: ${reason}`)
     }
   }
   return {
