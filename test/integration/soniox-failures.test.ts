@@ -107,15 +107,19 @@ t.test('the TCP connection to Soniox drops', async (t) => {
 })
 
 t.test('a half-open connection is found by an unanswered ping and replaced', async (t) => {
-  const h = await startHarness({ env: { SONIOX_PING_INTERVAL_MS: '200', SONIOX_PONG_TIMEOUT_MS: '300' } })
+  // A pong timeout a loaded machine's event loop cannot miss by accident (300 ms did, now and then,
+  // replacing a healthy session too: nothing lost, but not the one reconnect asserted).
+  const h = await startHarness({ env: { SONIOX_PING_INTERVAL_MS: '200', SONIOX_PONG_TIMEOUT_MS: '1500' } })
   t.teardown(() => h.stop())
   const call = runCall(h)
   const frozen = await afterFinalWords(() => callSessions(h.soniox)[0], 3)
   frozen.freeze()
   const outcome = await call
   assertComplete(t, outcome)
-  t.match(reconnectLines(h, outcome.id)[0], { cause: 'ERR_SONIOX_UNRESPONSIVE' })
-  t.equal(outcome.ended.data.soniox.reconnects, 1)
+  const reconnects = reconnectLines(h, outcome.id)
+  t.match(reconnects[0], { cause: 'ERR_SONIOX_UNRESPONSIVE' }, 'the frozen session is found by its unanswered ping')
+  t.ok(outcome.ended.data.soniox.reconnects >= 1, 'and replaced')
+  t.equal(outcome.ended.data.soniox.reconnects, reconnects.length, 'call.ended counts every replacement')
 })
 
 t.test('429 on the first attempts: the call is transcribed late, not lost', async (t) => {
