@@ -5,11 +5,13 @@
  *   npm run bench -- --levels 100,500,1000 --duration 60 --ramp 20 --warmup 5
  *   npm run bench -- --smoke          (a few calls for a few seconds; checks words match)
  *   npm run bench -- --levels 100 --phase aligned   (every call's frames in the same millisecond)
+ *   npm run bench -- --levels 100 --tls --webhook-tls   (wss:// to the stand-in, https:// to the receiver)
+ *   npm run bench -- --levels 100 --tls --batch-ms 0,20,60,120   (the server at each SONIOX_AUDIO_BATCH_MS)
  *
  * Per level and target, five processes: the Soniox stand-in, the webhook receiver, the target
  * (built server `dist/cli/main.js serve` with production settings and LOG_LEVEL=info, or
  * bench/roles/relay), the load generator, and this orchestrator, which only coordinates and
- * reads /proc. Times: every process stamps events with performance.timeOrigin + performance.now()
+ * reads /proc. Times: every process stamps events with its wall-clock origin + performance.now()
  * (epoch ms, sub-ms resolution, one machine's clock), so cross-process differences are latencies.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util'
 import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
 import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
+import { makeBenchCertificates, type BenchCertificates, type LinkReport } from './lib/tls.js'
 
 interface Options {
   levels: number[]
@@ -33,11 +36,26 @@ interface Options {
   targets: Array<'relay' | 'server'>
   phase: 'spread' | 'aligned'
   results: string | undefined
+  /** wss:// between the targets and the stand-in (`--tls`), https:// to the receiver (`--webhook-tls`). */
+  tls: { soniox: boolean; webhook: boolean }
+  /**
+   * `--batch-ms`: the server is measured at each of these SONIOX_AUDIO_BATCH_MS values (the relay
+   * once, as it forwards every frame whatever the setting). Undefined: the server's own default.
+   */
+  batchMs: number[] | undefined
+}
+
+/** The measured target: the relay, or the server at one SONIOX_AUDIO_BATCH_MS (undefined: its default). */
+interface Variant {
+  target: 'relay' | 'server'
+  batchMs?: number | undefined
 }
 
 export interface Figures {
   target: 'relay' | 'server'
   calls: number
+  /** The server's SONIOX_AUDIO_BATCH_MS when the bench set it (`--batch-ms`); undefined: not set. */
+  batchMs?: number | undefined
   /** CPU seconds (user+sys) per second of call audio, over the measurement window. */
   cpuPerCallSecond: number
   /** The part of cpuPerCallSecond spent on the main thread (the event loop). */
@@ -48,6 +66,14 @@ export interface Figures {
   rssPerCallKb: number
   audioLatencyMs: Distribution
   transcriptLatencyMs: Distribution
+  /**
+   * Word to webhook: the load generator's write of the audio byte that made an utterance end due
+   * -> the receiver gets its transcript.final. Unlike transcriptLatencyMs (stand-in -> receiver) it
+   * includes the audio's way in, and so the wait of an audio batch (SONIOX_AUDIO_BATCH_MS).
+   */
+  wordToWebhookMs: Distribution
+  /** The target's connections to the stand-in and to the receiver, as those saw them. */
+  links: { soniox: LinkReport; webhook: LinkReport }
   wordsProduced: number
   wordsDelivered: number
   callsFailed: number
@@ -56,7 +82,7 @@ export interface Figures {
   /** How many measurements these figures combine (see combine()). */
   runs: number
   /** The raw latency samples, kept so that repeated runs pool them into one distribution. */
-  samples: { audio: number[]; transcript: number[] }
+  samples: { audio: number[]; transcript: number[]; wordToWebhook: number[] }
 }
 
 const ROOT = repoRoot()
@@ -120,11 +146,13 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
 
 interface StandInReport {
   connections: number
-  calls: Record<string, { wordsProduced: number; utteranceEnds: Array<[number, number]>; arrivals?: Array<[number, number]> }>
+  link: LinkReport
+  calls: Record<string, { wordsProduced: number; utteranceEnds: Array<[number, number, number]>; arrivals?: Array<[number, number]> }>
 }
 interface ReceiverReport {
   requests: number
   callsEnded: number
+  link: LinkReport
   finals: Record<string, Array<[number, number, number]>>
 }
 interface LoadReport {
@@ -167,12 +195,40 @@ function transcriptLatencies(standIn: StandInReport, receiver: ReceiverReport): 
   return out
 }
 
-async function measure(target: 'relay' | 'server', calls: number, options: Options): Promise<Figures> {
-  const standIn = await startRole<{ url: string }>('stand-in', { BENCH_SAMPLED_CALLS: String(options.sampledCalls) })
-  const receiver = await startRole<{ url: string }>('receiver')
+/**
+ * Word to webhook, for the sampled calls (those with a write log): for each utterance end, the
+ * write that carried the audio byte which made it due, to the arrival of its transcript.final.
+ */
+export function wordToWebhookLatencies(writes: LoadReport['writes'], standIn: StandInReport, receiver: ReceiverReport): number[] {
+  const out: number[] = []
+  for (const [uuid, log] of Object.entries(writes)) {
+    const call = standIn.calls[uuid]
+    if (!call) continue
+    const received = new Map((receiver.finals[uuid] ?? []).map(([index, , at]) => [index, at]))
+    let j = 0
+    for (const [index, , dueAtByte] of call.utteranceEnds) {
+      while (j < log.length && (log[j]?.[0] ?? 0) < dueAtByte) j++
+      const write = log[j]
+      if (!write) break
+      const at = received.get(index)
+      if (at !== undefined) out.push(at - write[1])
+    }
+  }
+  return out
+}
+
+/** The stand-in's and the receiver's role environment: their certificate when they serve TLS. */
+function tlsRoleEnv(on: boolean, certificates: BenchCertificates | undefined): Record<string, string> {
+  return on && certificates ? { BENCH_TLS_CERT: certificates.certFile, BENCH_TLS_KEY: certificates.keyFile } : {}
+}
+
+async function measure(variant: Variant, calls: number, options: Options, certificates: BenchCertificates | undefined): Promise<Figures> {
+  const { target } = variant
+  const standIn = await startRole<{ url: string }>('stand-in', { BENCH_SAMPLED_CALLS: String(options.sampledCalls), ...tlsRoleEnv(options.tls.soniox, certificates) })
+  const receiver = await startRole<{ url: string }>('receiver', tlsRoleEnv(options.tls.webhook, certificates))
   const port = await freePort()
   const spoolDir = mkdtempSync(join(os.tmpdir(), 'bench-spool-'))
-  const env = {
+  const env: Record<string, string> = {
     AUDIOSOCKET_PORT: String(port),
     SONIOX_API_KEY: 'bench-key',
     SONIOX_WEBSOCKET_URL: standIn.ready.url,
@@ -182,6 +238,10 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     SPOOL_DIR: spoolDir,
     HTTP_PORT: '0',
     NODE_ENV: 'production',
+    // The targets verify the stand-in's and the receiver's certificates against the bench's CA, as
+    // they would a public one: nothing in the server is told it is being benchmarked.
+    ...(certificates ? { NODE_EXTRA_CA_CERTS: certificates.caFile } : {}),
+    ...(target === 'server' && variant.batchMs !== undefined ? { SONIOX_AUDIO_BATCH_MS: String(variant.batchMs) } : {}),
   }
   let stopTarget: () => Promise<void>
   let pid: number
@@ -235,22 +295,26 @@ async function measure(target: 'relay' | 'server', calls: number, options: Optio
     const delivered = Object.values(receiverReport.finals).reduce((n, list) => n + list.reduce((m, [, words]) => m + words, 0), 0)
     const audio = audioLatencies(loadReport.writes, standInReport)
     const transcript = transcriptLatencies(standInReport, receiverReport)
+    const wordToWebhook = wordToWebhookLatencies(loadReport.writes, standInReport, receiverReport)
     return {
       target,
       calls,
+      ...(target === 'server' && variant.batchMs !== undefined ? { batchMs: variant.batchMs } : {}),
       cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
       mainThreadCpuPerCallSecond: (main1 - main0) / (calls * seconds),
       wakeupsPerSecond: (wakeups1 - wakeups0) / seconds,
       rssPerCallKb: (rss - idleRss) / calls / 1024,
       audioLatencyMs: distribution(audio),
       transcriptLatencyMs: distribution(transcript),
+      wordToWebhookMs: distribution(wordToWebhook),
+      links: { soniox: standInReport.link, webhook: receiverReport.link },
       wordsProduced: produced,
       wordsDelivered: delivered,
       callsFailed: loadReport.calls - loadReport.ok,
       errors: errorCount() + loadReport.failures.length,
       maxLoadLatenessMs: loadReport.maxLatenessMs,
       runs: 1,
-      samples: { audio, transcript },
+      samples: { audio, transcript, wordToWebhook },
     }
   } finally {
     await stopTarget()
@@ -271,23 +335,32 @@ export function combine(runs: Figures[]): Figures {
   if (runs.length === 1) return first
   const audio = runs.flatMap((r) => r.samples.audio)
   const transcript = runs.flatMap((r) => r.samples.transcript)
+  const wordToWebhook = runs.flatMap((r) => r.samples.wordToWebhook)
   const sum = (pick: (r: Figures) => number): number => runs.reduce((n, r) => n + pick(r), 0)
+  const link = (pick: (r: Figures) => LinkReport): LinkReport => ({
+    connections: sum((r) => pick(r).connections),
+    tlsConnections: sum((r) => pick(r).tlsConnections),
+    cipher: runs.map((r) => pick(r).cipher).find((c) => c !== undefined),
+  })
   return {
     target: first.target,
     calls: first.calls,
+    ...(first.batchMs !== undefined ? { batchMs: first.batchMs } : {}),
     cpuPerCallSecond: median(runs.map((r) => r.cpuPerCallSecond)),
     mainThreadCpuPerCallSecond: median(runs.map((r) => r.mainThreadCpuPerCallSecond)),
     wakeupsPerSecond: median(runs.map((r) => r.wakeupsPerSecond)),
     rssPerCallKb: median(runs.map((r) => r.rssPerCallKb)),
     audioLatencyMs: distribution(audio),
     transcriptLatencyMs: distribution(transcript),
+    wordToWebhookMs: distribution(wordToWebhook),
+    links: { soniox: link((r) => r.links.soniox), webhook: link((r) => r.links.webhook) },
     wordsProduced: sum((r) => r.wordsProduced),
     wordsDelivered: sum((r) => r.wordsDelivered),
     callsFailed: sum((r) => r.callsFailed),
     errors: sum((r) => r.errors),
     maxLoadLatenessMs: Math.max(...runs.map((r) => r.maxLoadLatenessMs)),
     runs: runs.length,
-    samples: { audio, transcript },
+    samples: { audio, transcript, wordToWebhook },
   }
 }
 
@@ -296,7 +369,7 @@ function repetitionLines(relayRuns: Figures[], serverRuns: Figures[]): string {
   if (relayRuns.length < 2 || serverRuns.length !== relayRuns.length) return ''
   const cells = relayRuns.map((relay, i) => {
     const server = serverRuns[i] as Figures
-    return `${fmt(server.cpuPerCallSecond / relay.cpuPerCallSecond)}x CPU (main thread ${fmt(server.mainThreadCpuPerCallSecond / relay.mainThreadCpuPerCallSecond)}x), transcript p99 ${fmt(server.transcriptLatencyMs.p99, 1)} ms (relay ${fmt(relay.transcriptLatencyMs.p99, 1)}), added audio p99 ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 2)} ms`
+    return `${fmt(server.cpuPerCallSecond / relay.cpuPerCallSecond)}x CPU (main thread ${fmt(server.mainThreadCpuPerCallSecond / relay.mainThreadCpuPerCallSecond)}x), transcript p99 ${fmt(server.transcriptLatencyMs.p99, 1)} ms (relay ${fmt(relay.transcriptLatencyMs.p99, 1)}), added audio p99 ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 2)} ms, added word-to-webhook p99 ${fmt(server.wordToWebhookMs.p99 - relay.wordToWebhookMs.p99, 1)} ms`
   })
   return `Each repetition (server / relay, same run): ${cells.map((c, i) => `#${i + 1}: ${c}`).join('; ')}.`
 }
@@ -305,12 +378,30 @@ function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
 }
 
+/** "wss (TLSv1.3 TLS_AES_256_GCM_SHA384)" when every connection was TLS, "ws" when none was, else the counts. */
+function linkText(link: LinkReport, secure: string, plain: string): string {
+  if (link.connections === 0) return 'no connections'
+  if (link.tlsConnections === 0) return plain
+  const scheme = `${secure}${link.cipher ? ` (${link.cipher})` : ''}`
+  return link.tlsConnections === link.connections ? scheme : `${scheme} on ${link.tlsConnections} of ${link.connections} connections`
+}
+
+function linksLine(figures: Array<Figures | undefined>): string {
+  const present = figures.filter((f): f is Figures => f !== undefined)
+  if (present.length === 0) return ''
+  return `Links, as the stand-in and the receiver saw them: ${present.map((f) => `${f.target}${f.batchMs !== undefined ? ` (batch ${f.batchMs} ms)` : ''} → stand-in ${linkText(f.links.soniox, 'wss', 'ws')}, → receiver ${linkText(f.links.webhook, 'https', 'http')}`).join('; ')}.`
+}
+
+function batchLabel(batchMs: number | undefined): string {
+  return batchMs === undefined ? '' : `, server at SONIOX_AUDIO_BATCH_MS=${batchMs}`
+}
+
 function table(level: number, relay: Figures | undefined, server: Figures | undefined, repetitions = ''): string {
   const runs = (relay ?? server)?.runs ?? 1
   const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
     `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
   return [
-    `### ${level} concurrent calls${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
+    `### ${level} concurrent calls${batchLabel(server?.batchMs)}${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
     '',
     '| figure | relay | server | server / relay |',
     '|---|---|---|---|',
@@ -324,6 +415,9 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     row('transcript latency p50 ms', relay?.transcriptLatencyMs.p50, server?.transcriptLatencyMs.p50, 3),
     row('transcript latency p99 ms', relay?.transcriptLatencyMs.p99, server?.transcriptLatencyMs.p99, 3),
     row('transcript latency max ms', relay?.transcriptLatencyMs.max, server?.transcriptLatencyMs.max, 3),
+    row('word-to-webhook latency p50 ms', relay?.wordToWebhookMs.p50, server?.wordToWebhookMs.p50, 3),
+    row('word-to-webhook latency p99 ms', relay?.wordToWebhookMs.p99, server?.wordToWebhookMs.p99, 3),
+    row('word-to-webhook latency max ms', relay?.wordToWebhookMs.max, server?.wordToWebhookMs.max, 3),
     row('words produced by the stand-in', relay?.wordsProduced, server?.wordsProduced, 0, false),
     row('words delivered to the receiver', relay?.wordsDelivered, server?.wordsDelivered, 0, false),
     row('calls failed or cut short', relay?.callsFailed, server?.callsFailed, 0, false),
@@ -331,11 +425,38 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     row('load generator max write lateness ms', relay?.maxLoadLatenessMs, server?.maxLoadLatenessMs, 1, false),
     '',
     server && relay
-      ? `Added audio latency (server p99 - relay p99): ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 3)} ms. Audio latency samples: ${server.audioLatencyMs.count}; transcript latency samples: ${server.transcriptLatencyMs.count}.`
+      ? `Added audio latency (server p99 - relay p99): ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 3)} ms; added word-to-webhook latency p50 / p99: ${fmt(server.wordToWebhookMs.p50 - relay.wordToWebhookMs.p50, 3)} / ${fmt(server.wordToWebhookMs.p99 - relay.wordToWebhookMs.p99, 3)} ms. Audio latency samples: ${server.audioLatencyMs.count}; transcript latency samples: ${server.transcriptLatencyMs.count}; word-to-webhook samples: ${server.wordToWebhookMs.count}.`
       : '',
+    linksLine([relay, server]),
     repetitions,
     '',
   ].join('\n')
+}
+
+/**
+ * The SONIOX_AUDIO_BATCH_MS curve at one level: a row per batch value, CPU and latency against the
+ * relay's (which forwards every frame whatever the setting). The added word-to-webhook latency is
+ * what a batch costs a caller waiting for a final word: the server's p50/p99 less the relay's.
+ */
+export function curveTable(level: number, relay: Figures | undefined, servers: Figures[]): string {
+  const runs = (relay ?? servers[0])?.runs ?? 1
+  const cell = (value: number | undefined, digits: number): string => (value === undefined ? '-' : fmt(value, digits))
+  const lines = [
+    `### ${level} concurrent calls: SONIOX_AUDIO_BATCH_MS curve${runs > 1 ? ` (${runs} runs of each, alternating: median CPU, latency samples pooled)` : ''}`,
+    '',
+    '| batch ms | CPU ms per call-second | of which main thread | / relay | wake-ups per s | audio p99 ms | word-to-webhook p50 ms | p99 ms | added p50 ms | added p99 ms | words delivered / produced |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ]
+  if (relay) {
+    lines.push(`| relay (every frame) | ${fmt(relay.cpuPerCallSecond * 1000, 3)} | ${fmt(relay.mainThreadCpuPerCallSecond * 1000, 3)} | 1.00x | ${fmt(relay.wakeupsPerSecond, 0)} | ${fmt(relay.audioLatencyMs.p99, 2)} | ${fmt(relay.wordToWebhookMs.p50, 2)} | ${fmt(relay.wordToWebhookMs.p99, 2)} | | | ${relay.wordsDelivered} / ${relay.wordsProduced} |`)
+  }
+  for (const s of servers) {
+    lines.push(
+      `| ${s.batchMs ?? 'default'} | ${fmt(s.cpuPerCallSecond * 1000, 3)} | ${fmt(s.mainThreadCpuPerCallSecond * 1000, 3)} | ${relay ? `${fmt(s.cpuPerCallSecond / relay.cpuPerCallSecond)}x` : '-'} | ${fmt(s.wakeupsPerSecond, 0)} | ${fmt(s.audioLatencyMs.p99, 2)} | ${fmt(s.wordToWebhookMs.p50, 2)} | ${fmt(s.wordToWebhookMs.p99, 2)} | ${cell(relay && s.wordToWebhookMs.p50 - relay.wordToWebhookMs.p50, 2)} | ${cell(relay && s.wordToWebhookMs.p99 - relay.wordToWebhookMs.p99, 2)} | ${s.wordsDelivered} / ${s.wordsProduced} |`,
+    )
+  }
+  lines.push('', 'Each batch value\'s full table follows.', '')
+  return lines.join('\n')
 }
 
 function positiveInteger(name: string, value: string): number {
@@ -347,6 +468,16 @@ function positiveInteger(name: string, value: string): number {
 function parsePhase(value: string): Options['phase'] {
   if (value === 'spread' || value === 'aligned') return value
   throw new Error(`--phase must be "spread" or "aligned", not "${value}"`)
+}
+
+/** "0,20,60": whole milliseconds, each at least 0, no repeats. */
+export function parseBatchMs(value: string): number[] {
+  const list = value.split(',').map((v) => v.trim())
+  const numbers = list.map(Number)
+  const bad = list.find((v, i) => v === '' || !Number.isInteger(numbers[i]) || (numbers[i] as number) < 0)
+  if (bad !== undefined) throw new Error(`--batch-ms takes whole milliseconds of at least 0, comma-separated (e.g. 0,20,60,120), not "${value}"`)
+  if (new Set(numbers).size !== numbers.length) throw new Error(`--batch-ms lists a value twice: "${value}"`)
+  return numbers
 }
 
 function parseOptions(argv: string[]): Options {
@@ -363,10 +494,16 @@ function parseOptions(argv: string[]): Options {
       phase: { type: 'string', default: 'spread' },
       results: { type: 'string' },
       smoke: { type: 'boolean', default: false },
+      tls: { type: 'boolean', default: false },
+      'webhook-tls': { type: 'boolean', default: false },
+      'batch-ms': { type: 'string' },
     },
   })
+  const tls = { soniox: values.tls === true, webhook: values['webhook-tls'] === true }
+  const batchMs = values['batch-ms'] === undefined ? undefined : parseBatchMs(String(values['batch-ms']))
   if (values.smoke) {
-    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results }
+    // The run's shape is fixed; the transport and the batch values still apply, to smoke-test them.
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results, tls, batchMs }
   }
   return {
     levels: String(values.levels).split(',').map(Number),
@@ -378,7 +515,17 @@ function parseOptions(argv: string[]): Options {
     targets: String(values.targets).split(',') as Options['targets'],
     phase: parsePhase(String(values.phase)),
     results: values.results,
+    tls,
+    batchMs,
   }
+}
+
+function transportLine(options: Options): string {
+  const ca = 'a throwaway CA made at the start of the run (bench/lib/tls.ts: ECDSA P-256, leaf for 127.0.0.1), trusted by the targets through NODE_EXTRA_CA_CERTS'
+  const soniox = options.tls.soniox ? 'wss:// (TLS)' : 'ws:// (plain TCP)'
+  const webhook = options.tls.webhook ? 'https:// (TLS)' : 'http:// (plain TCP)'
+  const batch = options.batchMs === undefined ? "the server's default SONIOX_AUDIO_BATCH_MS" : `the server at SONIOX_AUDIO_BATCH_MS = ${options.batchMs.join(', ')} (the relay forwards every frame)`
+  return `Transport: targets → Soniox stand-in over ${soniox}, → webhook receiver over ${webhook}${options.tls.soniox || options.tls.webhook ? `; certificates from ${ca}` : ''}. Batching: ${batch}.`
 }
 
 /** Runs the benchmark; appends to `results` (default bench/RESULTS.md) unless it is "-". */
@@ -387,18 +534,36 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
   const figures: Figures[] = []
   const sections: string[] = []
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
-  for (const level of options.levels) {
-    const runs: Record<'relay' | 'server', Figures[]> = { relay: [], server: [] }
-    for (let r = 1; r <= options.repeat; r++) {
-      for (const target of options.targets) {
-        process.stderr.write(`bench: ${level} calls against the ${target}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
-        runs[target].push(await measure(target, level, options))
+  const certificates = options.tls.soniox || options.tls.webhook ? makeBenchCertificates() : undefined
+  const batches: Array<number | undefined> = options.batchMs ?? [undefined]
+  try {
+    for (const level of options.levels) {
+      const relayRuns: Figures[] = []
+      const serverRuns: Figures[][] = batches.map(() => [])
+      for (let r = 1; r <= options.repeat; r++) {
+        for (const target of options.targets) {
+          // Batch values in a rotated order each repetition, so none always runs first or last.
+          const order = target === 'relay' ? [0] : batches.map((_, i) => (i + r - 1) % batches.length)
+          for (const b of order) {
+            const batchMs = target === 'server' ? batches[b] : undefined
+            process.stderr.write(`bench: ${level} calls against the ${target}${batchMs !== undefined ? ` at SONIOX_AUDIO_BATCH_MS=${batchMs}` : ''}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
+            const f = await measure({ target, batchMs }, level, options, certificates)
+            if (target === 'relay') relayRuns.push(f)
+            else serverRuns[b]?.push(f)
+          }
+        }
       }
+      const relay = relayRuns.length > 0 ? combine(relayRuns) : undefined
+      const servers = serverRuns.filter((list) => list.length > 0)
+      const serverFigures = servers.map(combine)
+      if (relay) figures.push(relay)
+      figures.push(...serverFigures)
+      if (batches.length > 1) sections.push(curveTable(level, relay, serverFigures))
+      if (servers.length === 0) sections.push(table(level, relay, undefined))
+      servers.forEach((list, i) => sections.push(table(level, relay, serverFigures[i], repetitionLines(relayRuns, list))))
     }
-    const relay = runs.relay.length > 0 ? combine(runs.relay) : undefined
-    const server = runs.server.length > 0 ? combine(runs.server) : undefined
-    for (const f of [relay, server]) if (f) figures.push(f)
-    sections.push(table(level, relay, server, repetitionLines(runs.relay, runs.server)))
+  } finally {
+    certificates?.remove()
   }
   const cpus = os.cpus()
   const markdown = [
@@ -406,6 +571,7 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
     '',
     `Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
     `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s (${options.phase === 'aligned' ? 'phase-aligned: every call\'s frames in the same millisecond' : 'each call at its own phase within the 20 ms frame period'}); window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
+    transportLine(options),
     '',
     ...sections,
   ].join('\n')

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto'
 import { readCaptureFile, type Capture, type CaptureRecord } from '../../src/capture/format.js'
 import { planReplay, replayCall, Scheduler, type CallReplayResult, type ReplayPlan } from '../../src/tools/index.js'
-import { epochMs, repoRoot, serveRole } from '../lib/roles.js'
+import { epochMs, epochOf, repoRoot, serveRole } from '../lib/roles.js'
 
 const FIXTURE = `${repoRoot()}/fixtures/captures/app-8k-speech.ascap`
 
@@ -91,7 +91,7 @@ async function run(request: LoadRequest): Promise<unknown> {
             uuid,
             scheduler,
             lingerMs: 30_000,
-            ...(log ? { onSend: (w: { index: number; atMs: number }) => void log.push([audioAt[w.index] ?? 0, performance.timeOrigin + w.atMs]) } : {}),
+            ...(log ? { onSend: (w: { index: number; atMs: number }) => void log.push([audioAt[w.index] ?? 0, epochOf(w.atMs)]) } : {}),
           }).then((r) => {
             results.push(r)
             resolve()

@@ -3,8 +3,13 @@
  * frames, open one Soniox WebSocket per call, forward each audio payload, POST each finished
  * utterance. No retries, no spool, no metrics, no logging, no validation beyond the framing.
  * The server's figures are reported as ratios to this one's under the identical load.
+ *
+ * It speaks whatever scheme it is given, as the server does: wss:// to the stand-in and https://
+ * to the receiver under `--tls` / `--webhook-tls` (the CA trusted through NODE_EXTRA_CA_CERTS), so
+ * the baseline pays the same TLS cost per frame and per POST.
  */
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { serveRole } from '../lib/roles.js'
@@ -12,11 +17,12 @@ import { serveRole } from '../lib/roles.js'
 const SONIOX_URL = process.env.SONIOX_WEBSOCKET_URL as string
 const WEBHOOK = new URL(process.env.WEBHOOK_URL as string)
 const RATES: Record<number, number> = { 0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000, 0x17: 96000, 0x18: 192000 }
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+const TRANSPORT = WEBHOOK.protocol === 'https:' ? https : http
+const agent = new TRANSPORT.Agent({ keepAlive: true, maxSockets: 64 })
 
 function post(body: object): void {
   const data = JSON.stringify(body)
-  const req = http.request({ host: WEBHOOK.hostname, port: WEBHOOK.port, path: WEBHOOK.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } })
+  const req = TRANSPORT.request({ host: WEBHOOK.hostname, port: WEBHOOK.port, path: WEBHOOK.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } })
   req.on('response', (res) => res.resume())
   req.on('error', () => {})
   req.end(data)

@@ -1,22 +1,49 @@
 /**
  * Bench smoke: the benchmark runs end to end (stand-in, receiver, relay, the built server, the
  * load generator, each in its own process) and every word the stand-in produced reaches the
- * receiver through both the relay and the server. It measures nothing: figures from 3 calls
- * for 6 s are noise; real figures come from `npm run bench` (see bench/RESULTS.md).
+ * receiver through both the relay and the server; then the same over TLS (wss:// to the stand-in,
+ * https:// to the receiver, a CA made for the run) with the server at two SONIOX_AUDIO_BATCH_MS
+ * values. It measures nothing: figures from 3 calls for 6 s are noise; real figures come from
+ * `npm run bench` (see bench/RESULTS.md).
  */
-import t from 'tap'
-import { main } from '../../bench/run.js'
+import t, { type Test } from 'tap'
+import { main, type Figures } from '../../bench/run.js'
+
+function wordsMatch(t: Test, f: Figures, name: string): void {
+  t.ok(f.wordsProduced > 0, `${name}: the stand-in produced words`)
+  t.equal(f.wordsDelivered, f.wordsProduced, `${name}: every word produced was delivered`)
+  t.equal(f.callsFailed, 0, `${name}: no call failed`)
+  t.equal(f.errors, 0, `${name}: no errors`)
+  t.ok(f.audioLatencyMs.count > 100, `${name}: audio latency was sampled`)
+  t.ok(f.transcriptLatencyMs.count > 0, `${name}: transcript latency was sampled`)
+  t.ok(f.wordToWebhookMs.count > 0, `${name}: word-to-webhook latency was sampled`)
+}
 
 t.test('the benchmark runs and words match for the relay and the server', async (t) => {
   const { figures, markdown } = await main(['--smoke', '--results', '-'])
   t.same(figures.map((f) => f.target), ['relay', 'server'])
   for (const f of figures) {
-    t.ok(f.wordsProduced > 0, `${f.target}: the stand-in produced words`)
-    t.equal(f.wordsDelivered, f.wordsProduced, `${f.target}: every word produced was delivered`)
-    t.equal(f.callsFailed, 0, `${f.target}: no call failed`)
-    t.equal(f.errors, 0, `${f.target}: no errors`)
-    t.ok(f.audioLatencyMs.count > 100, `${f.target}: audio latency was sampled`)
-    t.ok(f.transcriptLatencyMs.count > 0, `${f.target}: transcript latency was sampled`)
+    wordsMatch(t, f, f.target)
+    t.ok(f.links.soniox.connections >= 3, `${f.target}: a stand-in connection per call`)
+    t.equal(f.links.soniox.tlsConnections, 0, `${f.target}: plain ws:// without --tls`)
+    t.equal(f.links.webhook.tlsConnections, 0, `${f.target}: plain http:// without --webhook-tls`)
   }
   t.match(markdown, /\| CPU ms per call-second of audio \|/, 'the results table is produced')
+  t.match(markdown, /Soniox stand-in over ws:\/\/ \(plain TCP\)/, 'the transport is stated')
+})
+
+t.test('over TLS, at two batch values: wss:// and https:// on every connection, words match', async (t) => {
+  const { figures, markdown } = await main(['--smoke', '--tls', '--webhook-tls', '--batch-ms', '0,100', '--results', '-'])
+  t.same(figures.map((f) => [f.target, f.batchMs]), [['relay', undefined], ['server', 0], ['server', 100]], 'the relay once, the server at each batch value')
+  for (const f of figures) {
+    const name = f.target === 'server' ? `server at batch ${f.batchMs} ms` : f.target
+    wordsMatch(t, f, name)
+    t.ok(f.links.soniox.connections >= 3, `${name}: a stand-in connection per call`)
+    t.equal(f.links.soniox.tlsConnections, f.links.soniox.connections, `${name}: every session to the stand-in is wss://`)
+    t.match(f.links.soniox.cipher, /^TLSv1\.3 /, `${name}: TLS 1.3 to the stand-in`)
+    t.ok(f.links.webhook.connections > 0, `${name}: connected to the receiver`)
+    t.equal(f.links.webhook.tlsConnections, f.links.webhook.connections, `${name}: every webhook connection is https://`)
+  }
+  t.match(markdown, /SONIOX_AUDIO_BATCH_MS curve/, 'the batching curve is produced')
+  t.match(markdown, /Soniox stand-in over wss:\/\/ \(TLS\), → webhook receiver over https:\/\/ \(TLS\)/, 'the transport is stated')
 })
