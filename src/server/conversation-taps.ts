@@ -21,6 +21,10 @@
  *
  * Registrations are bounded: a leg waits for its stream at most streamTimeoutMs, and taps are
  * bounded by maxConversations.
+ *
+ * Over 400 lines because every ARI event that touches a tap (bridge moves, DTMF, the channel's end,
+ * reconnection) changes the same per-tap record; the ARI objects (ari/channel-tap.ts) and the
+ * conversation (call/conversation.ts) live apart.
  */
 import { randomUUID } from 'node:crypto'
 import { ChannelTap, isTapObjectId, type Spy, type TapFormat } from '../ari/channel-tap.js'
