@@ -420,8 +420,10 @@ export class ConversationTaps {
       // A snoop ends with the channel it spies on: the call is over for this tap.
       // (A snoop this tap removed itself, with its leg, says nothing about the call.)
       if (owner.object === 'snoop') {
-        if (!tapped.tap.isLegStopped(owner.spy)) tapped.channelGone = true
-        if (!tapped.tap.isLegStopped(owner.spy)) this.track(this.stopTap(tapped, 'hangup'))
+        if (!tapped.tap.isLegStopped(owner.spy)) {
+          tapped.channelGone = true
+          this.track(this.stopTap(tapped, 'hangup'))
+        }
       } else if (owner.object === 'media') this.track(tapped.tap.stopLeg(owner.spy))
       return
     }
