@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { asteriskMissing } from '../support/asterisk.js'
 import { waitUntil } from '../support/wait.js'
 import { AriRest } from '../../src/ari/index.js'
-import { ARI_PASSWORD, ARI_USER, HTTP_TOKEN } from '../support/asterisk-conversation.js'
+import { ARI_PASSWORD, ARI_USER, HTTP_TOKEN, type CallOptions } from '../support/asterisk-conversation.js'
 import { conversationEvents, startConversationRig, withoutSilentFrames, RATE, type ConversationRig } from '../support/asterisk-conversation.js'
 import { expectedTranscript } from '../support/fake-soniox.js'
 
@@ -68,6 +68,18 @@ async function startedConversation(rig: ConversationRig, predicate: (e: any) => 
 /** Resolves when the server logged the tap of this conversation as up (snoops, streams and bridges in place). */
 async function tapUp(rig: ConversationRig, conversationId: string): Promise<void> {
   await waitUntil(() => rig.h.logs.some((r) => r.msg === 'tap up' && r.conversationId === conversationId), `tap ${conversationId} up`, 30_000)
+}
+
+/**
+ * Originates a call whose channel carries AUDIOSOCKET_SONIOX_TAP, waits for its tap to be up (so no
+ * word is missed), then lets its parties speak; resolves with the conversation id.
+ */
+async function tappedCall(rig: ConversationRig, options: Omit<CallOptions, 'waitReady'> & { tapVariable: string }): Promise<string> {
+  const callNum = rig.call({ ...options, waitReady: true })
+  const conversationId = await startedConversation(rig)
+  await tapUp(rig, conversationId)
+  await rig.ready(callNum)
+  return conversationId
 }
 
 function ari(rig: ConversationRig): AriRest {
@@ -140,10 +152,7 @@ t.test('POST /conversations from the dialplan (CURL): two legs, exact transcript
 
 t.test('AUDIOSOCKET_SONIOX_TAP on both channels: one conversation, the older channel tapped; the agent hangs up first', { skip: missing ?? false }, async (t) => {
   const rig = await startConversationRig(t)
-  const callNum = rig.call({ tapVariable: 'caller,agent', waitReady: true, agentHold: 0.2, callerHold: 30 })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: 'caller,agent', agentHold: 0.2, callerHold: 30 })
   const { own, byRole } = await finishedConversation(rig, conversationId)
   t.equal(rig.h.receiver.events.filter((e) => e.type === 'conversation.started').length, 1, 'one conversation though both channels carry the variable')
   t.match(own[0].data.channel, { name: /^Local\/caller@conv-[0-9a-f]+;2$/ }, "the caller's channel (the older one) is the tapped one")
@@ -156,10 +165,7 @@ t.test('AUDIOSOCKET_SONIOX_TAP on both channels: one conversation, the older cha
 
 t.test('DELETE /conversations/{id} mid-call: the legs end, the call goes on', { skip: missing ?? false }, async (t) => {
   const rig = await startConversationRig(t)
-  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 60, agentHold: 60 })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: '1', callerHold: 60, agentHold: 60 })
   // Both parties have spoken and pressed their digit.
   await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.dtmf').length === 2, 30_000)
   const res = await fetch(`http://127.0.0.1:${rig.httpPort}/conversations/${conversationId}`, { method: 'DELETE', headers: { authorization: `Bearer ${HTTP_TOKEN}` } })
@@ -202,10 +208,7 @@ t.test('Soniox fails on one leg: the other leg is untouched', { skip: missing ??
   const rig = await startConversationRig(t)
   // The first session to start (one of the two legs) is refused for good; the other is served.
   rig.h.soniox.rejectNextSessions(1, { code: 400, type: 'invalid_request', message: 'Invalid request.' })
-  const callNum = rig.call({ tapVariable: '1', waitReady: true })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: '1' })
   const { own, byRole } = await finishedConversation(rig, conversationId)
   const ends = ['caller', 'agent'].map((role) => byRole.get(role)!.find((e: any) => e.type === 'call.ended'))
   const failed = ends.filter((e) => e.data.error !== null)
@@ -219,10 +222,7 @@ t.test('Soniox fails on one leg: the other leg is untouched', { skip: missing ??
 
 t.test('shutdown (drain, then stop): the legs end with reason shutdown, every tap object is removed, the call goes on', { skip: missing ?? false }, async (t) => {
   const rig = await startConversationRig(t)
-  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 60, agentHold: 60 })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: '1', callerHold: 60, agentHold: 60 })
   await rig.h.receiver.waitFor((evs) => evs.filter((e) => e.conversation_id === conversationId && e.type === 'call.dtmf').length === 2, 30_000)
   t.equal(await rig.h.app.drain(50), false, 'drain: the tapped legs are live calls, still going')
   const events = rig.h.receiver.events
@@ -250,10 +250,7 @@ t.test('ARI drops mid-conversation: the tap goes on, the events socket comes bac
     },
   })
   t.same(await tapObjectsGone(rig), [], `a bridge a previous run left (${orphanAtStart}) is removed at start`)
-  const callNum = rig.call({ tapVariable: '1', waitReady: true, callerHold: 2 })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: '1', callerHold: 2 })
   await rig.h.receiver.waitFor((evs) => evs.some((e) => e.conversation_id === conversationId && e.role === 'caller' && e.type === 'transcript.final'), 30_000)
   const conversations = rig.h.app.conversations!
   rig.cutAri()
@@ -314,10 +311,7 @@ t.test('10 concurrent tapped calls, 5 times: exact legs, and every hangup comple
 t.test('a blind transfer: the caller is moved to a second agent; the snoop stays, the out leg now carries the new party', { skip: missing ?? false }, async (t) => {
   const rig = await startConversationRig(t)
   // The first agent says nothing: after 3 s (the caller has spoken and pressed 5) it blind-transfers the caller to 600.
-  const callNum = rig.call({ tapVariable: '1', waitReady: true, agentTransfers: true, agentDelay: 3, callerHold: 60 })
-  const conversationId = await startedConversation(rig)
-  await tapUp(rig, conversationId)
-  await rig.ready(callNum)
+  const conversationId = await tappedCall(rig, { tapVariable: '1', agentTransfers: true, agentDelay: 3, callerHold: 60 })
   const { own, byRole } = await finishedConversation(rig, conversationId).catch(async (err) => {
     t.comment(await rig.ast.diagnostics())
     throw err
