@@ -7,6 +7,8 @@
  *   npm run bench -- --levels 100 --phase aligned   (every call's frames in the same millisecond)
  *   npm run bench -- --levels 100 --tls --webhook-tls   (wss:// to the stand-in, https:// to the receiver)
  *   npm run bench -- --levels 100 --tls --batch-ms 0,20,60,120   (the server at each SONIOX_AUDIO_BATCH_MS)
+ *   npm run bench -- --levels 100 --burst 100,300   (bursts of calls on top of live ones: bench/burst.ts)
+ *   npm run bench -- --levels 100 --compare /tmp/old   (another build's server as a third target)
  *
  * Per level and target, five processes: the Soniox stand-in, the webhook receiver, the target
  * (built server `dist/cli/main.js serve` with production settings and LOG_LEVEL=info, or
@@ -14,14 +16,15 @@
  * reads /proc. Times: every process stamps events with its wall-clock origin + performance.now()
  * (epoch ms, sub-ms resolution, one machine's clock), so cross-process differences are latencies.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import net from 'node:net'
+import { execFileSync } from 'node:child_process'
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
+import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { burstTable, combineBurst, measureBurst, type BurstFigures } from './burst.js'
 import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
-import { repoRoot, startRole, type RoleHandle } from './lib/roles.js'
+import { sleep, startRig, type Variant } from './lib/rig.js'
+import { repoRoot, startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
 import { makeBenchCertificates, type BenchCertificates, type LinkReport } from './lib/tls.js'
 
@@ -43,12 +46,14 @@ interface Options {
    * once, as it forwards every frame whatever the setting). Undefined: the server's own default.
    */
   batchMs: number[] | undefined
-}
-
-/** The measured target: the relay, or the server at one SONIOX_AUDIO_BATCH_MS (undefined: its default). */
-interface Variant {
-  target: 'relay' | 'server'
-  batchMs?: number | undefined
+  /** `--burst`: instead of the steady state, bursts of these many calls on top of each level's live calls (bench/burst.ts). */
+  burst: number[] | undefined
+  /** `--burst-spread`: the time a burst's calls arrive within. */
+  burstSpreadMs: number
+  /** How long each burst call streams. */
+  burstCallMs: number
+  /** `--compare <checkout>`: another build of the server, measured in the same run as a third target. */
+  compare: { bin: string; name: string } | undefined
 }
 
 export interface Figures {
@@ -56,6 +61,8 @@ export interface Figures {
   calls: number
   /** The server's SONIOX_AUDIO_BATCH_MS when the bench set it (`--batch-ms`); undefined: not set. */
   batchMs?: number | undefined
+  /** The other build's name (`--compare`); undefined: this checkout's. */
+  build?: string | undefined
   /** CPU seconds (user+sys) per second of call audio, over the measurement window. */
   cpuPerCallSecond: number
   /** The part of cpuPerCallSecond spent on the main thread (the event loop). */
@@ -86,63 +93,6 @@ export interface Figures {
 }
 
 const ROOT = repoRoot()
-const SERVER_BIN = join(ROOT, 'dist/cli/main.js')
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/**
- * BENCH_NODE_ARGS: extra node flags for the target (server or relay), the same for both, e.g.
- * "--perf-basic-prof" so that `perf record -p <pid>` can name JIT-compiled functions.
- */
-function targetNodeArgs(): string[] {
-  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== '')
-}
-
-/** Starts the built server and resolves once it logs that it listens; counts error log lines. */
-async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; errors: () => number; stop: () => Promise<void> }> {
-  if (!existsSync(SERVER_BIN)) throw new Error(`${SERVER_BIN} is missing: run "npm run build" first`)
-  // BENCH_PROFILE=<dir> writes a V8 CPU profile of the server (node --cpu-prof) for the profiler.
-  const profile = [...targetNodeArgs(), ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [])]
-  // HTTP_PORT=0: the bench measures the call path, and must not collide with a server on 9093.
-  const child = spawn(process.execPath, [...profile, SERVER_BIN, 'serve'], { env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', ...env }, stdio: ['ignore', 'inherit', 'pipe'] })
-  let errors = 0
-  let rest = ''
-  const listening = new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)))
-    child.stderr?.setEncoding('utf8')
-    child.stderr?.on('data', (text: string) => {
-      const lines = (rest + text).split('\n')
-      rest = lines.pop() ?? ''
-      for (const line of lines) {
-        if (line.includes('"AudioSocket server listening"')) resolve()
-        if (/"level":(50|60)/.test(line)) errors++
-      }
-    })
-  })
-  await listening
-  child.removeAllListeners('exit')
-  return {
-    child,
-    errors: () => errors,
-    stop: async () => {
-      if (child.exitCode !== null) return
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      child.kill('SIGTERM')
-      await exited
-    },
-  }
-}
 
 interface StandInReport {
   connections: number
@@ -217,45 +167,10 @@ export function wordToWebhookLatencies(writes: LoadReport['writes'], standIn: St
   return out
 }
 
-/** The stand-in's and the receiver's role environment: their certificate when they serve TLS. */
-function tlsRoleEnv(on: boolean, certificates: BenchCertificates | undefined): Record<string, string> {
-  return on && certificates ? { BENCH_TLS_CERT: certificates.certFile, BENCH_TLS_KEY: certificates.keyFile } : {}
-}
-
 async function measure(variant: Variant, calls: number, options: Options, certificates: BenchCertificates | undefined): Promise<Figures> {
   const { target } = variant
-  const standIn = await startRole<{ url: string }>('stand-in', { BENCH_SAMPLED_CALLS: String(options.sampledCalls), ...tlsRoleEnv(options.tls.soniox, certificates) })
-  const receiver = await startRole<{ url: string }>('receiver', tlsRoleEnv(options.tls.webhook, certificates))
-  const port = await freePort()
-  const spoolDir = mkdtempSync(join(os.tmpdir(), 'bench-spool-'))
-  const env: Record<string, string> = {
-    AUDIOSOCKET_PORT: String(port),
-    SONIOX_API_KEY: 'bench-key',
-    SONIOX_WEBSOCKET_URL: standIn.ready.url,
-    WEBHOOK_URL: receiver.ready.url,
-    WEBHOOK_SECRET: 'whsec_YmVuY2htYXJrLXNlY3JldA==',
-    LOG_LEVEL: 'info',
-    SPOOL_DIR: spoolDir,
-    HTTP_PORT: '0',
-    NODE_ENV: 'production',
-    // The targets verify the stand-in's and the receiver's certificates against the bench's CA, as
-    // they would a public one: nothing in the server is told it is being benchmarked.
-    ...(certificates ? { NODE_EXTRA_CA_CERTS: certificates.caFile } : {}),
-    ...(target === 'server' && variant.batchMs !== undefined ? { SONIOX_AUDIO_BATCH_MS: String(variant.batchMs) } : {}),
-  }
-  let stopTarget: () => Promise<void>
-  let pid: number
-  let errorCount = (): number => 0
-  if (target === 'server') {
-    const server = await startServer(env)
-    stopTarget = server.stop
-    pid = server.child.pid as number
-    errorCount = server.errors
-  } else {
-    const relay: RoleHandle<{ port: number }> = await startRole('relay', env, targetNodeArgs())
-    stopTarget = relay.stop
-    pid = relay.child.pid as number
-  }
+  const rig = await startRig(variant, { sampledCalls: options.sampledCalls, tls: options.tls }, certificates)
+  const { pid, port, standIn, receiver } = rig
   try {
     await sleep(1000)
     const idleRss = rssBytes(pid)
@@ -300,6 +215,7 @@ async function measure(variant: Variant, calls: number, options: Options, certif
       target,
       calls,
       ...(target === 'server' && variant.batchMs !== undefined ? { batchMs: variant.batchMs } : {}),
+      ...(variant.build ? { build: variant.build.name } : {}),
       cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
       mainThreadCpuPerCallSecond: (main1 - main0) / (calls * seconds),
       wakeupsPerSecond: (wakeups1 - wakeups0) / seconds,
@@ -311,16 +227,13 @@ async function measure(variant: Variant, calls: number, options: Options, certif
       wordsProduced: produced,
       wordsDelivered: delivered,
       callsFailed: loadReport.calls - loadReport.ok,
-      errors: errorCount() + loadReport.failures.length,
+      errors: rig.errors() + loadReport.failures.length,
       maxLoadLatenessMs: loadReport.maxLatenessMs,
       runs: 1,
       samples: { audio, transcript, wordToWebhook },
     }
   } finally {
-    await stopTarget()
-    await receiver.stop()
-    await standIn.stop()
-    rmSync(spoolDir, { recursive: true, force: true })
+    await rig.stop()
   }
 }
 
@@ -346,6 +259,7 @@ export function combine(runs: Figures[]): Figures {
     target: first.target,
     calls: first.calls,
     ...(first.batchMs !== undefined ? { batchMs: first.batchMs } : {}),
+    ...(first.build !== undefined ? { build: first.build } : {}),
     cpuPerCallSecond: median(runs.map((r) => r.cpuPerCallSecond)),
     mainThreadCpuPerCallSecond: median(runs.map((r) => r.mainThreadCpuPerCallSecond)),
     wakeupsPerSecond: median(runs.map((r) => r.wakeupsPerSecond)),
@@ -389,11 +303,23 @@ function linkText(link: LinkReport, secure: string, plain: string): string {
 function linksLine(figures: Array<Figures | undefined>): string {
   const present = figures.filter((f): f is Figures => f !== undefined)
   if (present.length === 0) return ''
-  return `Links, as the stand-in and the receiver saw them: ${present.map((f) => `${f.target}${f.batchMs !== undefined ? ` (batch ${f.batchMs} ms)` : ''} → stand-in ${linkText(f.links.soniox, 'wss', 'ws')}, → receiver ${linkText(f.links.webhook, 'https', 'http')}`).join('; ')}.`
+  return `Links, as the stand-in and the receiver saw them: ${present.map((f) => `${f.target}${f.build ? ` ${f.build}` : ''}${f.batchMs !== undefined ? ` (batch ${f.batchMs} ms)` : ''} → stand-in ${linkText(f.links.soniox, 'wss', 'ws')}, → receiver ${linkText(f.links.webhook, 'https', 'http')}`).join('; ')}.`
 }
 
-function batchLabel(batchMs: number | undefined): string {
-  return batchMs === undefined ? '' : `, server at SONIOX_AUDIO_BATCH_MS=${batchMs}`
+function serverLabel(server: Figures | undefined): string {
+  const build = server?.build === undefined ? '' : `, server build ${server.build}`
+  return server?.batchMs === undefined ? build : `${build}, server at SONIOX_AUDIO_BATCH_MS=${server.batchMs}`
+}
+
+/** This checkout's server against another build's (`--compare`), both measured in the same run. */
+function compareLine(ours: Figures[], theirs: Figures[]): string {
+  const a = combine(ours)
+  const b = combine(theirs)
+  const pairs = ours.map((f, i) => {
+    const other = theirs[i]
+    return other ? `${fmt(f.cpuPerCallSecond / other.cpuPerCallSecond)}x` : ''
+  })
+  return `This checkout's server / build ${b.build ?? '?'}: CPU ${fmt(a.cpuPerCallSecond / b.cpuPerCallSecond)}x (main thread ${fmt(a.mainThreadCpuPerCallSecond / b.mainThreadCpuPerCallSecond)}x; runs ${pairs.join(' / ')}), RSS per call ${fmt(a.rssPerCallKb / b.rssPerCallKb)}x, audio p99 ${fmt(a.audioLatencyMs.p99 - b.audioLatencyMs.p99, 3)} ms apart.\n`
 }
 
 function table(level: number, relay: Figures | undefined, server: Figures | undefined, repetitions = ''): string {
@@ -401,7 +327,7 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
   const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
     `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
   return [
-    `### ${level} concurrent calls${batchLabel(server?.batchMs)}${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
+    `### ${level} concurrent calls${serverLabel(server)}${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
     '',
     '| figure | relay | server | server / relay |',
     '|---|---|---|---|',
@@ -497,13 +423,20 @@ function parseOptions(argv: string[]): Options {
       tls: { type: 'boolean', default: false },
       'webhook-tls': { type: 'boolean', default: false },
       'batch-ms': { type: 'string' },
+      burst: { type: 'string' },
+      'burst-spread': { type: 'string', default: '1' },
+      compare: { type: 'string' },
     },
   })
+  const compare = values.compare === undefined ? undefined : compareBuild(String(values.compare))
+  const burst = values.burst === undefined ? undefined : String(values.burst).split(',').map((n) => positiveInteger('--burst', n))
+  const burstSpreadMs = Number(values['burst-spread']) * 1000
+  if (!(burstSpreadMs > 0)) throw new Error(`--burst-spread takes seconds above 0, not "${values['burst-spread']}"`)
   const tls = { soniox: values.tls === true, webhook: values['webhook-tls'] === true }
   const batchMs = values['batch-ms'] === undefined ? undefined : parseBatchMs(String(values['batch-ms']))
   if (values.smoke) {
     // The run's shape is fixed; the transport and the batch values still apply, to smoke-test them.
-    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results, tls, batchMs }
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results, tls, batchMs, burst, burstSpreadMs, burstCallMs: 2000, compare }
   }
   return {
     levels: String(values.levels).split(',').map(Number),
@@ -517,7 +450,24 @@ function parseOptions(argv: string[]): Options {
     results: values.results,
     tls,
     batchMs,
+    burst,
+    burstSpreadMs,
+    burstCallMs: 10_000,
+    compare,
   }
+}
+
+/** `--compare <checkout>`: its built server, named by its commit (or its folder, outside git). */
+function compareBuild(dir: string): { bin: string; name: string } {
+  const bin = resolve(dir, 'dist/cli/main.js')
+  if (!existsSync(bin)) throw new Error(`--compare: ${bin} is missing; build that checkout first (npm ci && npm run build)`)
+  let name = basename(resolve(dir))
+  try {
+    name = execFileSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    // Not a git checkout: the folder's name says which build it is.
+  }
+  return { bin, name }
 }
 
 function transportLine(options: Options): string {
@@ -529,27 +479,37 @@ function transportLine(options: Options): string {
 }
 
 /** Runs the benchmark; appends to `results` (default bench/RESULTS.md) unless it is "-". */
-export async function main(argv: string[]): Promise<{ figures: Figures[]; markdown: string }> {
+export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts: BurstFigures[]; markdown: string }> {
   const options = parseOptions(argv)
   const figures: Figures[] = []
+  const bursts: BurstFigures[] = []
   const sections: string[] = []
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
   const certificates = options.tls.soniox || options.tls.webhook ? makeBenchCertificates() : undefined
   const batches: Array<number | undefined> = options.batchMs ?? [undefined]
+  if (options.burst && batches.length > 1) throw new Error('--burst measures the server at one SONIOX_AUDIO_BATCH_MS: give --batch-ms one value')
+  if (options.compare && (batches.length > 1 || options.burst)) throw new Error('--compare measures the two builds at one SONIOX_AUDIO_BATCH_MS, in the steady state: leave out --burst and give --batch-ms one value at most')
+  // This checkout's server at each batch value, then the other build's (--compare) at the first.
+  const serverVariants: Variant[] = [
+    ...batches.map((batchMs) => ({ target: 'server' as const, batchMs })),
+    ...(options.compare ? [{ target: 'server' as const, batchMs: batches[0], build: options.compare }] : []),
+  ]
   try {
-    for (const level of options.levels) {
+    if (options.burst) sections.push(...(await runBursts(options, options.burst, batches[0], certificates, bursts)))
+    for (const level of options.burst ? [] : options.levels) {
       const relayRuns: Figures[] = []
-      const serverRuns: Figures[][] = batches.map(() => [])
+      const serverRuns: Figures[][] = serverVariants.map(() => [])
       for (let r = 1; r <= options.repeat; r++) {
         for (const target of options.targets) {
-          // Batch values in a rotated order each repetition, so none always runs first or last.
-          const order = target === 'relay' ? [0] : batches.map((_, i) => (i + r - 1) % batches.length)
-          for (const b of order) {
-            const batchMs = target === 'server' ? batches[b] : undefined
-            process.stderr.write(`bench: ${level} calls against the ${target}${batchMs !== undefined ? ` at SONIOX_AUDIO_BATCH_MS=${batchMs}` : ''}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
-            const f = await measure({ target, batchMs }, level, options, certificates)
+          // Server variants in a rotated order each repetition, so none always runs first or last.
+          const order = target === 'relay' ? [-1] : serverVariants.map((_, i) => (i + r - 1) % serverVariants.length)
+          for (const v of order) {
+            const variant: Variant = serverVariants[v] ?? { target: 'relay' }
+            const { batchMs, build } = variant
+            process.stderr.write(`bench: ${level} calls against the ${target}${build ? ` build ${build.name}` : ''}${batchMs !== undefined ? ` at SONIOX_AUDIO_BATCH_MS=${batchMs}` : ''}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
+            const f = await measure(variant, level, options, certificates)
             if (target === 'relay') relayRuns.push(f)
-            else serverRuns[b]?.push(f)
+            else serverRuns[v]?.push(f)
           }
         }
       }
@@ -559,6 +519,8 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
       if (relay) figures.push(relay)
       figures.push(...serverFigures)
       if (batches.length > 1) sections.push(curveTable(level, relay, serverFigures))
+      const [ours, theirs] = [serverRuns[0] ?? [], serverRuns[batches.length] ?? []]
+      if (options.compare && ours.length > 0 && theirs.length > 0) sections.push(compareLine(ours, theirs))
       if (servers.length === 0) sections.push(table(level, relay, undefined))
       servers.forEach((list, i) => sections.push(table(level, relay, serverFigures[i], repetitionLines(relayRuns, list))))
     }
@@ -570,14 +532,38 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; markdo
     `## ${new Date().toISOString()} — audiosocket-soniox ${pkg.version}`,
     '',
     `Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
-    `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s (${options.phase === 'aligned' ? 'phase-aligned: every call\'s frames in the same millisecond' : 'each call at its own phase within the 20 ms frame period'}); window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
+    options.burst
+      ? `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped, fresh UUID; the live calls start over ${options.rampMs / 1000} s, each at its own phase within the 20 ms frame period; ${options.warmupMs / 1000} s warm-up, 3 s before the burst, then the burst's calls start evenly over ${options.burstSpreadMs / 1000} s and stream ${options.burstCallMs / 1000} s each.`
+      : `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s (${options.phase === 'aligned' ? 'phase-aligned: every call\'s frames in the same millisecond' : 'each call at its own phase within the 20 ms frame period'}); window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
     transportLine(options),
     '',
     ...sections,
   ].join('\n')
   const resultsFile = options.results ?? join(ROOT, 'bench/RESULTS.md')
   if (resultsFile !== '-') appendFileSync(resultsFile, `${markdown}\n`)
-  return { figures, markdown }
+  return { figures, bursts, markdown }
+}
+
+/** The burst scenario at each level (live calls) and burst size, relay and server alternating. */
+async function runBursts(options: Options, sizes: number[], batchMs: number | undefined, certificates: BenchCertificates | undefined, out: BurstFigures[]): Promise<string[]> {
+  const sections: string[] = []
+  for (const live of options.levels) {
+    for (const burst of sizes) {
+      const runs: Record<'relay' | 'server', BurstFigures[]> = { relay: [], server: [] }
+      for (let r = 1; r <= options.repeat; r++) {
+        for (const target of options.targets) {
+          process.stderr.write(`bench: a burst of ${burst} calls on top of ${live} against the ${target}${options.repeat > 1 ? ` (run ${r} of ${options.repeat})` : ''}...\n`)
+          const burstOptions = { live, burst, spreadMs: options.burstSpreadMs, burstCallMs: options.burstCallMs, rampMs: options.rampMs, warmupMs: options.warmupMs, sampledCalls: options.sampledCalls, tls: options.tls }
+          runs[target].push(await measureBurst({ target, batchMs: target === 'server' ? batchMs : undefined }, burstOptions, certificates))
+        }
+      }
+      const relay = runs.relay.length > 0 ? combineBurst(runs.relay) : undefined
+      const server = runs.server.length > 0 ? combineBurst(runs.server) : undefined
+      out.push(...[relay, server].filter((f): f is BurstFigures => f !== undefined))
+      sections.push(burstTable(relay, server, runs.relay, runs.server))
+    }
+  }
+  return sections
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')

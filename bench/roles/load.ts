@@ -28,6 +28,13 @@ interface LoadRequest {
    * same millisecond: the worst-case burst, kept to reproduce the earlier runs.
    */
   phase?: 'spread' | 'aligned'
+  /**
+   * A burst (bench/burst.ts): `calls` more calls starting within `spreadMs`, `atMs` after the first
+   * call starts, each `durationMs` long, none of them sampled.
+   */
+  burst?: { calls: number; atMs: number; spreadMs: number; durationMs: number }
+  /** Epoch ms (bench/lib/roles.ts epochMs) at which the first call starts; unset: as soon as planned. */
+  startAt?: number
 }
 
 const FRAME_MS = 20
@@ -69,23 +76,22 @@ function audioBytesByStep(plan: ReplayPlan): number[] {
 }
 
 async function run(request: LoadRequest): Promise<unknown> {
-  const capture = loopCapture(await readCaptureFile(FIXTURE), request.durationMs)
-  const plan = planReplay(capture, 'app-8k-speech (looped)')
+  const recording = await readCaptureFile(FIXTURE)
+  const plan = planReplay(loopCapture(recording, request.durationMs), 'app-8k-speech (looped)')
   const audioAt = audioBytesByStep(plan)
   const scheduler = new Scheduler()
   const writes: Record<string, Array<[number, number]>> = {}
-  const started = scheduler.clock.now()
+  const now = scheduler.clock.now()
+  const started = request.startAt === undefined ? now : Math.max(now, now + request.startAt - epochOf(now))
   const results: CallReplayResult[] = []
   const calls: Promise<void>[] = []
-  for (let i = 0; i < request.calls; i++) {
+  const startCall = (callPlan: ReplayPlan, startAt: number, log: Array<[number, number]> | undefined): void => {
     const uuid = randomUUID()
-    const log: Array<[number, number]> | undefined = i < request.sampledCalls ? (writes[uuid] = []) : undefined
-    const phaseMs = request.phase === 'aligned' ? 0 : ((i * PHASE_STEP) % 1) * FRAME_MS
-    const startAt = started + (request.rampMs * i) / request.calls + phaseMs
+    if (log) writes[uuid] = log
     calls.push(
       new Promise<void>((resolve) => {
         scheduler.at(startAt, () => {
-          void replayCall(plan, {
+          void replayCall(callPlan, {
             host: '127.0.0.1',
             port: request.port,
             uuid,
@@ -100,8 +106,19 @@ async function run(request: LoadRequest): Promise<unknown> {
       }),
     )
   }
+  for (let i = 0; i < request.calls; i++) {
+    const phaseMs = request.phase === 'aligned' ? 0 : ((i * PHASE_STEP) % 1) * FRAME_MS
+    startCall(plan, started + (request.rampMs * i) / request.calls + phaseMs, i < request.sampledCalls ? [] : undefined)
+  }
+  const burst = request.burst
+  if (burst) {
+    const burstPlan = planReplay(loopCapture(recording, burst.durationMs), 'app-8k-speech (burst)')
+    for (let i = 0; i < burst.calls; i++) startCall(burstPlan, started + burst.atMs + (burst.spreadMs * i) / burst.calls, undefined)
+  }
   await Promise.all(calls)
   return {
+    // When the burst's first and last calls were due (epoch ms), to cut the latency samples by.
+    ...(burst ? { burst: { firstAt: epochOf(started + burst.atMs), lastAt: epochOf(started + burst.atMs + (burst.spreadMs * (burst.calls - 1)) / burst.calls) } } : {}),
     calls: results.length,
     ok: results.filter((r) => r.ok).length,
     failures: results.filter((r) => !r.ok).map((r) => r.failure),

@@ -7,9 +7,12 @@
  * (`serve 2>&1 | head -2`) and a line still buffered at exit, `process.exit()` never returned, and a
  * second SIGTERM could not help: the loop blocks the event loop, so no signal handler ever ran.
  *
- * How this one writes: each line with one `writeSync` as it comes, which never blocks on a pipe or
- * a socket (once process.stderr exists, Node has made such an fd non-blocking; journald's and
- * docker's are sockets or pipes), and on a file or terminal costs what console.error costs.
+ * How this one writes: the lines of one turn of the event loop with one `writeSync`, right after
+ * that turn's I/O callbacks (setImmediate), which never blocks on a pipe or a socket (once
+ * process.stderr exists, Node has made such an fd non-blocking; journald's and docker's are sockets
+ * or pipes), and on a file or terminal costs what console.error costs. One write per line cost a
+ * burst of 300 arriving calls 0.3 ms of the main thread per call (a system call and a wake-up of the
+ * reader per line); a line now waits at most for the rest of its turn.
  *   - Partly written or EAGAIN (the reader is slow): the rest is queued, bounded by
  *     `maxBufferedBytes` (lines beyond it are dropped and counted; a warn line where the gap is says
  *     how many), and retried on an unref()ed timer, 10 ms doubling to 100 ms.
@@ -33,6 +36,8 @@ export interface LogDestinationOptions {
   flushAtExit?: boolean
   /** For tests: the write system call (default fs.writeSync), the timers, and a blocking sleep. */
   write?: (fd: number, buffer: Buffer) => number
+  /** Runs the write of the lines queued so far, after the current turn (default setImmediate). */
+  defer?: (write: () => void) => void
   clock?: Clock
   sleep?: (ms: number) => void
 }
@@ -67,6 +72,8 @@ export class LogDestination {
   private queue: Buffer[] = []
   private queuedBytes = 0
   private retryTimer: ClockTimer | undefined
+  private readonly defer: (write: () => void) => void
+  private writeDeferred = false
   private retryMs = RETRY_FIRST_MS
   /** Lines dropped since the last notice (queue full, or given up at a stall). */
   private droppedSinceNotice = 0
@@ -80,6 +87,7 @@ export class LogDestination {
     this.writeFd = options.write ?? writeSync
     this.clock = options.clock ?? systemClock
     this.sleep = options.sleep ?? sleepSync
+    this.defer = options.defer ?? setImmediate
     if (options.flushAtExit ?? true) {
       flushedAtExit.add(this)
       if (!exitHookInstalled) {
@@ -126,7 +134,13 @@ export class LogDestination {
     this.queue.push(bytes)
     this.queuedBytes += bytes.length
     // A line behind a queue waits for the retry: writing it first would reorder the log.
-    if (this.retryTimer === undefined) this.drain()
+    if (this.retryTimer === undefined && !this.writeDeferred) {
+      this.writeDeferred = true
+      this.defer(() => {
+        this.writeDeferred = false
+        if (this.retryTimer === undefined) this.drain()
+      })
+    }
     return true
   }
 
@@ -191,6 +205,8 @@ export class LogDestination {
   /** 'done' (queue empty), 'full' (the fd takes no more now) or 'broken'. */
   private writeQueued(): 'done' | 'full' | 'broken' {
     if (this.state === 'broken') return 'broken'
+    // One system call for everything queued.
+    if (this.queue.length > 1) this.queue = [Buffer.concat(this.queue, this.queuedBytes)]
     while (this.queue.length > 0) {
       const head = this.queue[0] as Buffer
       let written: number

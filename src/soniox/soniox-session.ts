@@ -297,15 +297,16 @@ export class SonioxSession {
     this.socket.send(JSON.stringify(message))
     this.stateValue = 'streaming'
     const queued = this.pending
+    const queuedBytes = this.pendingBytes
     this.pending = []
     this.pendingBytes = 0
-    for (const chunk of queued) {
-      if (this.options.audioBatchMs > 0) {
-        this.batch.push(chunk)
-        this.batchBytes += chunk.length
-      } else {
-        this.sendBinary(chunk)
-      }
+    if (this.options.audioBatchMs > 0) {
+      this.batch.push(...queued)
+      this.batchBytes += queuedBytes
+    } else if (queued.length > 0) {
+      // What arrived while connecting goes as one message: with a burst of calls connecting at
+      // once, a message per held frame was a system call each, all in the same turn.
+      this.sendBinary(queued.length === 1 ? (queued[0] as Buffer) : Buffer.concat(queued, queuedBytes))
     }
     if (this.endRequested) this.sendEnd()
   }

@@ -100,7 +100,7 @@ reporter.queue = queue
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'publish') {
-    queue.publish(message.event, message.publishedAtMs)
+    for (const { event, publishedAtMs } of message.events) queue.publish(event, publishedAtMs)
   } else {
     void queue.close(message.timeoutMs).then(() => {
       reporter.flush()

@@ -37,8 +37,19 @@ export interface DeliveryWorkerInit {
  * about 30 µs of the main thread per event at 500 calls (V8's serializer walks every property);
  * JSON.stringify, which the sink needs anyway, and a string copy cost a fraction of that.
  */
+/** One published event on its way to the worker; `publishedAtMs` in epoch ms. */
+export interface PublishedEvent {
+  event: SerializedEvent
+  publishedAtMs: number
+}
+
+/**
+ * `publish` carries the events of one turn of the main thread's event loop (or, to a worker that
+ * has just started, every event not yet secured), in publication order: one message, and one
+ * wake-up of the worker, per turn rather than per event.
+ */
 export type ToWorker =
-  | { type: 'publish'; event: SerializedEvent; publishedAtMs: number }
+  | { type: 'publish'; events: PublishedEvent[] }
   | { type: 'close'; timeoutMs: number }
 
 export type FromWorker =

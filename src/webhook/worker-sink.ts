@@ -18,7 +18,7 @@ import { envelopeLogFields, serializeEvent, type SerializedEvent } from '../even
 import { serializeAvrEvent } from '../events/avr-format.js'
 import type { WebhookMetrics, WebhookSinkStats } from './delivery-queue.js'
 import type { SpoolStats } from './spool.js'
-import type { DeliveryWorkerInit, FromWorker, ToWorker, WorkerReport } from './worker-messages.js'
+import type { DeliveryWorkerInit, FromWorker, PublishedEvent, ToWorker, WorkerReport } from './worker-messages.js'
 
 export interface WebhookWorkerSinkOptions {
   init: DeliveryWorkerInit
@@ -49,14 +49,20 @@ const CLOSE_GRACE_MS = 5000
 
 type State = 'new' | 'starting' | 'open' | 'closing' | 'closed'
 
-/** An event not yet secured, kept as the message that hands it to a worker (again, if need be). */
-type Unsecured = Extract<ToWorker, { type: 'publish' }>
+/** An event not yet secured, kept as it is handed to a worker (again, if need be). */
+type Unsecured = PublishedEvent
 
 export class WebhookWorkerSink implements EventSink {
   private state: State = 'new'
   private worker: Worker | undefined
   /** Published, not yet reported secured by the worker, in publication order (a Map keeps it). */
   private readonly unsecured = new Map<string, Unsecured>()
+  /**
+   * Events published in the current turn of the event loop, posted together after it (setImmediate)
+   * to the worker that was running when they were published: a burst of arriving calls costs one
+   * message and one wake-up of the worker per turn, not per event.
+   */
+  private outbox: { worker: Worker; events: Unsecured[] } | undefined
   private latest: { stats: WebhookSinkStats; spool: SpoolStats | undefined } | undefined
   /** Cumulative counts of workers that died, so stats() stays monotonic across a restart. */
   private readonly earlier = { delivered: 0, retried: 0, deadLettered: 0, failed: 0, unspooled: 0 }
@@ -159,10 +165,27 @@ export class WebhookWorkerSink implements EventSink {
   }
 
   private handOver(serialized: SerializedEvent): void {
-    const entry: Unsecured = { type: 'publish', event: serialized, publishedAtMs: this.clock.now() }
+    const entry: Unsecured = { event: serialized, publishedAtMs: this.clock.now() }
     this.unsecured.set(serialized.id, entry)
     // Before start() or while a replacement worker is pending, the event waits here and is handed over then.
-    this.worker?.postMessage(entry)
+    const worker = this.worker
+    if (worker === undefined) return
+    if (this.outbox === undefined) {
+      this.outbox = { worker, events: [] }
+      setImmediate(() => this.postOutbox())
+    }
+    this.outbox.events.push(entry)
+  }
+
+  /**
+   * Posts this turn's events. A worker that died meanwhile gets nothing: its replacement is handed
+   * every event not yet secured when it starts, these included.
+   */
+  private postOutbox(): void {
+    const outbox = this.outbox
+    this.outbox = undefined
+    if (outbox === undefined || outbox.worker !== this.worker) return
+    outbox.worker.postMessage({ type: 'publish', events: outbox.events } satisfies ToWorker)
   }
 
   /** Starts a worker and resolves when it is ready; a worker that dies later is replaced (see replace). */
@@ -191,7 +214,7 @@ export class WebhookWorkerSink implements EventSink {
             this.spawning = undefined
             if (this.state === 'starting') this.state = 'open'
             // Everything published before (or while replacing a dead worker) goes now, in order.
-            for (const entry of this.unsecured.values()) worker.postMessage(entry)
+            if (this.unsecured.size > 0) worker.postMessage({ type: 'publish', events: [...this.unsecured.values()] } satisfies ToWorker)
             resolve()
             break
           case 'start-failed':
@@ -264,6 +287,8 @@ export class WebhookWorkerSink implements EventSink {
     const worker = this.worker
     if (worker !== undefined) {
       const gone = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+      // This turn's events before the close, which they must not follow.
+      this.postOutbox()
       worker.postMessage({ type: 'close', timeoutMs } satisfies ToWorker)
       // timeoutMs is a setting (FLUSH_TIMEOUT_MS): taken at any length.
       const deadline = this.clock.setTimeout(() => {

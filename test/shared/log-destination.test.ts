@@ -67,7 +67,12 @@ function clockWithUnrefs(timers: FakeTimers): Clock & { unrefs: number } {
   return clock
 }
 
-function setup(options: { maxBufferedBytes?: number; stallWaitMs?: number } = {}) {
+/**
+ * `turns`: the deferred writes are held until the test runs them (`endTurn()`), as the event loop
+ * would after the current turn; without it each write goes out at once, so the other tests read
+ * each step's effect directly.
+ */
+function setup(options: { maxBufferedBytes?: number; stallWaitMs?: number; turns?: boolean } = {}) {
   const fd = scriptedFd()
   const timers = new FakeTimers()
   const clock = clockWithUnrefs(timers)
@@ -77,18 +82,32 @@ function setup(options: { maxBufferedBytes?: number; stallWaitMs?: number } = {}
     slept.push(ms)
     timers.advance(ms)
   }
-  const destination = new LogDestination({ fd: 2, write: fd.write, clock, sleep, flushAtExit: false, ...options })
-  return { fd, timers, clock, slept, destination }
+  const deferred: Array<() => void> = []
+  const { turns, ...limits } = options
+  const defer = turns ? (write: () => void) => void deferred.push(write) : (write: () => void) => write()
+  const destination = new LogDestination({ fd: 2, write: fd.write, clock, sleep, flushAtExit: false, defer, ...limits })
+  const endTurn = (): void => {
+    for (const write of deferred.splice(0)) write()
+  }
+  return { fd, timers, clock, slept, destination, endTurn, deferred }
 }
 
 const line = (n: number): string => `{"n":${n}}\n`
 
-t.test('each line is written at once, in order', async (t) => {
-  const { fd, timers, destination } = setup()
+t.test('the lines of one turn go out in one write, in order, after the turn', async (t) => {
+  const { fd, timers, destination, endTurn, deferred } = setup({ turns: true })
   destination.write(line(1))
   destination.write(line(2))
-  t.equal(fd.written, line(1) + line(2))
-  t.equal(fd.calls, 2, 'one write per line')
+  destination.write(line(3))
+  t.equal(fd.calls, 0, 'nothing written during the turn')
+  t.equal(deferred.length, 1, 'one write deferred for the three lines')
+  endTurn()
+  t.equal(fd.written, line(1) + line(2) + line(3))
+  t.equal(fd.calls, 1, 'one write for the turn')
+  destination.write(line(4))
+  endTurn()
+  t.equal(fd.written, line(1) + line(2) + line(3) + line(4), 'the next turn\'s line follows')
+  t.equal(fd.calls, 2, 'one write per turn')
   t.equal(timers.pending, 0, 'no timer')
   let flushed = false
   destination.flush(() => (flushed = true))
