@@ -519,10 +519,10 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts
       if (relay) figures.push(relay)
       figures.push(...serverFigures)
       if (batches.length > 1) sections.push(curveTable(level, relay, serverFigures))
-      const [ours, theirs] = [serverRuns[0] ?? [], serverRuns[batches.length] ?? []]
-      if (options.compare && ours.length > 0 && theirs.length > 0) sections.push(compareLine(ours, theirs))
       if (servers.length === 0) sections.push(table(level, relay, undefined))
       servers.forEach((list, i) => sections.push(table(level, relay, serverFigures[i], repetitionLines(relayRuns, list))))
+      const [ours, theirs] = [serverRuns[0] ?? [], serverRuns[batches.length] ?? []]
+      if (options.compare && ours.length > 0 && theirs.length > 0) sections.push(compareLine(ours, theirs))
     }
   } finally {
     certificates?.remove()

@@ -61,8 +61,11 @@ export const sonioxSettings = {
   connectTimeoutMs: setting(positiveMs, { doc: 'Bound on opening the Soniox WebSocket.', default: 10000, env: 'SONIOX_CONNECT_TIMEOUT_MS' }),
   finishTimeoutMs: setting(positiveMs, { doc: 'Bound on waiting for Soniox to send its last words after the call ends.', default: 10000, env: 'SONIOX_FINISH_TIMEOUT_MS' }),
   audioBatchMs: setting(nonNegativeMs, {
-    doc: 'Batch audio into messages of at least this many ms (0 = forward each frame as it arrives).',
-    default: 0,
+    // 60: over wss:// a message per 20 ms frame is a TLS record and a system call each; three frames
+    // per message cut the main thread's CPU by 16-25% for at most 60 ms more on a final word
+    // (bench/RESULTS.md, session 9 curve). Soniox's own examples send 120 ms.
+    doc: 'Batch audio into messages of at least this many ms (0 = forward each frame as it arrives). A word reaches Soniox up to this much later.',
+    default: 60,
     env: 'SONIOX_AUDIO_BATCH_MS',
   }),
   maxBufferedAudioMs: setting(positiveMs, {

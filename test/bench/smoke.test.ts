@@ -3,7 +3,8 @@
  * load generator, each in its own process) and every word the stand-in produced reaches the
  * receiver through both the relay and the server; then the same over TLS (wss:// to the stand-in,
  * https:// to the receiver, a CA made for the run) with the server at two SONIOX_AUDIO_BATCH_MS
- * values. It measures nothing: figures from 3 calls for 6 s are noise; real figures come from
+ * values; then the burst scenario (calls arriving on top of live ones, the event-loop delay probe
+ * loaded into both targets). It measures nothing: figures from 3 calls for 6 s are noise; real figures come from
  * `npm run bench` (see bench/RESULTS.md).
  */
 import t, { type Test } from 'tap'
@@ -46,4 +47,21 @@ t.test('over TLS, at two batch values: wss:// and https:// on every connection, 
   }
   t.match(markdown, /SONIOX_AUDIO_BATCH_MS curve/, 'the batching curve is produced')
   t.match(markdown, /Soniox stand-in over wss:\/\/ \(TLS\), → webhook receiver over https:\/\/ \(TLS\)/, 'the transport is stated')
+})
+
+t.test('a burst on top of live calls: event-loop delay read from both targets, words match', async (t) => {
+  const { bursts, markdown } = await main(['--smoke', '--burst', '4', '--results', '-'])
+  t.same(bursts.map((b) => b.target), ['relay', 'server'])
+  for (const b of bursts) {
+    t.equal(b.live, 3)
+    t.equal(b.burst, 4)
+    t.ok(b.loopDelay.burst.count > 100 && b.loopDelay.steady.count > 100, `${b.target}: the probe sampled the event loop before and during the burst`)
+    t.ok(b.loopDelay.burst.maxMs >= b.loopDelay.burst.p99Ms, `${b.target}: max >= p99`)
+    t.ok(b.liveAudioMs.burst.count > 50, `${b.target}: the live calls' audio was sampled during the burst`)
+    t.ok(b.wordsProduced > 0, `${b.target}: words produced`)
+    t.equal(b.wordsDelivered, b.wordsProduced, `${b.target}: every word delivered, the burst calls' too`)
+    t.equal(b.callsFailed, 0, `${b.target}: no call failed`)
+    t.equal(b.errors, 0, `${b.target}: no errors`)
+  }
+  t.match(markdown, /### A burst of 4 calls within 1 s on top of 3 live calls/, 'the burst table is produced')
 })

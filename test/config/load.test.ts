@@ -69,7 +69,7 @@ t.test('defaults with only SONIOX_API_KEY set', async (t) => {
   t.equal(c.soniox.speakerDiarization, false)
   t.equal(c.soniox.languageIdentification, false)
   t.equal(c.soniox.translation, null)
-  t.equal(c.soniox.audioBatchMs, 0)
+  t.equal(c.soniox.audioBatchMs, 60)
   t.ok(c.soniox.connectTimeoutMs > 0 && c.soniox.finishTimeoutMs > 0 && c.soniox.maxBufferedAudioMs > 0)
   t.notOk('contextFile' in c.soniox, 'the context file path is replaced by its content')
   t.equal(c.webhook.url, null, 'no webhook URL: events go to stdout')
