@@ -15,8 +15,9 @@ import { rmSync, readFileSync, mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { cpuSeconds } from './lib/proc.js'
+import { audioLatencies, type LoadReport } from './lib/reports.js'
 import { epochMs, startRole } from './lib/roles.js'
-import { sleep, startRig, type Variant } from './lib/rig.js'
+import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
 import type { BenchCertificates } from './lib/tls.js'
 
@@ -70,41 +71,6 @@ export interface BurstFigures {
   samples: { steady: number[]; burst: number[]; loopDelay: Array<{ steady: LoopDelayWindow; burst: LoopDelayWindow }> }
 }
 
-interface LoadReport {
-  calls: number
-  ok: number
-  failures: string[]
-  maxLatenessMs: number
-  writes: Record<string, Array<[number, number]>>
-}
-interface StandInReport {
-  calls: Record<string, { wordsProduced: number; arrivals?: Array<[number, number]> }>
-}
-interface ReceiverReport {
-  callsEnded: number
-  finals: Record<string, Array<[number, number, number]>>
-}
-
-/** Audio latencies of the sampled calls' writes made within [from, to), write -> first arrival holding its last byte. */
-export function audioLatenciesBetween(writes: LoadReport['writes'], standIn: StandInReport, from: number, to: number): number[] {
-  const out: number[] = []
-  for (const [uuid, log] of Object.entries(writes)) {
-    const arrivals = standIn.calls[uuid]?.arrivals
-    if (!arrivals) continue
-    let j = 0
-    let previous = 0
-    for (const [bytes, at] of log) {
-      if (bytes === previous) continue // not an audio write (the UUID frame)
-      previous = bytes
-      while (j < arrivals.length && (arrivals[j]?.[0] ?? 0) < bytes) j++
-      const arrival = arrivals[j]
-      if (!arrival) break
-      if (at >= from && at < to) out.push(arrival[1] - at)
-    }
-  }
-  return out
-}
-
 /** Resolves at an epoch ms (bench/lib/roles.ts epochMs: the clock every role stamps with). */
 async function until(epoch: number): Promise<void> {
   const wait = epoch - epochMs()
@@ -148,24 +114,14 @@ export async function measureBurst(variant: Variant, options: BurstOptions, cert
 
     const loadReport = await loadDone
     await load.stop()
-    const deadline = Date.now() + 30_000
-    let receiverReport = await rig.receiver.request<ReceiverReport>('report')
     const calls = options.live + options.burst
-    while (Date.now() < deadline && variant.target === 'server' && receiverReport.callsEnded < loadReport.ok) {
-      await sleep(500)
-      receiverReport = await rig.receiver.request<ReceiverReport>('report')
-    }
-    if (variant.target === 'relay') {
-      await sleep(2000)
-      receiverReport = await rig.receiver.request<ReceiverReport>('report')
-    }
-    const standInReport = await rig.standIn.request<StandInReport>('report')
+    const { receiver: receiverReport, standIn: standInReport } = await finalReports(rig, variant.target, loadReport.ok)
     const windows = readFileSync(loopDelayFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as LoopDelayWindow)
     const [, steadyDelay, burstDelay] = windows
     if (!steadyDelay || !burstDelay) throw new Error(`the loop-delay probe wrote ${windows.length} windows, not 3: was it loaded?`)
     const { firstAt, lastAt } = loadReport.burst
-    const steady = audioLatenciesBetween(loadReport.writes, standInReport, firstAt - WINDOW_MS, firstAt)
-    const during = audioLatenciesBetween(loadReport.writes, standInReport, firstAt, lastAt + SETTLE_MS)
+    const steady = audioLatencies(loadReport.writes, standInReport, firstAt - WINDOW_MS, firstAt)
+    const during = audioLatencies(loadReport.writes, standInReport, firstAt, lastAt + SETTLE_MS)
     if (Math.abs(firstAt - burstAt) > 100) {
       process.stderr.write(`bench: the load generator started ${(firstAt - burstAt).toFixed(0)} ms late; the event-loop delay windows are off by that much\n`)
     }

@@ -23,7 +23,8 @@ import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { burstTable, combineBurst, measureBurst, type BurstFigures } from './burst.js'
 import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
-import { sleep, startRig, type Variant } from './lib/rig.js'
+import { audioLatencies, type LoadReport, type ReceiverReport, type StandInReport } from './lib/reports.js'
+import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { repoRoot, startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
 import { makeBenchCertificates, type BenchCertificates, type LinkReport } from './lib/tls.js'
@@ -94,45 +95,6 @@ export interface Figures {
 
 const ROOT = repoRoot()
 
-interface StandInReport {
-  connections: number
-  link: LinkReport
-  calls: Record<string, { wordsProduced: number; utteranceEnds: Array<[number, number, number]>; arrivals?: Array<[number, number]> }>
-}
-interface ReceiverReport {
-  requests: number
-  callsEnded: number
-  link: LinkReport
-  finals: Record<string, Array<[number, number, number]>>
-}
-interface LoadReport {
-  calls: number
-  ok: number
-  failures: string[]
-  maxLatenessMs: number
-  writes: Record<string, Array<[number, number]>>
-}
-
-/** Audio latency: each sampled write, to the first stand-in arrival that holds its last byte. */
-function audioLatencies(writes: LoadReport['writes'], standIn: StandInReport): number[] {
-  const out: number[] = []
-  for (const [uuid, log] of Object.entries(writes)) {
-    const arrivals = standIn.calls[uuid]?.arrivals
-    if (!arrivals) continue
-    let j = 0
-    let previous = 0
-    for (const [bytes, at] of log) {
-      if (bytes === previous) continue // not an audio write (the UUID frame)
-      previous = bytes
-      while (j < arrivals.length && (arrivals[j]?.[0] ?? 0) < bytes) j++
-      const arrival = arrivals[j]
-      if (!arrival) break
-      out.push(arrival[1] - at)
-    }
-  }
-  return out
-}
-
 function transcriptLatencies(standIn: StandInReport, receiver: ReceiverReport): number[] {
   const out: number[] = []
   for (const [callId, call] of Object.entries(standIn.calls)) {
@@ -170,7 +132,7 @@ export function wordToWebhookLatencies(writes: LoadReport['writes'], standIn: St
 async function measure(variant: Variant, calls: number, options: Options, certificates: BenchCertificates | undefined): Promise<Figures> {
   const { target } = variant
   const rig = await startRig(variant, { sampledCalls: options.sampledCalls, tls: options.tls }, certificates)
-  const { pid, port, standIn, receiver } = rig
+  const { pid, port } = rig
   try {
     await sleep(1000)
     const idleRss = rssBytes(pid)
@@ -194,18 +156,7 @@ async function measure(variant: Variant, calls: number, options: Options, certif
 
     const loadReport = await loadDone
     await load.stop()
-    // Let the last words reach the receiver: every call ends with call.ended (server) or its last POST.
-    const deadline = Date.now() + 30_000
-    let receiverReport = await receiver.request<ReceiverReport>('report')
-    while (Date.now() < deadline && target === 'server' && receiverReport.callsEnded < loadReport.ok) {
-      await sleep(500)
-      receiverReport = await receiver.request<ReceiverReport>('report')
-    }
-    if (target === 'relay') {
-      await sleep(2000)
-      receiverReport = await receiver.request<ReceiverReport>('report')
-    }
-    const standInReport = await standIn.request<StandInReport>('report')
+    const { receiver: receiverReport, standIn: standInReport } = await finalReports(rig, target, loadReport.ok)
     const produced = Object.values(standInReport.calls).reduce((n, c) => n + c.wordsProduced, 0)
     const delivered = Object.values(receiverReport.finals).reduce((n, list) => n + list.reduce((m, [, words]) => m + words, 0), 0)
     const audio = audioLatencies(loadReport.writes, standInReport)

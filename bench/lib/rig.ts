@@ -10,6 +10,7 @@ import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import type { ReceiverReport, StandInReport } from './reports.js'
 import { repoRoot, startRole, type RoleHandle } from './roles.js'
 import type { BenchCertificates } from './tls.js'
 
@@ -106,6 +107,25 @@ async function startServer(bin: string, env: Record<string, string>, nodeArgs: s
 /** The stand-in's and the receiver's role environment: their certificate when they serve TLS. */
 function tlsRoleEnv(on: boolean, certificates: BenchCertificates | undefined): Record<string, string> {
   return on && certificates ? { BENCH_TLS_CERT: certificates.certFile, BENCH_TLS_KEY: certificates.keyFile } : {}
+}
+
+/**
+ * After the load generator is done: lets the last words reach the receiver (each of the server's
+ * calls ends with a call.ended, so up to 30 s for `callsEnded` of them; the relay, which sends none,
+ * gets 2 s), then takes the receiver's and the stand-in's reports.
+ */
+export async function finalReports(rig: Rig, target: Variant['target'], callsEnded: number): Promise<{ receiver: ReceiverReport; standIn: StandInReport }> {
+  const deadline = Date.now() + 30_000
+  let receiver = await rig.receiver.request<ReceiverReport>('report')
+  while (Date.now() < deadline && target === 'server' && receiver.callsEnded < callsEnded) {
+    await sleep(500)
+    receiver = await rig.receiver.request<ReceiverReport>('report')
+  }
+  if (target === 'relay') {
+    await sleep(2000)
+    receiver = await rig.receiver.request<ReceiverReport>('report')
+  }
+  return { receiver, standIn: await rig.standIn.request<StandInReport>('report') }
 }
 
 export async function startRig(variant: Variant, options: RigOptions, certificates: BenchCertificates | undefined): Promise<Rig> {

@@ -4,18 +4,19 @@
  * to end is in test/bench/smoke.test.ts.
  */
 import t from 'tap'
-import { audioLatenciesBetween, combineBurst, type BurstFigures, type LoopDelayWindow } from '../../bench/burst.js'
+import { combineBurst, type BurstFigures, type LoopDelayWindow } from '../../bench/burst.js'
 import { findStalls, type CpuProfile } from '../../bench/profile-stalls.js'
+import { audioLatencies } from '../../bench/lib/reports.js'
 import { distribution } from '../../bench/lib/stats.js'
 
-t.test('audioLatenciesBetween: only writes made within [from, to), each to the arrival holding its last byte', async (t) => {
+t.test('audioLatencies: only writes made within [from, to), each to the arrival holding its last byte', async (t) => {
   // Writes of 320 bytes at 0, 20, 40, 60 ms (the first entry is the UUID frame: no audio yet).
   const writes = { a: [[0, -5], [320, 0], [640, 20], [960, 40], [1280, 60]] as Array<[number, number]> }
   // The stand-in got the first two writes in one message at 25 ms, the rest one by one.
-  const standIn = { calls: { a: { wordsProduced: 0, arrivals: [[640, 25], [960, 41.5], [1280, 63]] as Array<[number, number]> } } }
-  t.same(audioLatenciesBetween(writes, standIn, 0, 1000), [25, 5, 1.5, 3], 'every write, the first two to the same arrival')
-  t.same(audioLatenciesBetween(writes, standIn, 20, 60), [5, 1.5], 'the window holds its start, not its end')
-  t.same(audioLatenciesBetween(writes, { calls: {} }, 0, 1000), [], 'a call the stand-in did not sample has none')
+  const standIn = { calls: { a: { wordsProduced: 0, utteranceEnds: [], arrivals: [[640, 25], [960, 41.5], [1280, 63]] as Array<[number, number]> } } }
+  t.same(audioLatencies(writes, standIn), [25, 5, 1.5, 3], 'every write, the first two to the same arrival')
+  t.same(audioLatencies(writes, standIn, 20, 60), [5, 1.5], 'the window holds its start, not its end')
+  t.same(audioLatencies(writes, { calls: {} }, 0, 1000), [], 'a call the stand-in did not sample has none')
 })
 
 function window(maxMs: number, p99Ms: number): LoopDelayWindow {
