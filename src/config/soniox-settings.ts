@@ -64,7 +64,7 @@ export const sonioxSettings = {
     // 60: over wss:// a message per 20 ms frame is a TLS record and a system call each; three frames
     // per message cut the main thread's CPU by 16-25% for at most 60 ms more on a final word
     // (bench/RESULTS.md, session 9 curve). Soniox's own examples send 120 ms.
-    doc: 'Batch audio into messages of at least this many ms (0 = forward each frame as it arrives). A word reaches Soniox up to this much later.',
+    doc: 'Send audio in messages of this many ms (0 = forward each frame as it arrives). A word reaches Soniox up to this much later; when the audio pauses, what is held goes out at most 20 ms past it.',
     default: 60,
     env: 'SONIOX_AUDIO_BATCH_MS',
   }),

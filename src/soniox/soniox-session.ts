@@ -27,6 +27,13 @@ import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOp
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 import { SonioxError } from './soniox-error.js'
 
+/**
+ * How long past audioBatchMs a partial batch may wait for more audio: one 20 ms frame period, so
+ * the deadline never fires while frames flow, yet a pause delays the audio before it by at most
+ * audioBatchMs + this.
+ */
+export const BATCH_DEADLINE_SLACK_MS = 20
+
 export type SonioxSessionState = 'connecting' | 'open' | 'streaming' | 'finishing' | 'finished' | 'failed' | 'closed'
 
 export interface SonioxSessionOptions {
@@ -37,7 +44,10 @@ export interface SonioxSessionOptions {
   clientReferenceId: string
   connectTimeoutMs: number
   finishTimeoutMs: number
-  /** 0 forwards each chunk as one message; otherwise chunks are joined until this much audio. */
+  /**
+   * 0 forwards each chunk as one message; otherwise audio goes in messages of exactly this much,
+   * and a partial one goes out BATCH_DEADLINE_SLACK_MS after that at the latest (a pause).
+   */
   audioBatchMs: number
   /** Audio allowed to wait (before the start message, or in the WebSocket send buffer). */
   maxBufferedAudioMs: number
@@ -95,8 +105,13 @@ export class SonioxSession {
   private endRequested = false
   private pending: Buffer[] = []
   private pendingBytes = 0
-  private batch: Buffer[] = []
+  /** The message being filled (audioBatchMs > 0): allocated at its first byte, sent, never reused. */
+  private batch: Buffer | undefined
   private batchBytes = 0
+  /** Bytes in a full batch; fixed at the start message, which fixes the format. */
+  private batchCapacity = 0
+  /** Sends a partial batch when the audio pauses; one Timeout per session, re-armed per batch. */
+  private batchTimer: ClockTimer | undefined
   private finishTimer: ClockTimer | undefined
   private heartbeatTimer: ClockTimer | undefined
   private lastSentAt = 0
@@ -171,10 +186,8 @@ export class SonioxSession {
       this.pendingBytes += chunk.length
       return
     }
-    if (this.options.audioBatchMs > 0) {
-      this.batch.push(Buffer.from(chunk))
-      this.batchBytes += chunk.length
-      if (this.batchBytes >= this.bytesForMs(this.options.audioBatchMs)) this.flushBatch()
+    if (this.batchCapacity > 0) {
+      this.appendToBatch(chunk)
       return
     }
     this.sendBinary(chunk)
@@ -300,12 +313,11 @@ export class SonioxSession {
     const queuedBytes = this.pendingBytes
     this.pending = []
     this.pendingBytes = 0
-    if (this.options.audioBatchMs > 0) {
-      this.batch.push(...queued)
-      this.batchBytes += queuedBytes
-    } else if (queued.length > 0) {
-      // What arrived while connecting goes as one message: with a burst of calls connecting at
-      // once, a message per held frame was a system call each, all in the same turn.
+    if (this.options.audioBatchMs > 0) this.batchCapacity = this.bytesForMs(this.options.audioBatchMs)
+    if (queued.length > 0) {
+      // What arrived while connecting goes as one message, batching or not: it is late already,
+      // and with a burst of calls connecting at once a message per held frame was a system call
+      // each, all in the same turn.
       this.sendBinary(queued.length === 1 ? (queued[0] as Buffer) : Buffer.concat(queued, queuedBytes))
     }
     if (this.endRequested) this.sendEnd()
@@ -326,16 +338,49 @@ export class SonioxSession {
     this.bytesSent += chunk.length
   }
 
-  private flushBatch(): void {
-    if (this.batchBytes === 0) return
-    const joined = this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes)
-    this.batch = []
+  /**
+   * Copies the chunk into the batch once; a chunk that overfills it continues in the next one, so
+   * every message but a flushed remainder holds exactly audioBatchMs (capacity is whole samples).
+   */
+  private appendToBatch(chunk: Buffer): void {
+    let offset = 0
+    while (offset < chunk.length && this.stateValue === 'streaming') {
+      if (this.batch === undefined) this.openBatch()
+      const batch = this.batch as Buffer
+      const copied = chunk.copy(batch, this.batchBytes, offset)
+      this.batchBytes += copied
+      offset += copied
+      if (this.batchBytes === this.batchCapacity) this.flushBatch()
+    }
+  }
+
+  private openBatch(): void {
+    // A new buffer per message: ws may still hold the last one in its send queue.
+    this.batch = Buffer.allocUnsafe(this.batchCapacity)
     this.batchBytes = 0
-    this.sendBinary(joined)
+    // Without a deadline, audio before a pause (hold, a prompt, the gaps Asterisk leaves between
+    // playbacks) would wait for the next frame, a second or more. The slack keeps the timer from
+    // firing while frames flow: each new batch pushes it on before it is due.
+    if (this.batchTimer === undefined) {
+      this.batchTimer = this.clock.setTimeout(() => this.flushBatch(), this.options.audioBatchMs + BATCH_DEADLINE_SLACK_MS)
+    } else {
+      this.batchTimer.refresh()
+    }
+  }
+
+  private flushBatch(): void {
+    const batch = this.batch
+    if (batch === undefined || this.stateValue !== 'streaming') return
+    const bytes = this.batchBytes
+    this.batch = undefined
+    this.batchBytes = 0
+    this.sendBinary(bytes === batch.length ? batch : batch.subarray(0, bytes))
   }
 
   private sendEnd(): void {
     this.flushBatch()
+    this.clock.clearTimeout(this.batchTimer)
+    this.batchTimer = undefined
     // An empty binary frame is Soniox's end-of-audio signal; it answers with the remaining final
     // tokens, then {"finished": true}, then closes. Closing before that loses the last words.
     this.socket.send(Buffer.alloc(0), { binary: true })
@@ -398,11 +443,13 @@ export class SonioxSession {
   private cleanup(): void {
     this.clock.clearTimeout(this.finishTimer)
     this.clock.clearTimeout(this.heartbeatTimer)
+    this.clock.clearTimeout(this.batchTimer)
     this.finishTimer = undefined
     this.heartbeatTimer = undefined
+    this.batchTimer = undefined
     this.pending = []
     this.pendingBytes = 0
-    this.batch = []
+    this.batch = undefined
     this.batchBytes = 0
   }
 

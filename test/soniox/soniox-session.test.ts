@@ -9,10 +9,11 @@ import type { SonioxResult, SonioxToken } from '../../src/soniox/messages.js'
 import type { AppError } from '../../src/shared/errors.js'
 import { createGuard } from '../../src/shared/guard.js'
 import { systemClock, type ClockTimer } from '../../src/shared/clock.js'
-import { SonioxSession, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
+import { BATCH_DEADLINE_SLACK_MS, SonioxSession, type SonioxSessionOptions } from '../../src/soniox/soniox-session.js'
 import { SonioxError } from '../../src/soniox/soniox-error.js'
 import type { RecognitionOptions } from '../../src/soniox/start-message.js'
 import { TranscriptAssembler } from '../../src/soniox/transcript-assembler.js'
+import { FakeTimers } from '../support/fake-timers.js'
 import { startFakeSoniox, type FakeSoniox, type FakeSonioxSession } from '../support/fake-soniox.js'
 import { MINIMAL_RECOGNITION } from '../support/recognition.js'
 
@@ -605,6 +606,68 @@ t.test('audioBatchMs with audio queued before start', async (t) => {
   t.ok(s.audio.equals(audio), 'same bytes, same order')
   t.ok(s.binaryFrames < 30, `fewer frames than chunks (${s.binaryFrames})`)
   t.strictSame(s.violations, [])
+})
+
+t.test('audioBatchMs: a chunk larger than the room left continues in the next message', async (t) => {
+  const fake = await fakeSoniox(t)
+  const h = startSession(t, fake.url, { audioBatchMs: 100 }) // 1600 bytes at 8 kHz
+  const audio = SPEECH.subarray(0, 4000)
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  h.session.sendAudio(audio.subarray(0, 1000))
+  h.session.sendAudio(audio.subarray(1000))
+  await roundTrip(h.socket())
+  const s = onlySession(t, fake)
+  t.equal(s.binaryFrames, 2, 'two full messages; 800 bytes wait')
+  t.equal(s.audio.length, 3200)
+  await h.session.finish()
+  t.ok(s.audio.equals(audio), 'same bytes, same order')
+  t.equal(s.binaryFrames, 3)
+})
+
+t.test('audioBatchMs: a partial batch goes out audioBatchMs + BATCH_DEADLINE_SLACK_MS after its first audio when the audio pauses', async (t) => {
+  const fake = await fakeSoniox(t)
+  const clock = new FakeTimers()
+  const h = startSession(t, fake.url, { audioBatchMs: 60, clock }) // 960 bytes at 8 kHz
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  const chunks = frames(SPEECH.subarray(0, 4 * FRAME_BYTES))
+  // Four frames 20 ms apart, then the audio pauses (as between two of Asterisk's playbacks).
+  for (const [i, chunk] of chunks.entries()) {
+    if (i > 0) clock.advance(20)
+    h.session.sendAudio(chunk)
+  }
+  await roundTrip(h.socket())
+  const s = onlySession(t, fake)
+  t.equal(s.binaryFrames, 1, 'the first three frames filled a batch')
+  // The fourth frame opened a batch at the last advance; its deadline is 60 + 20 ms later.
+  clock.advance(60 + BATCH_DEADLINE_SLACK_MS - 1)
+  await roundTrip(h.socket())
+  t.equal(s.binaryFrames, 1, 'not before the deadline')
+  clock.advance(1)
+  await roundTrip(h.socket())
+  t.equal(s.binaryFrames, 2, 'the frame before the pause is sent at the deadline, not with the next frame')
+  t.ok(s.audio.equals(SPEECH.subarray(0, 4 * FRAME_BYTES)))
+  await h.session.finish()
+  t.strictSame(s.violations, [])
+})
+
+t.test('audioBatchMs: while frames flow every 20 ms, the deadline sends no partial batch', async (t) => {
+  const fake = await fakeSoniox(t)
+  const clock = new FakeTimers()
+  const h = startSession(t, fake.url, { audioBatchMs: 60, clock })
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  const audio = SPEECH.subarray(0, 90 * FRAME_BYTES)
+  for (const chunk of frames(audio)) {
+    h.session.sendAudio(chunk)
+    clock.advance(20)
+  }
+  await roundTrip(h.socket())
+  const s = onlySession(t, fake)
+  t.equal(s.audio.length, audio.length)
+  t.equal(s.binaryFrames, 30, '30 messages of 960 bytes for 90 frames: no partial batch went out early')
+  await h.session.finish()
 })
 
 t.test('maxBufferedAudioMs: audio beyond the bound while connecting fails the session, nothing is silently dropped', async (t) => {
