@@ -2,7 +2,8 @@
  * src/webhook/worker-sink.ts: WEBHOOK_URL delivery through a real worker thread (the real
  * delivery-worker.ts, its spool on disk) to a real HTTP receiver on port 0. What crosses the thread
  * boundary is checked from the main side: events, log lines, metrics, stats, start failures,
- * close() with events left, and a worker that dies mid-stream being replaced without losing an event.
+ * close() with events left, a worker that dies mid-stream being replaced without losing an event, and
+ * the events of one turn crossing as one message, to the worker that was running when they were published.
  */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -77,6 +78,70 @@ function sink(t: Test, options: ConstructorParameters<typeof WebhookWorkerSink>[
   const s = new WebhookWorkerSink(options)
   t.teardown(() => s.close(100))
   return s
+}
+
+/** The real delivery worker, which also reports each message it receives and can be made to crash. */
+const TEST_WORKER = new URL('../support/crashing-delivery-worker.js', import.meta.url)
+
+/**
+ * The first test worker started while this is in force dies on the publish message that brings
+ * its count of events to `afterEvents`; its replacement does not. A worker reads process.env as it
+ * is when it starts.
+ */
+function crashOnce(t: Test, dir: string, afterEvents: number): void {
+  const marker = join(dir, 'crash-once')
+  writeFileSync(marker, '')
+  const saved = { CRASH_MARKER: process.env['CRASH_MARKER'], CRASH_AFTER_EVENTS: process.env['CRASH_AFTER_EVENTS'] }
+  process.env['CRASH_MARKER'] = marker
+  process.env['CRASH_AFTER_EVENTS'] = String(afterEvents)
+  t.teardown(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  })
+}
+
+interface Received {
+  type: string
+  ids: string[]
+}
+
+/** The messages the test workers received (see crashing-delivery-worker.ts), in order, per worker in order of start. */
+function receivedByWorker(logs: ReturnType<typeof captureLogs>): Received[][] {
+  const byThread = new Map<number, Received[]>()
+  for (const { threadId, type, ids } of logs.withMsg('test worker received') as Array<Received & { threadId: number }>) {
+    let list = byThread.get(threadId)
+    if (list === undefined) byThread.set(threadId, (list = []))
+    list.push({ type, ids })
+  }
+  return [...byThread.values()]
+}
+
+/**
+ * The next setImmediate callback is kept instead of scheduled (and setImmediate itself restored at
+ * once): the sink's post of a turn's events then happens only when the test calls release().
+ */
+function holdNextImmediate(t: Test): { held: () => boolean; release: () => void } {
+  const real = globalThis.setImmediate
+  let callback: (() => void) | undefined
+  const hold = (fn: (...args: unknown[]) => void, ...args: unknown[]): NodeJS.Immediate => {
+    globalThis.setImmediate = real
+    callback = () => fn(...args)
+    return real(() => {})
+  }
+  globalThis.setImmediate = hold as typeof setImmediate
+  t.teardown(() => {
+    if (globalThis.setImmediate === (hold as typeof setImmediate)) globalThis.setImmediate = real
+  })
+  return {
+    held: () => callback !== undefined,
+    release: () => {
+      const fn = callback
+      callback = undefined
+      fn?.()
+    },
+  }
 }
 
 /** What a next start would recover from the spool directory. */
@@ -187,23 +252,13 @@ t.test('close() with the receiver down leaves the events in the spool; the next 
 t.test('a worker that dies is replaced, and no event is lost', async (t) => {
   const r = await receiver(t)
   const dir = spoolDir(t)
-  const marker = join(dir, 'crash-once')
-  writeFileSync(marker, '')
-  const savedEnv = { marker: process.env['CRASH_MARKER'], after: process.env['CRASH_AFTER_EVENTS'] }
-  process.env['CRASH_MARKER'] = marker
-  process.env['CRASH_AFTER_EVENTS'] = '5'
-  t.teardown(() => {
-    if (savedEnv.marker === undefined) delete process.env['CRASH_MARKER']
-    else process.env['CRASH_MARKER'] = savedEnv.marker
-    if (savedEnv.after === undefined) delete process.env['CRASH_AFTER_EVENTS']
-    else process.env['CRASH_AFTER_EVENTS'] = savedEnv.after
-  })
+  crashOnce(t, dir, 5)
   const logs = captureLogs()
   const s = sink(t, {
     init: init(r.url, dir, logs.logger),
     logger: logs.logger,
     restartDelayMs: 20,
-    workerUrl: new URL('../support/crashing-delivery-worker.js', import.meta.url),
+    workerUrl: TEST_WORKER,
   })
   await s.start()
 
@@ -234,6 +289,77 @@ t.test('a worker that dies is replaced, and no event is lost', async (t) => {
 
   await s.close(1000)
   t.same(await undeliveredIn(dir), [], 'the replacement acknowledged every spooled event, those of the dead worker included')
+})
+
+t.test('the events published in one turn reach the worker as one publish message, in order', async (t) => {
+  const r = await receiver(t)
+  const logs = captureLogs()
+  const s = sink(t, { init: init(r.url, spoolDir(t), logs.logger), logger: logs.logger, workerUrl: TEST_WORKER })
+  await s.start()
+
+  const turn1 = [event('a', 0), event('b', 0), event('a', 1), event('b', 1), event('a', 2)]
+  for (const e of turn1) s.publish(e)
+  await new Promise((resolve) => setImmediate(resolve))
+  const turn2 = [event('a', 3), event('b', 2)]
+  for (const e of turn2) s.publish(e)
+
+  await r.waitFor((events) => events.length >= 7)
+  // Closing makes the worker's record complete: it is the last message the worker gets.
+  await s.close(1000)
+  const workers = receivedByWorker(logs)
+  t.equal(workers.length, 1, 'one worker')
+  t.same(
+    workers[0],
+    [
+      { type: 'publish', ids: turn1.map((e) => e.id) },
+      { type: 'publish', ids: turn2.map((e) => e.id) },
+      { type: 'close', ids: [] },
+    ],
+    "one publish message per turn, with that turn's events in publication order, then the close",
+  )
+  t.equal(r.requests.length, 7, 'each event delivered once')
+})
+
+t.test('a turn of events meant for a worker that died goes to its replacement only in the hand-over at its start', async (t) => {
+  const r = await receiver(t)
+  const dir = spoolDir(t)
+  // The first worker dies on its first event, before it can report that event secured.
+  crashOnce(t, dir, 1)
+  const logs = captureLogs()
+  const s = sink(t, { init: init(r.url, dir, logs.logger), logger: logs.logger, restartDelayMs: 20, workerUrl: TEST_WORKER })
+  await s.start()
+
+  s.publish(event('d', 0))
+  // The sink's post of that turn has run (it was scheduled first); the first worker's exit cannot
+  // have been seen yet, as no I/O was polled in between.
+  await new Promise((resolve) => setImmediate(resolve))
+  // This turn's events are meant for the first worker, but their post is held until it is dead and
+  // its replacement has started.
+  const outbox = holdNextImmediate(t)
+  const meantForTheDead = [event('d', 1), event('d', 2), event('d', 3)]
+  for (const e of meantForTheDead) s.publish(e)
+  t.ok(outbox.held(), 'the events went to an outbox for the first worker')
+
+  await waitUntil(() => receivedByWorker(logs)[1]?.some((m) => m.type === 'publish') === true, 'the replacement to be handed the unsecured events')
+  t.equal(logs.withMsg('webhook delivery worker stopped; a new one takes over the spool and the events not yet spooled').length, 1, 'the first worker died')
+  outbox.release()
+
+  const ids = meantForTheDead.map((e) => e.id)
+  await r.waitFor((events) => ids.every((id) => events.some((e) => e.id === id)))
+  await s.close(1000)
+
+  const [first, replacement] = receivedByWorker(logs)
+  t.same(first, [{ type: 'publish', ids: ['d-0'] }], 'the first worker got only the event it died on')
+  t.same(
+    replacement,
+    [
+      { type: 'publish', ids: ['d-0', ...ids] },
+      { type: 'close', ids: [] },
+    ],
+    'the replacement got every unsecured event once, in the hand-over at its start, and no publish message of the dead worker’s turn',
+  )
+  for (const id of ids) t.equal(r.requests.filter((req) => req.body?.id === id).length, 1, `${id} delivered exactly once`)
+  await waitUntil(() => s.stats().pending === 0, 'nothing pending')
 })
 
 t.test('an event that cannot be serialised is dropped on the main thread, logged and counted; the next ones go on', async (t) => {
