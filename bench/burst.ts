@@ -15,7 +15,7 @@ import { rmSync, readFileSync, mkdtempSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { cpuSeconds } from './lib/proc.js'
-import { audioLatencies, type LoadReport } from './lib/reports.js'
+import { audioLatencies, sumCounts, type LoadReport } from './lib/reports.js'
 import { epochMs, startRole } from './lib/roles.js'
 import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
@@ -172,7 +172,6 @@ export function combineBurst(runs: BurstFigures[]): BurstFigures {
   }
   const steady = runs.flatMap((r) => r.samples.steady)
   const burst = runs.flatMap((r) => r.samples.burst)
-  const sum = (pick: (r: BurstFigures) => number): number => runs.reduce((n, r) => n + pick(r), 0)
   return {
     target: first.target,
     ...(first.batchMs !== undefined ? { batchMs: first.batchMs } : {}),
@@ -183,12 +182,7 @@ export function combineBurst(runs: BurstFigures[]): BurstFigures {
     worstLoopDelayMs: Math.max(...runs.map((r) => r.worstLoopDelayMs)),
     liveAudioMs: { steady: distribution(steady), burst: distribution(burst) },
     cpuMsPerBurstCall: median(runs.map((r) => r.cpuMsPerBurstCall)),
-    callsFailed: sum((r) => r.callsFailed),
-    errors: sum((r) => r.errors),
-    wordsProduced: sum((r) => r.wordsProduced),
-    wordsDelivered: sum((r) => r.wordsDelivered),
-    maxLoadLatenessMs: Math.max(...runs.map((r) => r.maxLoadLatenessMs)),
-    runs: runs.length,
+    ...sumCounts(runs),
     samples: { steady, burst, loopDelay },
   }
 }

@@ -23,7 +23,7 @@ import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { burstTable, combineBurst, measureBurst, type BurstFigures } from './burst.js'
 import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
-import { audioLatencies, type LoadReport, type ReceiverReport, type StandInReport } from './lib/reports.js'
+import { audioLatencies, sumCounts, type LoadReport, type ReceiverReport, type StandInReport } from './lib/reports.js'
 import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { repoRoot, startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
@@ -219,12 +219,7 @@ export function combine(runs: Figures[]): Figures {
     transcriptLatencyMs: distribution(transcript),
     wordToWebhookMs: distribution(wordToWebhook),
     links: { soniox: link((r) => r.links.soniox), webhook: link((r) => r.links.webhook) },
-    wordsProduced: sum((r) => r.wordsProduced),
-    wordsDelivered: sum((r) => r.wordsDelivered),
-    callsFailed: sum((r) => r.callsFailed),
-    errors: sum((r) => r.errors),
-    maxLoadLatenessMs: Math.max(...runs.map((r) => r.maxLoadLatenessMs)),
-    runs: runs.length,
+    ...sumCounts(runs),
     samples: { audio, transcript, wordToWebhook },
   }
 }

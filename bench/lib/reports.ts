@@ -1,6 +1,7 @@
 /**
  * What the bench's roles report at the end of a measurement (stand-in, receiver, load generator),
- * and the audio latency matched from two of them. Shared by the steady-state and burst scenarios.
+ * the audio latency matched from two of them, and the counts repeated runs sum. Shared by the
+ * steady-state and burst scenarios.
  */
 import type { LinkReport } from './tls.js'
 
@@ -44,4 +45,26 @@ export function audioLatencies(writes: LoadReport['writes'], standIn: Pick<Stand
     }
   }
   return out
+}
+
+/** The counts a measurement of either scenario takes from those reports. */
+export interface RunCounts {
+  wordsProduced: number
+  wordsDelivered: number
+  callsFailed: number
+  errors: number
+  maxLoadLatenessMs: number
+}
+
+/** Repeated runs' counts as one: words, failed calls and errors summed; the worst load-generator lateness; how many runs. */
+export function sumCounts(runs: RunCounts[]): RunCounts & { runs: number } {
+  const sum = (pick: (r: RunCounts) => number): number => runs.reduce((n, r) => n + pick(r), 0)
+  return {
+    wordsProduced: sum((r) => r.wordsProduced),
+    wordsDelivered: sum((r) => r.wordsDelivered),
+    callsFailed: sum((r) => r.callsFailed),
+    errors: sum((r) => r.errors),
+    maxLoadLatenessMs: Math.max(...runs.map((r) => r.maxLoadLatenessMs)),
+    runs: runs.length,
+  }
 }
