@@ -45,8 +45,9 @@ export interface SonioxSessionOptions {
   connectTimeoutMs: number
   finishTimeoutMs: number
   /**
-   * 0 forwards each chunk as one message; otherwise audio goes in messages of exactly this much,
-   * and a partial one goes out BATCH_DEADLINE_SLACK_MS after that at the latest (a pause).
+   * 0 forwards each chunk as one message; otherwise chunks are joined until a message holds at
+   * least this much audio, and a partial one goes out BATCH_DEADLINE_SLACK_MS after that at the
+   * latest (a pause).
    */
   audioBatchMs: number
   /** Audio allowed to wait (before the start message, or in the WebSocket send buffer). */
@@ -105,7 +106,7 @@ export class SonioxSession {
   private endRequested = false
   private pending: Buffer[] = []
   private pendingBytes = 0
-  /** The message being filled (audioBatchMs > 0): allocated at its first byte, sent, never reused. */
+  /** The message being filled (audioBatchMs > 0): allocated at its first chunk, sent, never reused. */
   private batch: Buffer | undefined
   private batchBytes = 0
   /** Bytes in a full batch; fixed at the start message, which fixes the format. */
@@ -339,24 +340,28 @@ export class SonioxSession {
   }
 
   /**
-   * Copies the chunk into the batch once; a chunk that overfills it continues in the next one, so
-   * every message but a flushed remainder holds exactly audioBatchMs (capacity is whole samples).
+   * Batches hold whole chunks: a batch is sent at the chunk that brings it to audioBatchMs. Split
+   * chunks would keep every later batch straddling one frame more after an odd-sized frame (Asterisk
+   * sends some between playbacks), each waiting a frame period longer for the chunk that fills it.
+   * Every chunk is copied once, into a buffer with room for one more chunk than a full batch.
    */
   private appendToBatch(chunk: Buffer): void {
-    let offset = 0
-    while (offset < chunk.length && this.stateValue === 'streaming') {
-      if (this.batch === undefined) this.openBatch()
-      const batch = this.batch as Buffer
-      const copied = chunk.copy(batch, this.batchBytes, offset)
-      this.batchBytes += copied
-      offset += copied
-      if (this.batchBytes === this.batchCapacity) this.flushBatch()
+    if (chunk.length >= this.batchCapacity) {
+      // A batch by itself: whatever is held goes first, in order.
+      this.flushBatch()
+      this.sendBinary(chunk)
+      return
     }
+    if (this.batch === undefined) this.openBatch()
+    // Fits: batchBytes < batchCapacity before, and so is the chunk; the buffer holds twice that.
+    ;(this.batch as Buffer).set(chunk, this.batchBytes)
+    this.batchBytes += chunk.length
+    if (this.batchBytes >= this.batchCapacity) this.flushBatch()
   }
 
   private openBatch(): void {
     // A new buffer per message: ws may still hold the last one in its send queue.
-    this.batch = Buffer.allocUnsafe(this.batchCapacity)
+    this.batch = Buffer.allocUnsafe(2 * this.batchCapacity)
     this.batchBytes = 0
     // Without a deadline, audio before a pause (hold, a prompt, the gaps Asterisk leaves between
     // playbacks) would wait for the next frame, a second or more. The slack keeps the timer from
@@ -374,7 +379,7 @@ export class SonioxSession {
     const bytes = this.batchBytes
     this.batch = undefined
     this.batchBytes = 0
-    this.sendBinary(bytes === batch.length ? batch : batch.subarray(0, bytes))
+    this.sendBinary(batch.subarray(0, bytes))
   }
 
   private sendEnd(): void {

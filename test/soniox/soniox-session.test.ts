@@ -608,7 +608,7 @@ t.test('audioBatchMs with audio queued before start', async (t) => {
   t.strictSame(s.violations, [])
 })
 
-t.test('audioBatchMs: a chunk larger than the room left continues in the next message', async (t) => {
+t.test('audioBatchMs: a chunk as large as a batch goes as its own message, after what is held', async (t) => {
   const fake = await fakeSoniox(t)
   const h = startSession(t, fake.url, { audioBatchMs: 100 }) // 1600 bytes at 8 kHz
   const audio = SPEECH.subarray(0, 4000)
@@ -618,11 +618,27 @@ t.test('audioBatchMs: a chunk larger than the room left continues in the next me
   h.session.sendAudio(audio.subarray(1000))
   await roundTrip(h.socket())
   const s = onlySession(t, fake)
-  t.equal(s.binaryFrames, 2, 'two full messages; 800 bytes wait')
-  t.equal(s.audio.length, 3200)
-  await h.session.finish()
+  t.equal(s.binaryFrames, 2, 'the 1000 bytes held, then the 3000-byte chunk')
   t.ok(s.audio.equals(audio), 'same bytes, same order')
-  t.equal(s.binaryFrames, 3)
+  await h.session.finish()
+  t.equal(s.binaryFrames, 2, 'nothing was left to flush')
+})
+
+t.test('audioBatchMs: batches hold whole chunks, so an odd-sized frame does not shift the batches after it', async (t) => {
+  const fake = await fakeSoniox(t)
+  const h = startSession(t, fake.url, { audioBatchMs: 60 }) // 960 bytes at 8 kHz
+  await h.opened
+  h.session.start({ sampleRate: RATE })
+  // As Asterisk sends between two playbacks: a short frame, then 20 ms frames again.
+  const audio = SPEECH.subarray(0, 182 + 6 * FRAME_BYTES)
+  h.session.sendAudio(audio.subarray(0, 182))
+  for (const chunk of frames(audio.subarray(182))) h.session.sendAudio(chunk)
+  await roundTrip(h.socket())
+  const s = onlySession(t, fake)
+  t.equal(s.binaryFrames, 2, '182 + 3 x 320 bytes, then 3 x 320 bytes')
+  t.equal(s.audio.length, audio.length, 'the last frame went out with its batch, none of it held back')
+  t.ok(s.audio.equals(audio))
+  await h.session.finish()
 })
 
 t.test('audioBatchMs: a partial batch goes out audioBatchMs + BATCH_DEADLINE_SLACK_MS after its first audio when the audio pauses', async (t) => {
