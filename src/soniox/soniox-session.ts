@@ -26,6 +26,7 @@ import { UNGUARDED, type Guard } from '../shared/guard.js'
 import { buildStartMessage, bytesPerSample, type AudioFormat, type RecognitionOptions } from './start-message.js'
 import { parseSonioxMessage, type SonioxResult, type SonioxServerError } from './messages.js'
 import { SonioxError } from './soniox-error.js'
+import { sonioxTls, type TlsReuse } from './tls-reuse.js'
 
 /**
  * How long past audioBatchMs a partial batch may wait for more audio: one 20 ms frame period, so
@@ -91,8 +92,13 @@ export interface SonioxSessionHandlers {
   onFinished(): void
 }
 
-function defaultCreateSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number): WebSocket {
-  return new WebSocket(url, { headers, handshakeTimeout: handshakeTimeoutMs, perMessageDeflate: false })
+/** The default socket: over wss://, the process's shared TLS context and session tickets (tls-reuse.ts). */
+export function createSonioxSocket(url: string, headers: Record<string, string>, handshakeTimeoutMs: number, tlsReuse: TlsReuse = sonioxTls): WebSocket {
+  const secure = url.startsWith('wss:') || url.startsWith('https:')
+  // ws calls createConnection with one options object (its own tlsConnect has that signature); the
+  // typings borrow net.createConnection's overloads.
+  const createConnection = tlsReuse.connect as unknown as WebSocket.ClientOptions['createConnection']
+  return new WebSocket(url, { headers, handshakeTimeout: handshakeTimeoutMs, perMessageDeflate: false, ...(secure ? { createConnection } : {}) })
 }
 
 export class SonioxSession {
@@ -137,7 +143,7 @@ export class SonioxSession {
     this.clock = guardedClock(options.clock ?? systemClock, guard)
     this.createdAt = this.clock.now()
     options.metrics?.sessionOpened()
-    const create = options.createSocket ?? defaultCreateSocket
+    const create = options.createSocket ?? createSonioxSocket
     this.socket = create(options.url, { Authorization: `Bearer ${options.apiKey}` }, options.connectTimeoutMs)
     this.socket.binaryType = 'nodebuffer'
     this.socket.on('open', guard(() => this.onOpen()))
