@@ -73,8 +73,11 @@ export function conversationBodyFromForm(text: string): { body: Record<string, u
     } else if (key in body) {
       problems.push(`the form field "${key}" is given twice`)
     } else if (key === 'roles') {
-      const [inRole, outRole, ...more] = value.split(',').map((part) => part.trim())
-      body.roles = more.length === 0 ? { in: inRole, out: outRole } : value
+      // Two names, always: a JSON body may leave a role to its default, but "roles=caller" in a form
+      // reads as a mistake (which of the two?) rather than as "caller, and the default".
+      const parts = value.split(',').map((part) => part.trim())
+      if (parts.length === 2) body.roles = { in: parts[0], out: parts[1] }
+      else problems.push(`the form field "roles" is two names, the "in" stream's then the "out" stream's, e.g. roles=caller%2Cagent (got ${parts.length})`)
     } else if (key === 'language_hints') {
       body.language_hints = value.split(',').map((part) => part.trim())
     } else if (key === 'language_hints_strict') {

@@ -134,14 +134,17 @@ t.test('form values: spaces trimmed around commas, + as a space, strict as a boo
   t.same(conversationBodyFromForm(''), { body: {} }, 'an empty form: an empty body (the parser asks for the channel)')
 })
 
-t.test('form roles: two names; anything else is left for the parser to refuse', async (t) => {
-  const three = conversationBodyFromForm('channel=c&roles=a,b,c')
-  t.same(three, { body: { channel: 'c', roles: 'a,b,c' } })
-  if (!('problems' in three)) t.same(problems(three.body), ['roles must be an object { "in": "<role>", "out": "<role>" }'])
-  const empty = conversationBodyFromForm('channel=c&roles=')
-  if (!('problems' in empty)) t.match(problems(empty.body), [/^roles.in and roles.out must be names/])
+t.test('form roles: exactly two names, checked as the JSON roles are', async (t) => {
+  const named = /^the form field "roles" is two names, the "in" stream's then the "out" stream's, e\.g\. roles=caller%2Cagent/
+  t.match(conversationBodyFromForm('channel=c&roles=a,b,c'), { problems: [named] })
+  t.match(conversationBodyFromForm('channel=c&roles=caller'), { problems: [named] }, 'one name is not "that one and the default"')
+  t.match(conversationBodyFromForm('channel=c&roles='), { problems: [named] })
+  const emptyName = conversationBodyFromForm('channel=c&roles=caller,')
+  if (!('problems' in emptyName)) t.match(problems(emptyName.body), [/^roles.in and roles.out must be names/])
+  else t.fail('two parts, one empty, reach the parser')
   const same = conversationBodyFromForm('channel=c&roles=x,x')
   if (!('problems' in same)) t.same(problems(same.body), ['roles.in and roles.out must differ'])
+  else t.fail('two names reach the parser')
 })
 
 t.test('form: an unknown field is named with the fields a form takes', async (t) => {
