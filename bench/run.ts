@@ -9,6 +9,7 @@
  *   npm run bench -- --levels 100 --tls --batch-ms 0,20,60,120   (the server at each SONIOX_AUDIO_BATCH_MS)
  *   npm run bench -- --levels 100 --burst 100,300   (bursts of calls on top of live ones: bench/burst.ts)
  *   npm run bench -- --levels 100 --compare /tmp/old   (another build's server as a third target)
+ *   npm run bench -- --conversations 250   (250 conversations against 500 calls: bench/conversations.ts)
  *
  * Per level and target, five processes: the Soniox stand-in, the webhook receiver, the target
  * (built server `dist/cli/main.js serve` with production settings and LOG_LEVEL=info, or
@@ -22,11 +23,13 @@ import os from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { burstTable, combineBurst, measureBurst, type BurstFigures } from './burst.js'
-import { cpuSeconds, mainThreadCpuSeconds, rssBytes, wakeups } from './lib/proc.js'
+import { conversationsCommandLine, runConversations, type ShapeFigures } from './conversations.js'
+import { rssBytes } from './lib/proc.js'
 import { audioLatencies, sumCounts, type LoadReport, type ReceiverReport, type StandInReport } from './lib/reports.js'
 import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { repoRoot, startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
+import { readWindow } from './lib/window.js'
 import { makeBenchCertificates, type BenchCertificates, type LinkReport } from './lib/tls.js'
 
 interface Options {
@@ -55,6 +58,8 @@ interface Options {
   burstCallMs: number
   /** `--compare <checkout>`: another build of the server, measured in the same run as a third target. */
   compare: { bin: string; name: string } | undefined
+  /** `--conversations`: instead of the levels, these many conversations against twice as many calls (bench/conversations.ts). */
+  conversations: number[] | undefined
 }
 
 export interface Figures {
@@ -140,19 +145,8 @@ async function measure(variant: Variant, calls: number, options: Options, certif
     const loadDone = load.request<LoadReport>('run', { port, calls, rampMs: options.rampMs, durationMs: options.durationMs, sampledCalls: options.sampledCalls, phase: options.phase })
 
     // The window: every call is live (after the ramp and a warm-up) until the first call ends.
-    await sleep(options.rampMs + options.warmupMs)
-    const windowMs = Math.max(1000, options.durationMs - options.rampMs - options.warmupMs - 2000)
-    const cpu0 = cpuSeconds(pid)
-    const main0 = mainThreadCpuSeconds(pid)
-    const wakeups0 = wakeups(pid)
-    const t0 = performance.now()
-    await sleep(windowMs / 2)
-    const rss = rssBytes(pid)
-    await sleep(windowMs / 2)
-    const cpu1 = cpuSeconds(pid)
-    const main1 = mainThreadCpuSeconds(pid)
-    const wakeups1 = wakeups(pid)
-    const seconds = (performance.now() - t0) / 1000
+    const window = await readWindow(pid, options)
+    const { seconds } = window
 
     const loadReport = await loadDone
     await load.stop()
@@ -167,10 +161,10 @@ async function measure(variant: Variant, calls: number, options: Options, certif
       calls,
       ...(target === 'server' && variant.batchMs !== undefined ? { batchMs: variant.batchMs } : {}),
       ...(variant.build ? { build: variant.build.name } : {}),
-      cpuPerCallSecond: (cpu1 - cpu0) / (calls * seconds),
-      mainThreadCpuPerCallSecond: (main1 - main0) / (calls * seconds),
-      wakeupsPerSecond: (wakeups1 - wakeups0) / seconds,
-      rssPerCallKb: (rss - idleRss) / calls / 1024,
+      cpuPerCallSecond: window.cpuSeconds / (calls * seconds),
+      mainThreadCpuPerCallSecond: window.mainThreadCpuSeconds / (calls * seconds),
+      wakeupsPerSecond: window.wakeups / seconds,
+      rssPerCallKb: (window.rssBytes - idleRss) / calls / 1024,
       audioLatencyMs: distribution(audio),
       transcriptLatencyMs: distribution(transcript),
       wordToWebhookMs: distribution(wordToWebhook),
@@ -372,6 +366,7 @@ function parseOptions(argv: string[]): Options {
       burst: { type: 'string' },
       'burst-spread': { type: 'string', default: '1' },
       compare: { type: 'string' },
+      conversations: { type: 'string' },
     },
   })
   const compare = values.compare === undefined ? undefined : compareBuild(String(values.compare))
@@ -380,9 +375,10 @@ function parseOptions(argv: string[]): Options {
   if (!(burstSpreadMs > 0)) throw new Error(`--burst-spread takes seconds above 0, not "${values['burst-spread']}"`)
   const tls = { soniox: values.tls === true, webhook: values['webhook-tls'] === true }
   const batchMs = values['batch-ms'] === undefined ? undefined : parseBatchMs(String(values['batch-ms']))
+  const conversations = values.conversations === undefined ? undefined : String(values.conversations).split(',').map((n) => positiveInteger('--conversations', n))
   if (values.smoke) {
     // The run's shape is fixed; the transport and the batch values still apply, to smoke-test them.
-    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results, tls, batchMs, burst, burstSpreadMs, burstCallMs: 2000, compare }
+    return { levels: [3], durationMs: 6000, rampMs: 500, warmupMs: 500, sampledCalls: 3, repeat: 1, targets: ['relay', 'server'], phase: 'spread', results: values.results, tls, batchMs, burst, burstSpreadMs, burstCallMs: 2000, compare, conversations }
   }
   return {
     levels: String(values.levels).split(',').map(Number),
@@ -400,6 +396,7 @@ function parseOptions(argv: string[]): Options {
     burstSpreadMs,
     burstCallMs: 10_000,
     compare,
+    conversations,
   }
 }
 
@@ -425,15 +422,17 @@ function transportLine(options: Options): string {
 }
 
 /** Runs the benchmark; appends to `results` (default bench/RESULTS.md) unless it is "-". */
-export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts: BurstFigures[]; markdown: string }> {
+export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts: BurstFigures[]; conversations: ShapeFigures[]; markdown: string }> {
   const options = parseOptions(argv)
   const figures: Figures[] = []
   const bursts: BurstFigures[] = []
+  const conversations: ShapeFigures[] = []
   const sections: string[] = []
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
   const certificates = options.tls.soniox || options.tls.webhook ? makeBenchCertificates() : undefined
   const batches: Array<number | undefined> = options.batchMs ?? [undefined]
   if (options.burst && batches.length > 1) throw new Error('--burst measures the server at one SONIOX_AUDIO_BATCH_MS: give --batch-ms one value')
+  if (options.conversations && (options.burst || options.compare || batches.length > 1)) throw new Error('--conversations measures this checkout\'s server at one SONIOX_AUDIO_BATCH_MS: leave out --burst and --compare, and give --batch-ms one value at most')
   if (options.compare && (batches.length > 1 || options.burst)) throw new Error('--compare measures the two builds at one SONIOX_AUDIO_BATCH_MS, in the steady state: leave out --burst and give --batch-ms one value at most')
   // This checkout's server at each batch value, then the other build's (--compare) at the first.
   const serverVariants: Variant[] = [
@@ -442,7 +441,8 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts
   ]
   try {
     if (options.burst) sections.push(...(await runBursts(options, options.burst, batches[0], certificates, bursts)))
-    for (const level of options.burst ? [] : options.levels) {
+    if (options.conversations) sections.push(...(await runConversations(options.conversations, { ...options, batchMs: batches[0] }, certificates, conversations)))
+    for (const level of options.burst || options.conversations ? [] : options.levels) {
       const relayRuns: Figures[] = []
       const serverRuns: Figures[][] = serverVariants.map(() => [])
       for (let r = 1; r <= options.repeat; r++) {
@@ -478,7 +478,9 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts
     `## ${new Date().toISOString()} — audiosocket-soniox ${pkg.version}`,
     '',
     `Machine: ${cpus.length} × ${cpus[0]?.model ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}.`,
-    options.burst
+    options.conversations
+      ? conversationsCommandLine(argv, options)
+      : options.burst
       ? `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped, fresh UUID; the live calls start over ${options.rampMs / 1000} s, each at its own phase within the 20 ms frame period; ${options.warmupMs / 1000} s warm-up, 3 s before the burst, then the burst's calls start evenly over ${options.burstSpreadMs / 1000} s and stream ${options.burstCallMs / 1000} s each.`
       : `Command: \`npm run bench -- ${argv.join(' ')}\`. Each call: fixtures/captures/app-8k-speech.ascap (8 kHz, 20 ms frames) looped to ${options.durationMs / 1000} s, fresh UUID, starts spread over ${options.rampMs / 1000} s (${options.phase === 'aligned' ? 'phase-aligned: every call\'s frames in the same millisecond' : 'each call at its own phase within the 20 ms frame period'}); window = after ramp + ${options.warmupMs / 1000} s warm-up until the first call ends.`,
     transportLine(options),
@@ -487,7 +489,7 @@ export async function main(argv: string[]): Promise<{ figures: Figures[]; bursts
   ].join('\n')
   const resultsFile = options.results ?? join(ROOT, 'bench/RESULTS.md')
   if (resultsFile !== '-') appendFileSync(resultsFile, `${markdown}\n`)
-  return { figures, bursts, markdown }
+  return { figures, bursts, conversations, markdown }
 }
 
 /** The burst scenario at each level (live calls) and burst size, relay and server alternating. */

@@ -13,6 +13,8 @@ export interface StandInReport {
 export interface ReceiverReport {
   requests: number
   callsEnded: number
+  /** conversation.ended events (the server's conversations; none from the relay). */
+  conversationsEnded: number
   link: LinkReport
   finals: Record<string, Array<[number, number, number]>>
 }

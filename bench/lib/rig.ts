@@ -32,11 +32,18 @@ export interface RigOptions {
   tls: { soniox: boolean; webhook: boolean }
   /** A file the target's event-loop delay windows are appended to (bench/lib/loop-delay-probe.ts). */
   loopDelayFile?: string | undefined
+  /**
+   * The server with ARI on (bench/conversations.ts): this ARI (a fake one, in the load generator)
+   * as ARI_URL, and its HTTP endpoint on a free port with this HTTP_TOKEN, for POST /conversations.
+   */
+  ari?: { url: string; username: string; password: string; httpToken: string } | undefined
 }
 
 export interface Rig {
   /** The target's AudioSocket port. */
   port: number
+  /** The server's HTTP endpoint, when started with `ari`: http://127.0.0.1:<port>. */
+  httpUrl?: string | undefined
   pid: number
   standIn: RoleHandle<{ url: string }>
   receiver: RoleHandle<{ url: string }>
@@ -132,6 +139,7 @@ export async function startRig(variant: Variant, options: RigOptions, certificat
   const standIn = await startRole<{ url: string }>('stand-in', { BENCH_SAMPLED_CALLS: String(options.sampledCalls), ...tlsRoleEnv(options.tls.soniox, certificates) })
   const receiver = await startRole<{ url: string }>('receiver', tlsRoleEnv(options.tls.webhook, certificates))
   const port = await freePort()
+  const httpPort = options.ari ? await freePort() : 0
   const spoolDir = mkdtempSync(join(os.tmpdir(), 'bench-spool-'))
   const env: Record<string, string> = {
     AUDIOSOCKET_PORT: String(port),
@@ -148,7 +156,11 @@ export async function startRig(variant: Variant, options: RigOptions, certificat
     ...(certificates ? { NODE_EXTRA_CA_CERTS: certificates.caFile } : {}),
     ...(variant.target === 'server' && variant.batchMs !== undefined ? { SONIOX_AUDIO_BATCH_MS: String(variant.batchMs) } : {}),
     ...(options.loopDelayFile ? { BENCH_LOOP_DELAY_FILE: options.loopDelayFile } : {}),
+    ...(options.ari
+      ? { HTTP_PORT: String(httpPort), HTTP_TOKEN: options.ari.httpToken, ARI_URL: options.ari.url, ARI_USERNAME: options.ari.username, ARI_PASSWORD: options.ari.password }
+      : {}),
   }
+  const httpUrl = options.ari ? `http://127.0.0.1:${httpPort}` : undefined
   const nodeArgs = targetNodeArgs(options)
   const stopRoles = async (): Promise<void> => {
     await receiver.stop()
@@ -158,7 +170,7 @@ export async function startRig(variant: Variant, options: RigOptions, certificat
   try {
     if (variant.target === 'server') {
       const server = await startServer(variant.build?.bin ?? SERVER_BIN, env, nodeArgs)
-      return { port, pid: server.child.pid as number, standIn, receiver, errors: server.errors, stop: async () => { await server.stop(); await stopRoles() } }
+      return { port, httpUrl, pid: server.child.pid as number, standIn, receiver, errors: server.errors, stop: async () => { await server.stop(); await stopRoles() } }
     }
     const relay: RoleHandle<{ port: number }> = await startRole('relay', env, nodeArgs)
     return { port, pid: relay.child.pid as number, standIn, receiver, errors: () => 0, stop: async () => { await relay.stop(); await stopRoles() } }

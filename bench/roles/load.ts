@@ -7,11 +7,17 @@
  * For sampled calls it logs every write: the audio payload bytes sent so far on that call and
  * the epoch ms the write went out, so audio latency can be matched against the stand-in's
  * arrival log by byte position.
+ *
+ * Conversations (bench/conversations.ts): the `ari` request starts a fake ARI in this process, for
+ * the server to be started against; a `run` with `conversations` then plays Asterisk's part of N
+ * tapped calls (bench/lib/tapped-calls.ts), each leg's stream played like a call.
  */
 import { randomUUID } from 'node:crypto'
 import { readCaptureFile, type Capture, type CaptureRecord } from '../../src/capture/format.js'
 import { planReplay, replayCall, Scheduler, type CallReplayResult, type ReplayPlan } from '../../src/tools/index.js'
+import { startFakeAri, type FakeAri } from '../../test/support/fake-ari.js'
 import { epochMs, epochOf, repoRoot, serveRole } from '../lib/roles.js'
+import { ariMark, ariTraffic, serverReadyToTap, TappedCalls, type LegStream, type TappedCallResult, type TappedCallsOptions } from '../lib/tapped-calls.js'
 
 const FIXTURE = `${repoRoot()}/fixtures/captures/app-8k-speech.ascap`
 
@@ -35,7 +41,16 @@ interface LoadRequest {
   burst?: { calls: number; atMs: number; spreadMs: number; durationMs: number }
   /** Epoch ms (bench/lib/roles.ts epochMs) at which the first call starts; unset: as soon as planned. */
   startAt?: number
+  /**
+   * Instead of `calls` (then 0): `count` bridged calls tapped through the server's POST
+   * /conversations (its HTTP endpoint and HTTP_TOKEN), started evenly over the ramp, two streams
+   * each, each stream `durationMs` of audio; the first `sampledCalls` streams are sampled.
+   */
+  conversations?: { count: number; httpUrl: string; token: string }
 }
+
+/** The fake ARI this process serves once asked (`ari`): the server under test is started against it. */
+let ari: FakeAri | undefined
 
 const FRAME_MS = 20
 /** The golden ratio's fractional part: i * this (mod 1) spreads phases evenly for any call count. */
@@ -43,9 +58,10 @@ const PHASE_STEP = 0.6180339887498949
 
 /**
  * The capture's Asterisk-side frames repeated until the call lasts `durationMs`: the UUID first,
- * then the recorded audio reads again and again at their recorded spacing, then a FIN.
+ * then the recorded audio reads again and again at their recorded spacing, then a FIN (unless
+ * `fin` is false: a tap's stream, which Asterisk closes only when its channel goes).
  */
-function loopCapture(capture: Capture, durationMs: number): Capture {
+function loopCapture(capture: Capture, durationMs: number, fin = true): Capture {
   const inbound = capture.records.filter((r) => r.direction === 'in' && r.type === 'data')
   const [uuid, ...audio] = inbound
   if (!uuid || audio.length === 0) throw new Error('the capture has no audio to loop')
@@ -57,7 +73,7 @@ function loopCapture(capture: Capture, durationMs: number): Capture {
     for (const r of audio) {
       const offsetUs = r.offsetUs + k * loopUs
       if (offsetUs > durationMs * 1000) {
-        records.push({ offsetUs, type: 'fin', direction: 'in', data: Buffer.alloc(0) })
+        if (fin) records.push({ offsetUs, type: 'fin', direction: 'in', data: Buffer.alloc(0) })
         return { header: { ...capture.header, mode: 'synthetic' }, records, endUs: offsetUs }
       }
       records.push({ ...r, offsetUs })
@@ -79,6 +95,10 @@ async function run(request: LoadRequest): Promise<unknown> {
   const recording = await readCaptureFile(FIXTURE)
   const plan = planReplay(loopCapture(recording, request.durationMs), 'app-8k-speech (looped)')
   const audioAt = audioBytesByStep(plan)
+  // Before the clock starts: a tap leg's plan, and the server's events socket up (taps are refused before).
+  const legPlan = request.conversations ? await prepareConversations(request, recording) : undefined
+  // The ARI traffic of this run: the server's requests at connection time are not the load's.
+  const mark = ari && ariMark(ari)
   const scheduler = new Scheduler()
   const writes: Record<string, Array<[number, number]>> = {}
   const now = scheduler.clock.now()
@@ -110,23 +130,100 @@ async function run(request: LoadRequest): Promise<unknown> {
     const phaseMs = request.phase === 'aligned' ? 0 : ((i * PHASE_STEP) % 1) * FRAME_MS
     startCall(plan, started + (request.rampMs * i) / request.calls + phaseMs, i < request.sampledCalls ? [] : undefined)
   }
+  const conversationsDone = legPlan ? startConversations(request, legPlan, scheduler, started, writes, results) : undefined
   const burst = request.burst
   if (burst) {
     const burstPlan = planReplay(loopCapture(recording, burst.durationMs), 'app-8k-speech (burst)')
     for (let i = 0; i < burst.calls; i++) startCall(burstPlan, started + burst.atMs + (burst.spreadMs * i) / burst.calls, undefined)
   }
   await Promise.all(calls)
+  const conversations = conversationsDone && (await conversationsDone())
   return {
+    ...(conversations ? { conversations } : {}),
+    ...(ari && mark ? { ari: ariTraffic(ari, mark) } : {}),
     // When the burst's first and last calls were due (epoch ms), to cut the latency samples by.
     ...(burst ? { burst: { firstAt: epochOf(started + burst.atMs), lastAt: epochOf(started + burst.atMs + (burst.spreadMs * (burst.calls - 1)) / burst.calls) } } : {}),
-    calls: results.length,
-    ok: results.filter((r) => r.ok).length,
-    failures: results.filter((r) => !r.ok).map((r) => r.failure),
+    // A tap's stream counts as a call; one that never came (a refused tap) or closed before its
+    // audio was all sent (hung up early) failed.
+    calls: conversations ? 2 * conversations.count : results.length,
+    ok: results.filter((r) => r.ok && (conversations === undefined || r.completed)).length,
+    failures: conversations ? conversations.failures : results.filter((r) => !r.ok).map((r) => r.failure),
     maxLatenessMs: Math.max(...results.map((r) => r.lateness.maxMs)),
+    // Connect to close, summed over the streams: the stream-seconds the server carried.
+    streamMs: results.reduce((n, r) => n + r.durationMs, 0),
     audioBytesPerCall: audioAt[audioAt.length - 1],
     writes,
     finishedAt: epochMs(),
   }
 }
 
-serveRole({ pid: process.pid }, { run: (body) => run(body as LoadRequest) })
+/** Before the run's clock starts: the server ready to tap, and a tap leg's plan (the capture looped, without an ending). */
+async function prepareConversations(request: LoadRequest, recording: Capture): Promise<ReplayPlan> {
+  if (ari === undefined) throw new Error('conversations need the fake ARI: send `ari` before starting the server')
+  await serverReadyToTap((request.conversations as NonNullable<LoadRequest['conversations']>).httpUrl)
+  return planReplay(loopCapture(recording, request.durationMs, false), 'app-8k-speech (tap leg)')
+}
+
+/**
+ * Starts the conversations of a `run`: call i's tap is requested at `started + ramp * i / count`;
+ * each externalMedia channel the server has made gets its stream, played as a call's, sampled for
+ * the first `sampledCalls` streams. The function returned resolves, once every call is over and
+ * the server's ARI teardown with it, with the calls' count, how many went well, the failures and
+ * each tap's set-up time.
+ */
+function startConversations(request: LoadRequest, plan: ReplayPlan, scheduler: Scheduler, started: number, writes: Record<string, Array<[number, number]>>, results: CallReplayResult[]) {
+  const { count, httpUrl, token } = request.conversations as NonNullable<LoadRequest['conversations']>
+  const audioAt = audioBytesByStep(plan)
+  const lastWrite = plan.steps.filter((step) => step.type === 'data').length - 1
+  let opened = 0
+  const openStream = ({ uuid, host, port, hungUp }: Parameters<TappedCallsOptions['openStream']>[0]): LegStream => {
+    const log: Array<[number, number]> | undefined = opened++ < request.sampledCalls ? [] : undefined
+    if (log) writes[uuid] = log
+    let audioDone!: () => void
+    const done = new Promise<void>((resolve) => (audioDone = resolve))
+    const closed = replayCall(plan, {
+      host,
+      port,
+      uuid,
+      scheduler,
+      lingerMs: 30_000,
+      holdUntil: hungUp,
+      onSend: (w) => {
+        log?.push([audioAt[w.index] ?? 0, epochOf(w.atMs)])
+        if (w.index === lastWrite) audioDone()
+      },
+    }).then((r) => {
+      results.push(r)
+      audioDone()
+      return r
+    })
+    return { audioDone: done, closed }
+  }
+  const tapped = new TappedCalls({ ari: ari as FakeAri, httpUrl, token, openStream })
+  const calls: Array<Promise<TappedCallResult>> = []
+  const due: Array<Promise<void>> = []
+  for (let i = 0; i < count; i++) {
+    due.push(new Promise((resolve) => scheduler.at(started + (request.rampMs * i) / count, () => resolve(void calls.push(tapped.run(i))))))
+  }
+  return async () => {
+    await Promise.all(due)
+    const outcomes = await Promise.all(calls)
+    await tapped.streamResults()
+    await tapped.quiet()
+    return {
+      count,
+      ok: outcomes.filter((o) => o.ok).length,
+      failures: outcomes.flatMap((o) => (o.failure === undefined ? [] : [o.failure])),
+      setupMs: outcomes.flatMap((o) => (o.setupMs === undefined ? [] : [o.setupMs])),
+    }
+  }
+}
+
+serveRole(
+  { pid: process.pid },
+  {
+    run: (body) => run(body as LoadRequest),
+    // The fake ARI, for the server to be started against: its connection (url, username, password).
+    ari: async () => (ari ??= await startFakeAri()).connection,
+  },
+)

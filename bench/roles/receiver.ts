@@ -1,7 +1,8 @@
 /**
  * Benchmark webhook receiver: answers 204 at once and records, per call, each transcript.final
- * (utterance index, word count, epoch ms of arrival). The same receiver serves the server under
- * test and the minimal relay, which posts the same envelope shape.
+ * (utterance index, word count, epoch ms of arrival), and counts call.ended and conversation.ended.
+ * The same receiver serves the server under test and the minimal relay, which posts the same
+ * envelope shape.
  *
  * BENCH_TLS_CERT and BENCH_TLS_KEY (PEM files, see bench/lib/tls.ts) make it serve https://.
  */
@@ -16,6 +17,7 @@ import type { LinkReport } from '../lib/tls.js'
 const finals = new Map<string, Array<[number, number, number]>>()
 let requests = 0
 let callsEnded = 0
+let conversationsEnded = 0
 const link: LinkReport = { connections: 0, tlsConnections: 0 }
 
 const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -33,6 +35,8 @@ const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void =>
       list.push([event.data.index ?? -1, words, at])
     } else if (event.type === 'call.ended') {
       callsEnded++
+    } else if (event.type === 'conversation.ended') {
+      conversationsEnded++
     }
     res.writeHead(204).end()
   })
@@ -52,6 +56,6 @@ server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as { port: number }
   serveRole(
     { url: `${tlsOn ? 'https' : 'http'}://127.0.0.1:${port}/events` },
-    { report: () => ({ requests, callsEnded, link, finals: Object.fromEntries(finals) }) },
+    { report: () => ({ requests, callsEnded, conversationsEnded, link, finals: Object.fromEntries(finals) }) },
   )
 })

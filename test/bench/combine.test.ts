@@ -80,7 +80,7 @@ t.test('word to webhook: from the write carrying the byte that made the utteranc
       b: { wordsProduced: 4, utteranceEnds: [[0, 1500, 6400]] as Array<[number, number, number]> },
     },
   }
-  const receiver = { requests: 3, callsEnded: 0, link: { connections: 1, tlsConnections: 0 }, finals: { a: [[0, 4, 1410], [1, 4, 1480]] as Array<[number, number, number]> } }
+  const receiver = { requests: 3, callsEnded: 0, conversationsEnded: 0, link: { connections: 1, tlsConnections: 0 }, finals: { a: [[0, 4, 1410], [1, 4, 1480]] as Array<[number, number, number]> } }
   const latencies = wordToWebhookLatencies({ a: log }, standIn, receiver)
   // Byte 6400 ends write 20 (t=1400), byte 6500 is in write 21 (t=1420); byte 40000 was never written;
   // call b has no write log (not sampled).

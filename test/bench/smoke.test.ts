@@ -4,10 +4,12 @@
  * receiver through both the relay and the server; then the same over TLS (wss:// to the stand-in,
  * https:// to the receiver, a CA made for the run) with the server at two SONIOX_AUDIO_BATCH_MS
  * values; then the burst scenario (calls arriving on top of live ones, the event-loop delay probe
- * loaded into both targets). It measures nothing: figures from 3 calls for 6 s are noise; real figures come from
- * `npm run bench` (see bench/RESULTS.md).
+ * loaded into both targets); then the conversation scenario (calls, then conversations tapped
+ * through the fake ARI, against the server alone). It measures nothing: figures from 3 calls for
+ * 6 s are noise; real figures come from `npm run bench` (see bench/RESULTS.md).
  */
 import t, { type Test } from 'tap'
+import type { ShapeFigures } from '../../bench/conversations.js'
 import { main, type Figures } from '../../bench/run.js'
 
 function wordsMatch(t: Test, f: Figures, name: string): void {
@@ -64,4 +66,25 @@ t.test('a burst on top of live calls: event-loop delay read from both targets, w
     t.equal(b.errors, 0, `${b.target}: no errors`)
   }
   t.match(markdown, /### A burst of 4 calls within 1 s on top of 3 live calls/, 'the burst table is produced')
+})
+
+t.test('conversations against calls: taps through the fake ARI, every word delivered, no violation', async (t) => {
+  const { conversations, markdown } = await main(['--smoke', '--conversations', '2', '--results', '-'])
+  t.same(conversations.map((f) => [f.shape, f.streams, f.conversations]), [['calls', 4, 0], ['conversations', 4, 2]], '4 calls, then 2 conversations of 2 streams')
+  for (const f of conversations) {
+    t.ok(f.wordsProduced > 0, `${f.shape}: the stand-in produced words`)
+    t.equal(f.wordsDelivered, f.wordsProduced, `${f.shape}: every word produced was delivered`)
+    t.equal(f.callsFailed, 0, `${f.shape}: no stream failed`)
+    t.equal(f.errors, 0, `${f.shape}: no errors`)
+    t.same(f.ari.violations, [], `${f.shape}: the fake ARI saw nothing a real Asterisk would refuse`)
+    t.ok(f.audioLatencyMs.count > 100, `${f.shape}: audio latency was sampled`)
+  }
+  const [calls, conv] = conversations as [ShapeFigures, ShapeFigures]
+  t.equal(calls.ari.requests, 0, 'single calls make no ARI request')
+  t.equal(conv.conversationsEnded, 2, 'both conversations ended (conversation.ended)')
+  t.equal(conv.setupMs.count, 2, 'both taps set up')
+  t.ok((conv.ari.byRoute['POST /channels/externalMedia'] ?? 0) === 4, 'an externalMedia channel per leg')
+  t.ok((conv.ari.byRoute['DELETE /channels/{id}'] ?? 0) >= 4, 'the legs torn down by the server')
+  t.match(markdown, /### 4 streams: 4 calls against 2 conversations/, 'the conversation table is produced')
+  t.match(markdown, /A conversation costs [\d.]+x a call per second/)
 })

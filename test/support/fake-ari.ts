@@ -20,6 +20,14 @@
  * With `stasisEvents` on, the channels this app creates (snoop, externalMedia) behave as Asterisk's
  * do on the events socket: StasisStart once created (after the REST answer), StasisEnd then
  * ChannelDestroyed when DELETEd. A function picks the channels (one that never enters Stasis).
+ *
+ * What Asterisk does outside ARI is the user's to play: `onChannel` tells of each snoop or
+ * externalMedia channel made (its query: an externalMedia's `data` and `external_host`, where
+ * Asterisk would now connect its AudioSocket stream) and of each channel gone (where Asterisk would
+ * close that stream); `hangup(id)` ends a channel as its party hanging up does, its snoops with it.
+ *
+ *   ari.onChannel = (change) => { if (change.type === 'created' && change.kind === 'externalMedia') connect(change.query) }
+ *   ari.hangup('c1')   // StasisEnd + ChannelDestroyed of each snoop on c1, then c1's ChannelDestroyed
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -63,6 +71,11 @@ export interface FakeAriUpgrade {
   status: number
 }
 
+/** A channel made by a request (after its answer and StasisStart went out), or one gone (DELETE or `hangup`). */
+export type FakeAriChannelChange =
+  | { type: 'created'; id: string; kind: 'snoop' | 'externalMedia'; query: Record<string, string> }
+  | { type: 'destroyed'; id: string }
+
 export interface FakeAriChannelInit {
   id: string
   name?: string
@@ -96,11 +109,19 @@ export interface FakeAri {
    * ChannelDestroyed when DELETEd, as in Asterisk; a function decides per channel id. Default false.
    */
   stasisEvents: boolean | ((channelId: string) => boolean)
+  /** Told of every channel a snoop or externalMedia request made, and of every channel gone, once its events are out. */
+  onChannel: ((change: FakeAriChannelChange) => void) | undefined
   /** Events sockets open now. */
   readonly sockets: ReadonlySet<WebSocket>
-  /** Pings received on the events sockets. */
-  readonly stats: { pings: number }
+  /** Pings received on the events sockets; events sent (each `push`, to however many sockets). */
+  readonly stats: { pings: number; events: number }
   addChannel(init: FakeAriChannelInit): Record<string, unknown>
+  /**
+   * The channel's party hangs up, as Asterisk reports it: each snoop spying on it ends first
+   * (StasisEnd if in Stasis, ChannelDestroyed), then the channel (the same); all leave the model
+   * and their bridges. False if there is no such channel.
+   */
+  hangup(channelId: string, cause?: number): boolean
   /** Sends `event` (JSON-encoded unless a string or Buffer) to every open events socket. */
   push(event: unknown): void
   /** An event about a channel the model knows (or a bare `{ id }` one): `{ type, timestamp, channel, ...extra }`. */
@@ -197,7 +218,7 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
   const tcpSockets = new Set<Socket>()
   const notify = new Set<() => void>()
   let accepted = 0
-  const stats = { pings: 0 }
+  const stats = { pings: 0, events: 0 }
 
   const channelJson = (init: FakeAriChannelInit): Record<string, unknown> => ({
     id: init.id,
@@ -221,8 +242,29 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
 
   /** Channels in Stasis (stasisEvents), by id: the app they entered. */
   const inStasis = new Map<string, string>()
-  /** Events to push once the current request is answered. */
+  /** Events to push once the current request is answered, and the channel changes to tell after them. */
   let afterAnswer: unknown[] = []
+  let changesAfterAnswer: FakeAriChannelChange[] = []
+  /** Snoop channels by the channel they spy on: they end with it (`hangup`). */
+  const snoopsOf = new Map<string, Set<string>>()
+  /**
+   * Takes a channel out of the model; returns the events Asterisk sends for it: StasisEnd (if in
+   * Stasis) and ChannelDestroyed; the latter for any channel when `always` (a hangup, seen by
+   * subscribeAll), else only for one in Stasis (a DELETE, as modelled before).
+   */
+  const removeChannel = (id: string, cause: number, always: boolean): unknown[] => {
+    const events: unknown[] = []
+    const app = inStasis.get(id)
+    if (app !== undefined) events.push({ ...channelEvent('StasisEnd', id), application: app })
+    if (app !== undefined || always) events.push({ ...channelEvent('ChannelDestroyed', id), cause, cause_txt: cause === 16 ? 'Normal Clearing' : '' })
+    inStasis.delete(id)
+    channels.delete(id)
+    variables.delete(id)
+    snoopsOf.delete(id)
+    for (const snoops of snoopsOf.values()) snoops.delete(id)
+    for (const b of bridges.values()) b.channels = b.channels.filter((c) => c !== id)
+    return events
+  }
   const wantsStasis = (channelId: string): boolean => (typeof fake.stasisEvents === 'function' ? fake.stasisEvents(channelId) : fake.stasisEvents)
   const channelEvent = (type: string, channelId: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
     type,
@@ -258,6 +300,10 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         const snoop = channelJson({ id: snoopId, name: `Snoop/${id}-${String(++channelSerial).padStart(8, '0')}` })
         channels.set(snoopId, snoop)
         enterStasis(snoopId, q.app as string)
+        let snoops = snoopsOf.get(id)
+        if (snoops === undefined) snoopsOf.set(id, (snoops = new Set()))
+        snoops.add(snoopId)
+        changesAfterAnswer.push({ type: 'created', id: snoopId, kind: 'snoop', query: { ...q } })
         return { status: 200, body: snoop }
       }
       case 'POST channels/externalMedia': {
@@ -266,19 +312,13 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         const media = channelJson({ id: channelId, name: `AudioSocket/${q.external_host}-${String(++channelSerial).padStart(8, '0')}` })
         channels.set(channelId, media)
         enterStasis(channelId, q.app as string)
+        changesAfterAnswer.push({ type: 'created', id: channelId, kind: 'externalMedia', query: { ...q } })
         return { status: 200, body: media }
       }
       case 'DELETE channels/*': {
-        const gone = channels.get(id)
-        if (gone === undefined) return error(404, 'Channel not found')
-        const app = inStasis.get(id)
-        if (app !== undefined) {
-          inStasis.delete(id)
-          afterAnswer.push({ ...channelEvent('StasisEnd', id), application: app }, { ...channelEvent('ChannelDestroyed', id), cause: 16, cause_txt: 'Normal Clearing' })
-        }
-        channels.delete(id)
-        variables.delete(id)
-        for (const b of bridges.values()) b.channels = b.channels.filter((c) => c !== id)
+        if (!channels.has(id)) return error(404, 'Channel not found')
+        afterAnswer.push(...removeChannel(id, 16, false))
+        changesAfterAnswer.push({ type: 'destroyed', id })
         return { status: 204 }
       }
       case 'GET bridges':
@@ -330,6 +370,7 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
     respond: undefined,
     refuseUpgradesWith: undefined,
     stasisEvents: false,
+    onChannel: undefined,
     sockets,
     stats,
     addChannel(init) {
@@ -338,7 +379,17 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
       variables.set(init.id, new Map(Object.entries(init.variables ?? {})))
       return channel
     },
+    hangup(channelId, cause = 16) {
+      if (!channels.has(channelId)) return false
+      const gone = [...(snoopsOf.get(channelId) ?? []), channelId]
+      for (const id of gone) {
+        for (const event of removeChannel(id, cause, true)) fake.push(event)
+        fake.onChannel?.({ type: 'destroyed', id })
+      }
+      return true
+    },
     push(event) {
+      stats.events++
       const data = typeof event === 'string' || Buffer.isBuffer(event) ? event : JSON.stringify(event)
       for (const ws of sockets) ws.send(data)
     },
@@ -438,8 +489,10 @@ export async function startFakeAri(options: FakeAriOptions = {}): Promise<FakeAr
         return
       }
       afterAnswer = []
+      changesAfterAnswer = []
       send(res, model(parsed, match.ids, match.route))
       for (const event of afterAnswer.splice(0)) fake.push(event)
+      for (const change of changesAfterAnswer.splice(0)) fake.onChannel?.(change)
     }
   })
   server.on('connection', (socket) => {

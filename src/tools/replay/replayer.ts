@@ -41,6 +41,14 @@ export interface CallReplayOptions {
   lingerMs?: number
   /** Sees every write as it goes out, with when it was due and when it went (clock ms): a timeline. */
   onSend?: (write: ReplayWrite) => void
+  /**
+   * Plays an Asterisk externalMedia channel's stream, which outlives its audio: when the plan runs
+   * out of steps our side stays open (the server's frames still read) until this settles, then
+   * ends with a FIN; settling earlier ends our side at once, mid-plan (`completed` false), as
+   * Asterisk closes the stream when the channel is hung up. A recorded FIN or reset step in the
+   * plan still ends the call where it stands. Unset: our side ends when the plan does.
+   */
+  holdUntil?: Promise<unknown>
 }
 
 /** One write of a replayed call, as `onSend` sees it. */
@@ -99,7 +107,8 @@ export interface CallReplayResult {
   notes: string[]
 }
 
-type CallState = 'connecting' | 'sending' | 'ended' | 'closed'
+/** 'holding': the plan is done and our side waits for `holdUntil` (still open, still reading). */
+type CallState = 'connecting' | 'sending' | 'holding' | 'ended' | 'closed'
 
 export function replayCall(plan: ReplayPlan, options: CallReplayOptions): Promise<CallReplayResult> {
   return new Promise((resolve) => new CallReplay(plan, options, resolve).start())
@@ -137,6 +146,8 @@ class CallReplay {
   #serverEndedAtMs: number | undefined
   #serverEndedFirst = false
   #protocolError: string | undefined
+  /** `holdUntil` has settled: nothing more is held open. */
+  #released = false
 
   constructor(plan: ReplayPlan, options: CallReplayOptions, resolve: (result: CallReplayResult) => void) {
     this.#plan = plan
@@ -167,6 +178,11 @@ class CallReplay {
     socket.on('end', () => this.#onServerEnd('fin'))
     socket.on('error', (err) => this.#onError(err))
     socket.on('close', () => this.#onClose())
+    const release = (): void => {
+      this.#released = true
+      if (this.#state === 'sending' || this.#state === 'holding') this.#endOurSide('fin')
+    }
+    this.#options.holdUntil?.then(release, release)
   }
 
   #elapsedMs(): number {
@@ -177,6 +193,7 @@ class CallReplay {
     this.#clock.clearTimeout(this.#connectTimer)
     this.#state = 'sending'
     this.#connectedAtMs = this.#clock.now()
+    if (this.#released) return this.#endOurSide('fin')
     if (Number.isFinite(this.#speed)) this.#schedule()
     else this.#sendFast()
   }
@@ -184,7 +201,7 @@ class CallReplay {
   // Paced: one entry in the shared scheduler at a time, for the next step.
   #schedule(): void {
     const step = this.#plan.steps[this.#next]
-    if (step === undefined) return this.#endOurSide('fin')
+    if (step === undefined) return this.#planDone()
     const due = (this.#connectedAtMs as number) + step.atUs / 1000 / this.#speed
     this.#cancelTask = this.#scheduler.at(due, () => {
       this.#cancelTask = undefined
@@ -200,7 +217,7 @@ class CallReplay {
   #sendFast(): void {
     while (this.#state === 'sending') {
       const step = this.#plan.steps[this.#next]
-      if (step === undefined) return this.#endOurSide('fin')
+      if (step === undefined) return this.#planDone()
       if (step.type === 'data' && !this.#runStep(step)) {
         this.#socket.once('drain', () => this.#sendFast())
         return
@@ -222,12 +239,18 @@ class CallReplay {
     const flushed = this.#socket.write(bytes)
     if (!flushed) this.#writeStalls++
     this.#options.onSend?.({ index: this.#writes - 1, bytes: bytes.length, dueMs, atMs: this.#clock.now(), atUs: step.atUs, framesSent: this.#sentFrames() })
-    if (this.#next === this.#plan.steps.length) this.#endOurSide('fin')
+    if (this.#next === this.#plan.steps.length) this.#planDone()
     return flushed
   }
 
+  /** Every step has gone: our side ends now, or holds until `holdUntil` settles. */
+  #planDone(): void {
+    if (this.#options.holdUntil === undefined || this.#released) return this.#endOurSide('fin')
+    if (this.#state === 'sending') this.#state = 'holding'
+  }
+
   #endOurSide(how: 'fin' | 'reset'): void {
-    if (this.#state !== 'sending' && this.#state !== 'connecting') return
+    if (this.#state !== 'sending' && this.#state !== 'connecting' && this.#state !== 'holding') return
     this.#state = 'ended'
     this.#cancelTask?.()
     this.#cancelTask = undefined
@@ -281,7 +304,7 @@ class CallReplay {
     }
     if (isErrnoException(err) && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
       this.#markServerEnd('reset')
-      this.#state = this.#state === 'sending' ? 'ended' : this.#state
+      this.#state = this.#state === 'sending' || this.#state === 'holding' ? 'ended' : this.#state
       this.#cancelTask?.()
       return
     }

@@ -168,6 +168,37 @@ t.test('a reset in the capture is replayed as a reset; a refused connection is a
   t.match(refused, { ok: false, connected: false, failure: /cannot connect to 127\.0\.0\.1:\d+: .*ECONNREFUSED/ })
 })
 
+t.test('holdUntil: a stream that outlives its audio (an externalMedia channel) ends when it settles, not with the plan', async (t) => {
+  const sink = await startTcpSink()
+  t.teardown(() => sink.close())
+  // Audio and no recorded ending: Asterisk's stream of a tap goes quiet when the call does, and
+  // closes only when the externalMedia channel is hung up.
+  const quiet = captureOf((c) => c.at(1).in(frames.uuid(ID)).at(20).audio(0x10, 3))
+  let hangUp!: () => void
+  const hungUp = new Promise<void>((resolve) => (hangUp = resolve))
+  const next = sink.nextConnection()
+  const held = replayCall(planReplay(quiet, 'held'), { host: '127.0.0.1', port: sink.port, speed: Infinity, holdUntil: hungUp })
+  const connection = await next
+  await connection.receivedAtLeast(19 + 3 * 323)
+  const early = await Promise.race([connection.ended, new Promise<string>((resolve) => setTimeout(() => resolve('open'), 100))])
+  t.equal(early, 'open', 'every frame sent, and the stream still open')
+  hangUp()
+  t.equal(await connection.ended, 'fin', 'a FIN once it settled')
+  t.match(await held, { ok: true, completed: true, ending: 'fin', framesSent: 4 })
+
+  // Settled mid-plan: our side ends at once, the rest of the audio unsent.
+  const long = captureOf((c) => c.at(1).in(frames.uuid(ID)).at(20).audio(0x10, 50))
+  let cut!: () => void
+  const cutNow = new Promise<void>((resolve) => (cut = resolve))
+  const nextLong = sink.nextConnection()
+  const cutShort = replayCall(planReplay(long, 'cut'), { host: '127.0.0.1', port: sink.port, holdUntil: cutNow })
+  await (await nextLong).receivedAtLeast(19 + 323)
+  cut()
+  const result = await cutShort
+  t.match(result, { ok: true, completed: false, ending: 'fin' }, 'not a failure: the caller chose the end')
+  t.ok(result.framesSent < 51, `the rest unsent (${result.framesSent} of 51 frames)`)
+})
+
 t.test('runReplays: files x repeat calls, at most `concurrency` at once, fresh UUIDs, totals', async (t) => {
   const sink = await startTcpSink()
   t.teardown(() => sink.close())
