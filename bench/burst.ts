@@ -16,6 +16,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { cpuSeconds } from './lib/proc.js'
 import { audioLatencies, sumCounts, type LoadReport } from './lib/reports.js'
+import { countRows, fmt, row } from './lib/table.js'
 import { epochMs, startRole } from './lib/roles.js'
 import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
@@ -187,15 +188,10 @@ export function combineBurst(runs: BurstFigures[]): BurstFigures {
   }
 }
 
-function fmt(n: number, digits = 2): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
-}
 
 export function burstTable(relay: BurstFigures | undefined, server: BurstFigures | undefined, relayRuns: BurstFigures[], serverRuns: BurstFigures[]): string {
   const any = relay ?? server
   if (!any) return ''
-  const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
-    `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
   const repetitions =
     relayRuns.length > 1 && serverRuns.length === relayRuns.length
       ? `Each repetition (server / relay, same run): ${relayRuns
@@ -221,11 +217,7 @@ export function burstTable(relay: BurstFigures | undefined, server: BurstFigures
     row('live calls\' audio latency max ms, during the burst', relay?.liveAudioMs.burst.max, server?.liveAudioMs.burst.max, 3),
     row('live calls\' audio latency p99 ms, before', relay?.liveAudioMs.steady.p99, server?.liveAudioMs.steady.p99, 3),
     row('CPU ms per burst call (burst window above the steady rate)', relay?.cpuMsPerBurstCall, server?.cpuMsPerBurstCall, 2),
-    row('words produced by the stand-in', relay?.wordsProduced, server?.wordsProduced, 0, false),
-    row('words delivered to the receiver', relay?.wordsDelivered, server?.wordsDelivered, 0, false),
-    row('calls failed or cut short', relay?.callsFailed, server?.callsFailed, 0, false),
-    row('errors (error logs + failed calls)', relay?.errors, server?.errors, 0, false),
-    row('load generator max write lateness ms', relay?.maxLoadLatenessMs, server?.maxLoadLatenessMs, 1, false),
+    ...countRows(relay, server, { failed: 'calls failed or cut short', errors: 'errors (error logs + failed calls)' }),
     '',
     relay && server
       ? `Added live audio latency during the burst (server p99 - relay p99): ${fmt(server.liveAudioMs.burst.p99 - relay.liveAudioMs.burst.p99, 3)} ms (before the burst: ${fmt(server.liveAudioMs.steady.p99 - relay.liveAudioMs.steady.p99, 3)} ms). Samples during the burst: ${server.liveAudioMs.burst.count}.`

@@ -23,6 +23,7 @@
 import { randomBytes } from 'node:crypto'
 import { cpuSeconds, rssBytes } from './lib/proc.js'
 import { audioLatencies, sumCounts, type LoadReport, type ReceiverReport, type RunCounts } from './lib/reports.js'
+import { countRows, fmt, row } from './lib/table.js'
 import { finalReports, sleep, startRig } from './lib/rig.js'
 import { startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
@@ -218,9 +219,6 @@ export function conversationCost(calls: ShapeFigures, conversations: ShapeFigure
   }
 }
 
-function fmt(n: number, digits = 2): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
-}
 
 /** Requests per conversation by route, busiest first: "POST /channels/{id}/snoop 2.00, ...". */
 function routesPerConversation(traffic: AriTraffic, conversations: number): string {
@@ -235,8 +233,6 @@ export function conversationTable(calls: ShapeFigures | undefined, conv: ShapeFi
   if (!any) return ''
   const conversations = conv?.conversations ?? any.streams / 2
   const totalConversations = conversations * (conv?.runs ?? 1)
-  const row = (name: string, a: number | undefined, b: number | undefined, digits = 2, ratio = true): string =>
-    `| ${name} | ${a === undefined ? '-' : fmt(a, digits)} | ${b === undefined ? '-' : fmt(b, digits)} | ${ratio && a !== undefined && b !== undefined ? `${fmt(b / a)}x` : ''} |`
   const cost = calls && conv ? conversationCost(calls, conv) : undefined
   const violations = [...(calls?.ari.violations ?? []), ...(conv?.ari.violations ?? [])]
   const repetitions =
@@ -269,11 +265,7 @@ export function conversationTable(calls: ShapeFigures | undefined, conv: ShapeFi
     row('ARI events per conversation (total over the run for calls)', calls?.ari.events, conv && conv.ari.events / totalConversations, 2, false),
     row('fake-ARI violations', calls?.ari.violations.length, conv?.ari.violations.length, 0, false),
     row('conversation.ended received', undefined, conv?.conversationsEnded, 0, false),
-    row('words produced by the stand-in', calls?.wordsProduced, conv?.wordsProduced, 0, false),
-    row('words delivered to the receiver', calls?.wordsDelivered, conv?.wordsDelivered, 0, false),
-    row('streams failed or cut short', calls?.callsFailed, conv?.callsFailed, 0, false),
-    row('errors (error logs + failed calls or taps)', calls?.errors, conv?.errors, 0, false),
-    row('load generator max write lateness ms', calls?.maxLoadLatenessMs, conv?.maxLoadLatenessMs, 1, false),
+    ...countRows(calls, conv, { failed: 'streams failed or cut short', errors: 'errors (error logs + failed calls or taps)' }),
     '',
     cost
       ? `A conversation costs ${fmt(cost.perSecond)}x a call per second (target: at most 2.0x, ${cost.perSecond <= 2 ? 'met' : 'missed'}); over whole lives, set-up and teardown included, ${fmt(cost.perSecondWholeLife)}x.`

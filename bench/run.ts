@@ -26,6 +26,7 @@ import { burstTable, combineBurst, measureBurst, type BurstFigures } from './bur
 import { conversationsCommandLine, runConversations, type ShapeFigures } from './conversations.js'
 import { rssBytes } from './lib/proc.js'
 import { audioLatencies, sumCounts, type LoadReport, type ReceiverReport, type StandInReport } from './lib/reports.js'
+import { countRows, fmt, row } from './lib/table.js'
 import { finalReports, sleep, startRig, type Variant } from './lib/rig.js'
 import { repoRoot, startRole } from './lib/roles.js'
 import { distribution, median, type Distribution } from './lib/stats.js'
@@ -228,9 +229,6 @@ function repetitionLines(relayRuns: Figures[], serverRuns: Figures[]): string {
   return `Each repetition (server / relay, same run): ${cells.map((c, i) => `#${i + 1}: ${c}`).join('; ')}.`
 }
 
-function fmt(n: number, digits = 2): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
-}
 
 /** "wss (TLSv1.3 TLS_AES_256_GCM_SHA384)" when every connection was TLS, "ws" when none was, else the counts. */
 function linkText(link: LinkReport, secure: string, plain: string): string {
@@ -264,8 +262,6 @@ function compareLine(ours: Figures[], theirs: Figures[]): string {
 
 function table(level: number, relay: Figures | undefined, server: Figures | undefined, repetitions = ''): string {
   const runs = (relay ?? server)?.runs ?? 1
-  const row = (name: string, r: number | undefined, s: number | undefined, digits = 2, ratio = true): string =>
-    `| ${name} | ${r === undefined ? '-' : fmt(r, digits)} | ${s === undefined ? '-' : fmt(s, digits)} | ${ratio && r !== undefined && s !== undefined ? `${fmt(s / r)}x` : ''} |`
   return [
     `### ${level} concurrent calls${serverLabel(server)}${runs > 1 ? ` (${runs} runs of each target, alternating: median CPU and RSS, latency samples pooled)` : ''}`,
     '',
@@ -284,11 +280,7 @@ function table(level: number, relay: Figures | undefined, server: Figures | unde
     row('word-to-webhook latency p50 ms', relay?.wordToWebhookMs.p50, server?.wordToWebhookMs.p50, 3),
     row('word-to-webhook latency p99 ms', relay?.wordToWebhookMs.p99, server?.wordToWebhookMs.p99, 3),
     row('word-to-webhook latency max ms', relay?.wordToWebhookMs.max, server?.wordToWebhookMs.max, 3),
-    row('words produced by the stand-in', relay?.wordsProduced, server?.wordsProduced, 0, false),
-    row('words delivered to the receiver', relay?.wordsDelivered, server?.wordsDelivered, 0, false),
-    row('calls failed or cut short', relay?.callsFailed, server?.callsFailed, 0, false),
-    row('errors (error logs + failed calls)', relay?.errors, server?.errors, 0, false),
-    row('load generator max write lateness ms', relay?.maxLoadLatenessMs, server?.maxLoadLatenessMs, 1, false),
+    ...countRows(relay, server, { failed: 'calls failed or cut short', errors: 'errors (error logs + failed calls)' }),
     '',
     server && relay
       ? `Added audio latency (server p99 - relay p99): ${fmt(server.audioLatencyMs.p99 - relay.audioLatencyMs.p99, 3)} ms; added word-to-webhook latency p50 / p99: ${fmt(server.wordToWebhookMs.p50 - relay.wordToWebhookMs.p50, 3)} / ${fmt(server.wordToWebhookMs.p99 - relay.wordToWebhookMs.p99, 3)} ms. Audio latency samples: ${server.audioLatencyMs.count}; transcript latency samples: ${server.transcriptLatencyMs.count}; word-to-webhook samples: ${server.wordToWebhookMs.count}.`
