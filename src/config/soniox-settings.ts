@@ -62,8 +62,8 @@ export const sonioxSettings = {
   finishTimeoutMs: setting(positiveMs, { doc: 'Bound on waiting for Soniox to send its last words after the call ends.', default: 10000, env: 'SONIOX_FINISH_TIMEOUT_MS' }),
   audioBatchMs: setting(nonNegativeMs, {
     // 60: over wss:// a message per 20 ms frame is a TLS record and a system call each; three frames
-    // per message cut the main thread's CPU by 16-25% for at most 60 ms more on a final word
-    // (bench/RESULTS.md, session 9 curve). Soniox's own examples send 120 ms.
+    // per message take the server from 1.07x to 0.93x a TLS relay's CPU at 100 calls for +40 ms p99
+    // on a final word (bench/RESULTS.md, sessions 9 and 10). Soniox's own examples send 120 ms.
     doc: 'Send audio in messages of this many ms (0 = forward each frame as it arrives). A word reaches Soniox up to this much later; when the audio pauses, what is held goes out at most 20 ms past it.',
     default: 60,
     env: 'SONIOX_AUDIO_BATCH_MS',
