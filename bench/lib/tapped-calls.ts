@@ -10,6 +10,7 @@
  * and only then does that leg's stream close (Asterisk keeps it open until its channel goes).
  */
 import http from 'node:http'
+import { parseHostPort } from '../../src/cli/cli-support.js'
 import type { CallReplayResult } from '../../src/tools/index.js'
 import type { FakeAri, FakeAriChannelChange } from '../../test/support/fake-ari.js'
 
@@ -62,13 +63,6 @@ export function ariTraffic(ari: FakeAri, since: { requests: number; events: numb
     byRoute[route] = (byRoute[route] ?? 0) + 1
   }
   return { requests: ari.requests.length - since.requests, byRoute, events: ari.stats.events - since.events, violations: [...ari.violations] }
-}
-
-/** host:port or [v6]:port, as ARI_EXTERNAL_HOST is written. */
-export function parseHostPort(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text)
-  if (m === null) throw new Error(`external_host "${text}" is not host:port`)
-  return { host: m[1] ?? m[2] ?? '', port: Number(m[3]) }
 }
 
 /**
@@ -215,7 +209,7 @@ export class TappedCalls {
     const uuid = change.query.data ?? ''
     let target: { host: string; port: number }
     try {
-      target = parseHostPort(change.query.external_host ?? '')
+      target = parseHostPort(change.query.external_host ?? '', 'external_host')
     } catch {
       // Asterisk could not connect either: the leg's stream fails (port 0 refuses), and its call with it.
       target = { host: '127.0.0.1', port: 0 }

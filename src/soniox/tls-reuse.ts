@@ -21,11 +21,6 @@ export class TlsReuse {
   private context: tls.SecureContext | undefined
   /** host:port:servername -> the latest ticket, oldest host first. */
   private readonly tickets = new Map<string, Buffer>()
-  /** Handshakes that resumed a session (for tests and metrics). */
-  resumed = 0
-  /** Handshakes that did not. */
-  full = 0
-
   constructor(private readonly contextOptions: tls.SecureContextOptions = {}) {}
 
   /**
@@ -39,10 +34,6 @@ export class TlsReuse {
     this.context ??= tls.createSecureContext(this.contextOptions)
     const ticket = this.tickets.get(key)
     const socket = tls.connect({ ...options, path: undefined, servername, secureContext: this.context, ...(ticket ? { session: ticket } : {}) })
-    socket.once('secureConnect', () => {
-      if (socket.isSessionReused()) this.resumed++
-      else this.full++
-    })
     // TLS 1.3 sends tickets after the handshake, possibly several: the latest is kept.
     socket.on('session', (session: Buffer) => this.keep(key, session))
     return socket

@@ -6,16 +6,8 @@
  */
 import t from 'tap'
 import { combineShape, conversationCost, conversationTable, sumTraffic, type ShapeFigures } from '../../bench/conversations.js'
-import { parseHostPort, routeOf, type AriTraffic } from '../../bench/lib/tapped-calls.js'
+import { routeOf, type AriTraffic } from '../../bench/lib/tapped-calls.js'
 import { distribution } from '../../bench/lib/stats.js'
-
-t.test('parseHostPort: host:port and [v6]:port, as ARI_EXTERNAL_HOST is written', async (t) => {
-  t.same(parseHostPort('127.0.0.1:9092'), { host: '127.0.0.1', port: 9092 })
-  t.same(parseHostPort('[fd00::5]:9092'), { host: 'fd00::5', port: 9092 })
-  t.same(parseHostPort('pbx-tap.internal:40000'), { host: 'pbx-tap.internal', port: 40000 })
-  t.throws(() => parseHostPort('127.0.0.1'), /not host:port/)
-  t.throws(() => parseHostPort(''), /not host:port/)
-})
 
 t.test('routeOf: ids replaced, route words kept, so one route of many calls counts once', async (t) => {
   t.equal(routeOf('POST', ['channels', 'bench-1.1', 'snoop']), 'POST /channels/{id}/snoop')

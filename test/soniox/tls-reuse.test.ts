@@ -45,9 +45,7 @@ t.test('connects after the first resume the first one\'s session, with one conte
   const server = await tlsWebSocketServer(t)
   const reuse = new TlsReuse({ ca: server.ca })
   for (let i = 0; i < 3; i++) await openAndClose(createSonioxSocket(server.url, { Authorization: 'Bearer k' }, 5000, reuse))
-  t.equal(reuse.full, 1, 'one full handshake')
-  t.equal(reuse.resumed, 2, 'then two resumed ones')
-  t.strictSame(server.resumedOnServer, [false, true, true], 'as the server saw them')
+  t.strictSame(server.resumedOnServer, [false, true, true], 'one full handshake, then two resumed ones, as the server saw them')
 })
 
 t.test('the shared context still verifies the certificate: an unknown CA is refused', { skip }, async (t) => {
@@ -56,15 +54,17 @@ t.test('the shared context still verifies the certificate: an unknown CA is refu
   const socket = createSonioxSocket(server.url, {}, 5000, reuse)
   const error = await new Promise<Error>((resolve) => socket.once('error', resolve))
   t.match(error.message, /certificate/)
-  t.equal(reuse.full + reuse.resumed, 0, 'no handshake completed')
   t.strictSame(server.resumedOnServer, [], 'no WebSocket reached the server')
 })
 
 t.test('ws:// URLs do not go through it', async (t) => {
+  let connects = 0
   const reuse = new TlsReuse()
+  const connect = reuse.connect
+  Object.defineProperty(reuse, 'connect', { value: (options: Parameters<typeof connect>[0]) => (connects++, connect(options)) })
   const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
   await new Promise<void>((resolve) => server.once('listening', resolve))
   t.teardown(() => server.close())
   await openAndClose(createSonioxSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/`, {}, 5000, reuse))
-  t.equal(reuse.full + reuse.resumed, 0)
+  t.equal(connects, 0, 'a plain socket, not a TLS one from the shared context')
 })
